@@ -1,0 +1,66 @@
+import { mysqlTable, varchar, json, int, datetime, char, bigint, text, index, primaryKey } from 'drizzle-orm/mysql-core'
+
+const ts = (name: string) => datetime(name, { mode: 'date', fsp: 3 })
+
+export const documents = mysqlTable('documents', {
+  /** UUIDv7: ordering by id is ordering by creation time */
+  id: varchar('id', { length: 36 }).primaryKey(),
+  ownerId: varchar('owner_id', { length: 36 }).notNull(),
+  title: varchar('title', { length: 500 }).notNull(),
+  description: text('description'),
+  filename: varchar('filename', { length: 255 }).notNull(),
+  mimeType: varchar('mime_type', { length: 255 }).notNull(),
+  size: bigint('size', { mode: 'number', unsigned: true }).notNull(),
+  sha256: char('sha256', { length: 64 }).notNull(),
+  status: varchar('status', { length: 16 }).notNull(),
+  visibility: varchar('visibility', { length: 16 }).notNull().default('private'),
+  tags: json('tags').$type<string[]>().notNull(),
+  storageKey: varchar('storage_key', { length: 512 }).notNull(),
+  thumbnailKey: varchar('thumbnail_key', { length: 512 }),
+  thumbnailWidth: int('thumbnail_width'),
+  thumbnailHeight: int('thumbnail_height'),
+  metadata: json('metadata').$type<Record<string, unknown>>().notNull(),
+  error: text('error'),
+  version: int('version').notNull().default(1),
+  createdAt: ts('created_at').notNull(),
+  updatedAt: ts('updated_at').notNull(),
+  deletedAt: ts('deleted_at'),
+}, (t) => [
+  index('documents_owner_idx').on(t.ownerId, t.deletedAt, t.id),
+  index('documents_visibility_idx').on(t.visibility, t.deletedAt, t.id),
+  index('documents_deleted_idx').on(t.deletedAt, t.id),
+])
+
+export const documentTags = mysqlTable('document_tags', {
+  documentId: varchar('document_id', { length: 36 }).notNull(),
+  tag: varchar('tag', { length: 64 }).notNull(),
+}, (t) => [
+  primaryKey({ columns: [t.documentId, t.tag] }),
+  index('document_tags_tag_idx').on(t.tag, t.documentId),
+])
+
+export const documentShares = mysqlTable('document_shares', {
+  documentId: varchar('document_id', { length: 36 }).notNull(),
+  userId: varchar('user_id', { length: 36 }).notNull(),
+  access: varchar('access', { length: 8 }).notNull(),
+  createdAt: ts('created_at').notNull(),
+}, (t) => [
+  primaryKey({ columns: [t.documentId, t.userId] }),
+  index('document_shares_user_idx').on(t.userId, t.documentId),
+])
+
+/** Pre-signed uploads waiting for their bytes and the complete call. */
+export const uploads = mysqlTable('uploads', {
+  id: varchar('id', { length: 36 }).primaryKey(),
+  userId: varchar('user_id', { length: 36 }).notNull(),
+  filename: varchar('filename', { length: 255 }).notNull(),
+  mimeType: varchar('mime_type', { length: 255 }).notNull(),
+  size: bigint('size', { mode: 'number', unsigned: true }).notNull(),
+  sha256: char('sha256', { length: 64 }),
+  storageKey: varchar('storage_key', { length: 512 }).notNull(),
+  status: varchar('status', { length: 16 }).notNull().default('pending'),
+  expiresAt: ts('expires_at').notNull(),
+  createdAt: ts('created_at').notNull(),
+}, (t) => [
+  index('uploads_status_expires_idx').on(t.status, t.expiresAt),
+])

@@ -1,0 +1,3 @@
+export * from './users.js'
+export * from './documents.js'
+export * from './ingestions.js'

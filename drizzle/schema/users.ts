@@ -1,0 +1,62 @@
+import { mysqlTable, varchar, boolean, json, int, datetime, char, bigint, index, uniqueIndex } from 'drizzle-orm/mysql-core'
+
+const ts = (name: string) => datetime(name, { mode: 'date', fsp: 3 })
+
+export const users = mysqlTable('users', {
+  id: varchar('id', { length: 36 }).primaryKey(),
+  email: varchar('email', { length: 254 }).notNull(),
+  name: varchar('name', { length: 200 }),
+  passwordHash: varchar('password_hash', { length: 100 }).notNull(),
+  role: varchar('role', { length: 16 }).notNull().default('viewer'),
+  grants: json('grants').$type<string[]>().notNull(),
+  revokes: json('revokes').$type<string[]>().notNull(),
+  disabled: boolean('disabled').notNull().default(false),
+  /** bumped on every change that affects authorization (role, grants, disable, password) */
+  authVersion: int('auth_version').notNull().default(1),
+  createdAt: ts('created_at').notNull(),
+  updatedAt: ts('updated_at').notNull(),
+}, (t) => [
+  uniqueIndex('users_email_uq').on(t.email),
+  index('users_role_idx').on(t.role, t.id),
+])
+
+export const sessions = mysqlTable('sessions', {
+  id: varchar('id', { length: 36 }).primaryKey(),
+  userId: varchar('user_id', { length: 36 }).notNull(),
+  createdAt: ts('created_at').notNull(),
+  lastUsedAt: ts('last_used_at').notNull(),
+  expiresAt: ts('expires_at').notNull(),
+  revokedAt: ts('revoked_at'),
+  revokedReason: varchar('revoked_reason', { length: 32 }),
+  ip: varchar('ip', { length: 64 }),
+  userAgent: varchar('user_agent', { length: 512 }),
+}, (t) => [
+  index('sessions_user_idx').on(t.userId, t.revokedAt),
+])
+
+/** Every refresh token ever issued, stored only as a sha256 hash; rotated ones are kept for reuse detection. */
+export const refreshTokens = mysqlTable('refresh_tokens', {
+  tokenHash: char('token_hash', { length: 64 }).primaryKey(),
+  sessionId: varchar('session_id', { length: 36 }).notNull(),
+  createdAt: ts('created_at').notNull(),
+  rotatedAt: ts('rotated_at'),
+}, (t) => [
+  index('refresh_tokens_session_idx').on(t.sessionId),
+])
+
+export const auditEvents = mysqlTable('audit_events', {
+  id: bigint('id', { mode: 'number', unsigned: true }).autoincrement().primaryKey(),
+  at: ts('at').notNull(),
+  actorId: varchar('actor_id', { length: 36 }),
+  action: varchar('action', { length: 64 }).notNull(),
+  subject: varchar('subject', { length: 128 }),
+  ip: varchar('ip', { length: 64 }),
+  userAgent: varchar('user_agent', { length: 512 }),
+  requestId: varchar('request_id', { length: 128 }),
+  payload: json('payload').$type<Record<string, unknown>>(),
+}, (t) => [
+  index('audit_at_idx').on(t.at),
+  index('audit_actor_idx').on(t.actorId, t.id),
+  index('audit_action_idx').on(t.action, t.id),
+  index('audit_subject_idx').on(t.subject, t.id),
+])

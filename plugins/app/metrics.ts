@@ -1,0 +1,92 @@
+import fp from 'fastify-plugin'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { QUEUE_NAMES } from '../../src/jobs/index.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: {
+      registry: Registry
+      jobOutcomes: Counter<'queue' | 'job' | 'outcome'>
+      gauges: Gauge[]
+    }
+  }
+}
+
+interface PoolInternals { _allConnections?: { length: number }, _freeConnections?: { length: number }, _connectionQueue?: { length: number } }
+
+/**
+ * Prometheus metrics, one registry per app instance (tests build several). Request rate and latency
+ * by route and status; queue depths and job outcomes by queue, ingestion outcomes, DB pool usage and
+ * event-loop delay are read at scrape time.
+ */
+export default fp(async (fastify) => {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'quire_', eventLoopMonitoringPrecision: 20 })
+
+  const requests = new Histogram({
+    name: 'quire_http_request_duration_seconds',
+    help: 'HTTP request latency by route, method and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  })
+
+  const jobOutcomes = new Counter({
+    name: 'quire_job_outcomes_total',
+    help: 'Jobs finished by this process, by queue, job and outcome',
+    labelNames: ['queue', 'job', 'outcome'] as const,
+    registers: [registry],
+  })
+
+  const queueDepth = new Gauge({
+    name: 'quire_queue_jobs',
+    help: 'Jobs per queue and state (BullMQ counts, shared by every process)',
+    labelNames: ['queue', 'state'] as const,
+    registers: [registry],
+    async collect () {
+      await Promise.all(QUEUE_NAMES.map(async (name) => {
+        try {
+          const counts = await fastify.queues[name].getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized', 'waiting-children')
+          for (const [state, n] of Object.entries(counts)) this.set({ queue: name, state }, n)
+        } catch { /* Redis down: keep the last values */ }
+      }))
+    },
+  })
+
+  const ingestionStatus = new Gauge({
+    name: 'quire_ingestions',
+    help: 'Ingestions by status',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect () {
+      try {
+        const [rows] = await fastify.dbPool.query('SELECT status, COUNT(*) AS n FROM ingestions GROUP BY status') as unknown as [Array<{ status: string, n: number }>]
+        this.reset()
+        for (const r of rows) this.set({ status: r.status }, Number(r.n))
+      } catch { /* DB down: keep the last values */ }
+    },
+  })
+
+  const pool = (fastify.dbPool as unknown as { pool?: PoolInternals }).pool
+  const dbPool = new Gauge({
+    name: 'quire_db_pool_connections',
+    help: 'MySQL pool connections by state',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect () {
+      const all = pool?._allConnections?.length ?? 0
+      const free = pool?._freeConnections?.length ?? 0
+      this.set({ state: 'total' }, all)
+      this.set({ state: 'idle' }, free)
+      this.set({ state: 'busy' }, all - free)
+      this.set({ state: 'queued_requests' }, pool?._connectionQueue?.length ?? 0)
+    },
+  })
+
+  fastify.decorate('metrics', { registry, jobOutcomes, gauges: [queueDepth, ingestionStatus, dbPool] })
+
+  fastify.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? (request.is404 ? 'not_found' : 'unknown')
+    requests.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000)
+  })
+}, { name: 'metrics', dependencies: ['db', 'queue'] })

@@ -1,0 +1,51 @@
+import fp from 'fastify-plugin'
+import { Queue, type JobsOptions } from 'bullmq'
+import { createRedis } from '../../src/redis.js'
+import { QUEUE_NAMES, jobs, type QueueName } from '../../src/jobs/index.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    queues: Record<QueueName, Queue>
+    /** Enqueues a registered job with its default options merged under `opts`. */
+    enqueue: (job: string, data: unknown, opts?: JobsOptions) => Promise<string>
+  }
+}
+
+const byName = new Map(jobs.map(j => [j.name, j]))
+
+export default fp(async (fastify) => {
+  // Producers share one fail-fast connection: a Redis outage becomes a 503, not a hung request.
+  const connection = createRedis(fastify.config.REDIS_URL, { maxRetriesPerRequest: 1 })
+  connection.on('error', () => { /* logged by the main redis plugin */ })
+  const prefix = `${fastify.config.REDIS_PREFIX}:bull`
+  const queues = Object.fromEntries(QUEUE_NAMES.map(name => {
+    const q = new Queue(name, { connection, prefix })
+    q.on('error', (err) => fastify.log.warn({ err, queue: name }, 'queue error'))
+    return [name, q]
+  })) as Record<QueueName, Queue>
+  fastify.decorate('queues', queues)
+  fastify.decorate('enqueue', async (name: string, data: unknown, opts: JobsOptions = {}) => {
+    const def = byName.get(name)
+    if (def === undefined) throw new Error(`unknown job ${name}`)
+    const job = await queues[def.queue].add(name, data, { removeOnComplete: { age: 24 * 3600, count: 10000 }, removeOnFail: { age: 7 * 24 * 3600 }, ...def.options, ...opts })
+    return String(job.id)
+  })
+
+  fastify.addHook('onReady', async () => {
+    // BullMQ needs keys never evicted; managed Redis may forbid CONFIG, so this only warns.
+    try {
+      const res = await fastify.redis.config('GET', 'maxmemory-policy') as string[]
+      const policy = res[1]
+      if (policy !== undefined && policy !== 'noeviction') {
+        fastify.log.warn({ policy }, 'redis maxmemory-policy is not noeviction: queued jobs can be lost under memory pressure')
+      }
+    } catch (err) {
+      fastify.log.debug({ err }, 'could not read redis maxmemory-policy')
+    }
+  })
+
+  fastify.addHook('onClose', async () => {
+    await Promise.allSettled(Object.values(queues).map(async q => await q.close()))
+    connection.disconnect()
+  })
+}, { name: 'queue', dependencies: ['config', 'redis'] })

@@ -1,0 +1,27 @@
+import fp from 'fastify-plugin'
+import type { Redis } from 'ioredis'
+import { createRedis, waitReady } from '../../src/redis.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    redis: Redis
+    /** Prefix for every key Quire writes, so several deployments (or test runs) can share a Redis. */
+    redisKey: (...parts: string[]) => string
+  }
+}
+
+export default fp(async (fastify) => {
+  const redis = createRedis(fastify.config.REDIS_URL)
+  let lastError = ''
+  redis.on('error', (err: Error) => {
+    // ioredis emits on every reconnect attempt: log each distinct failure once.
+    if (err.message !== lastError) fastify.log.warn({ err }, 'redis connection error')
+    lastError = err.message
+  })
+  redis.on('ready', () => { lastError = '' })
+  fastify.decorate('redis', redis)
+  const prefix = fastify.config.REDIS_PREFIX
+  fastify.decorate('redisKey', (...parts: string[]) => `${prefix}:${parts.join(':')}`)
+  if (!await waitReady(redis)) fastify.log.error('redis is not reachable at boot; continuing, readiness will report it')
+  fastify.addHook('onClose', async () => { redis.disconnect() })
+}, { name: 'redis', dependencies: ['config'] })

@@ -1,0 +1,35 @@
+import fp from 'fastify-plugin'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { FastifySchema } from 'fastify'
+
+interface ObjectSchema { properties?: Record<string, { default?: unknown }>, required?: string[] }
+
+function withOptionalDefaults (schema: FastifySchema): FastifySchema {
+  const query = (schema as FastifySchema | undefined)?.querystring as ObjectSchema | undefined
+  if (query?.required === undefined || query.properties === undefined) return schema
+  const properties = query.properties
+  return { ...schema, querystring: { ...query, required: query.required.filter(k => properties[k]?.default === undefined) } }
+}
+
+export default fp(async (fastify) => {
+  await fastify.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Quire API',
+        description: 'User, document and ingestion management. Errors always use the ErrorResponse shape.',
+        version: '0.1.0',
+      },
+      servers: [{ url: fastify.config.PUBLIC_URL }],
+      components: {
+        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      },
+      security: [{ bearerAuth: [] }],
+    },
+    // A query parameter with a default is optional for the caller, though the validated type has it.
+    transform: ({ schema, url }) => ({ schema: withOptionalDefaults(schema), url }),
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  })
+  await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: false })
+}, { name: 'swagger', dependencies: ['config'] })

@@ -1,0 +1,131 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { Job, JobType, Queue } from 'bullmq'
+import { QUEUE_NAMES, type QueueName } from '../../src/jobs/index.js'
+import { authErrors, errors, NoContent } from '../../src/schemas/common.js'
+import { AppError, conflict, notFound } from '../../src/lib/errors.js'
+
+const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized', 'waiting-children'] as const
+const COUNTED = ['waiting', 'active', 'delayed', 'completed', 'failed', 'paused'] as const
+
+const Counts = Type.Object(Object.fromEntries(COUNTED.map(s => [s, Type.Integer()])) as Record<typeof COUNTED[number], ReturnType<typeof Type.Integer>>)
+const QueueInfo = Type.Object({ name: Type.String(), counts: Counts })
+const JobInfo = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  queue: Type.String(),
+  state: Type.String(),
+  data: Type.Unknown(),
+  attemptsMade: Type.Integer(),
+  attempts: Type.Integer({ description: 'the retry budget' }),
+  failedReason: Type.Union([Type.String(), Type.Null()]),
+  returnValue: Type.Unknown(),
+  createdAt: Type.String({ format: 'date-time' }),
+  processedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  finishedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  delay: Type.Integer(),
+})
+const QueueParam = Type.Object({ queue: Type.String({ maxLength: 64 }) })
+const JobParam = Type.Object({ queue: Type.String({ maxLength: 64 }), id: Type.String({ maxLength: 200 }) })
+
+const iso = (ms: number | undefined): string | null => ms === undefined || ms === null ? null : new Date(ms).toISOString()
+
+async function describe (job: Job, state?: string) {
+  return {
+    id: String(job.id),
+    name: job.name,
+    queue: job.queueName,
+    state: state ?? await job.getState(),
+    data: job.data ?? null,
+    attemptsMade: job.attemptsMade,
+    attempts: job.opts.attempts ?? 1,
+    failedReason: job.failedReason ?? null,
+    returnValue: job.returnvalue ?? null,
+    createdAt: new Date(job.timestamp).toISOString(),
+    processedAt: iso(job.processedOn),
+    finishedAt: iso(job.finishedOn),
+    delay: job.delay ?? 0,
+  }
+}
+
+/** Queue and job control for operators (`jobs:manage`), over every queue the product has. */
+const adminQueues: FastifyPluginAsyncTypebox = async (fastify) => {
+  const queueOf = (name: string): Queue => {
+    if (!(QUEUE_NAMES as readonly string[]).includes(name)) throw notFound('Queue')
+    return fastify.queues[name as QueueName]
+  }
+  const jobOf = async (queue: Queue, id: string): Promise<Job> => {
+    const job = await queue.getJob(id)
+    if (job === undefined || job === null) throw notFound('Job')
+    return job
+  }
+
+  fastify.get('/queues', {
+    config: { permission: 'jobs:manage' },
+    schema: { tags: ['admin'], summary: 'Every queue with its job counts', description: '`waiting` includes prioritized jobs; `paused` is the number of waiting jobs held back when the queue is paused (0 otherwise).', response: { 200: Type.Array(QueueInfo), ...authErrors } },
+  }, async () => {
+    return await Promise.all(QUEUE_NAMES.map(async (name) => {
+      const q = fastify.queues[name]
+      const [c, paused] = await Promise.all([q.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized'), q.isPaused()])
+      const waiting = (c.waiting ?? 0) + (c.prioritized ?? 0)
+      return { name, counts: { waiting, active: c.active ?? 0, delayed: c.delayed ?? 0, completed: c.completed ?? 0, failed: c.failed ?? 0, paused: paused ? waiting : 0 } }
+    }))
+  })
+
+  fastify.get('/queues/:queue/jobs', {
+    config: { permission: 'jobs:manage' },
+    schema: {
+      tags: ['admin'],
+      summary: 'Jobs of a queue in one state, newest first',
+      params: QueueParam,
+      querystring: Type.Object({ state: Type.Optional(Type.Union(STATES.map(s => Type.Literal(s)), { default: 'failed' })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })) }, { additionalProperties: false }),
+      response: { 200: Type.Object({ items: Type.Array(JobInfo) }), ...authErrors, ...errors(404) },
+    },
+  }, async (request) => {
+    const queue = queueOf(request.params.queue)
+    const state = request.query.state ?? 'failed'
+    const jobs = await queue.getJobs([state as JobType], 0, (request.query.limit ?? 20) - 1, false)
+    return { items: await Promise.all(jobs.filter(j => j !== undefined && j !== null).map(async j => await describe(j, state))) }
+  })
+
+  fastify.get('/queues/:queue/jobs/:id', {
+    config: { permission: 'jobs:manage' },
+    schema: { tags: ['admin'], summary: 'One job', params: JobParam, response: { 200: JobInfo, ...authErrors, ...errors(404) } },
+  }, async (request) => {
+    return await describe(await jobOf(queueOf(request.params.queue), request.params.id))
+  })
+
+  fastify.post('/queues/:queue/jobs/:id/retry', {
+    config: { permission: 'jobs:manage' },
+    schema: {
+      tags: ['admin'],
+      summary: 'Run a failed (or completed) job again',
+      description: 'Re-runs the BullMQ job. For ingestions prefer POST /ingestions/:id/retry: a dispatch job re-run for a final ingestion does nothing. 409 `invalid_job_state` for waiting/active/delayed jobs.',
+      params: JobParam,
+      response: { 200: JobInfo, ...authErrors, ...errors(404, 409) },
+    },
+  }, async (request) => {
+    const job = await jobOf(queueOf(request.params.queue), request.params.id)
+    const state = await job.getState()
+    if (state !== 'failed' && state !== 'completed') throw conflict(`Only failed or completed jobs can be retried (state ${state})`, 'invalid_job_state')
+    await job.retry(state)
+    await fastify.audit(request, { action: 'job.retry', subject: `${job.queueName}/${String(job.id)}`, payload: { name: job.name } })
+    return await describe(job)
+  })
+
+  fastify.delete('/queues/:queue/jobs/:id', {
+    config: { permission: 'jobs:manage' },
+    schema: { tags: ['admin'], summary: 'Remove a job (not an active one)', params: JobParam, response: { 204: NoContent, ...authErrors, ...errors(404, 409) } },
+  }, async (request, reply) => {
+    const job = await jobOf(queueOf(request.params.queue), request.params.id)
+    try {
+      await job.remove()
+    } catch (err) {
+      if (err instanceof AppError) throw err
+      throw conflict('The job is locked (being processed) and cannot be removed now', 'invalid_job_state')
+    }
+    await fastify.audit(request, { action: 'job.delete', subject: `${job.queueName}/${String(job.id)}`, payload: { name: job.name } })
+    return await reply.code(204).send(null)
+  })
+}
+
+export default adminQueues

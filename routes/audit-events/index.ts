@@ -1,0 +1,24 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { listAuditEvents } from '../../src/domain/audit.js'
+import { Page, PageQuery, authErrors } from '../../src/schemas/common.js'
+import { AuditEvent } from '../../src/schemas/auth.js'
+
+/** The audit log (`audit:read`): who did what, when, from where. */
+const auditRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/', {
+    config: { permission: 'audit:read' },
+    schema: {
+      tags: ['admin'],
+      summary: 'Audit events, newest first',
+      querystring: Type.Object({
+        ...PageQuery,
+        actorId: Type.Optional(Type.String({ maxLength: 64 })),
+        action: Type.Optional(Type.String({ maxLength: 64, description: 'exact action, or a prefix ending in ".*" such as "auth.*"' })),
+        subject: Type.Optional(Type.String({ maxLength: 128, description: 'e.g. "user:<id>", "session:<id>", "document:<id>"' })),
+      }, { additionalProperties: false }),
+      response: { 200: Page(AuditEvent), ...authErrors },
+    },
+  }, async (request) => await listAuditEvents(fastify.db, { ...request.query, limit: request.query.limit ?? 20 }))
+}
+
+export default auditRoutes

@@ -1,0 +1,83 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { authErrors, errors, IdParam } from '../../src/schemas/common.js'
+import { requireDocument } from '../../src/domain/document-access.js'
+import { AppError, notFound } from '../../src/lib/errors.js'
+import { contentDisposition, parseRange } from '../../src/lib/http.js'
+import { StorageNotFound } from '../../src/storage/types.js'
+
+const Bytes = Type.Unsafe<unknown>({ type: 'string', format: 'binary', description: 'the file bytes' })
+const Redirect = Type.Null({ description: 'Location: a short-lived pre-signed URL' })
+
+/** An If-None-Match list matching the entity tag (weak comparison, `*` matches anything). */
+function matchesEtag (header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false
+  return header.split(',').map(s => s.trim().replace(/^W\//, '')).some(t => t === '*' || t === etag)
+}
+
+const contentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { db, storage, config } = fastify
+
+  fastify.get('/:id/content', {
+    config: { permission: 'documents:read' },
+    schema: {
+      tags: ['documents'],
+      summary: 'Download the bytes (Range, If-None-Match; redirect=true gives a pre-signed URL on S3)',
+      params: IdParam,
+      querystring: Type.Object({ redirect: Type.Boolean({ default: false }) }, { additionalProperties: false }),
+      response: { 200: Bytes, 206: Bytes, 302: Redirect, 304: Type.Null(), ...authErrors, ...errors(404, 416) },
+    },
+  }, async (request, reply) => {
+    const { doc } = await requireDocument(db, request.user, request.params.id, 'read', 'any')
+    const etag = `"${doc.sha256}"`
+    reply.header('etag', etag).header('accept-ranges', 'bytes').header('cache-control', 'private, no-cache')
+    if (matchesEtag(request.headers['if-none-match'], etag)) return await reply.code(304).send(null)
+
+    const range = parseRange(request.headers.range, doc.size)
+    const audit = (kind: string) => fastify.audit(request, { action: 'document.download', subject: doc.id, payload: { kind, ...(range !== null && range !== 'unsatisfiable' ? { range: [range.start, range.end] } : {}) } })
+    if (request.query.redirect && storage.driver === 's3') {
+      const url = await storage.presignGet(doc.storageKey, { expiresIn: config.DOWNLOAD_URL_TTL, filename: doc.filename, contentType: doc.mimeType })
+      await audit('redirect')
+      return await reply.header('cache-control', 'no-store').redirect(url, 302)
+    }
+    if (range === 'unsatisfiable') {
+      throw new AppError(416, 'range_not_satisfiable', `The document has ${doc.size} bytes`, undefined, { 'content-range': `bytes */${doc.size}` })
+    }
+    let body
+    try {
+      body = await storage.get(doc.storageKey, range ?? undefined)
+    } catch (err) {
+      if (err instanceof StorageNotFound) {
+        request.log.error({ documentId: doc.id, key: doc.storageKey }, 'document row without its object')
+        throw notFound('Document content')
+      }
+      throw err
+    }
+    await audit(range === null ? 'full' : 'range')
+    reply.type(doc.mimeType).header('content-disposition', contentDisposition(doc.filename)).header('x-content-type-options', 'nosniff')
+    if (range !== null) {
+      reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${doc.size}`).header('content-length', range.end - range.start + 1)
+    } else {
+      reply.header('content-length', doc.size)
+    }
+    return await reply.send(body)
+  })
+
+  fastify.get('/:id/thumbnail', {
+    config: { permission: 'documents:read' },
+    schema: {
+      tags: ['documents'],
+      summary: 'The webp thumbnail of an image document (404 when it has none)',
+      params: IdParam,
+      response: { 200: Bytes, ...authErrors, ...errors(404) },
+    },
+  }, async (request, reply) => {
+    const { doc } = await requireDocument(db, request.user, request.params.id, 'read', 'any')
+    if (doc.thumbnailKey === null) throw notFound('Thumbnail')
+    const info = await storage.head(doc.thumbnailKey)
+    if (info === null) throw notFound('Thumbnail')
+    return await reply.type('image/webp').header('content-length', info.size).header('cache-control', 'private, max-age=300')
+      .header('etag', `"t${doc.version}"`).send(await storage.get(doc.thumbnailKey))
+  })
+}
+
+export default contentRoutes

@@ -1,0 +1,25 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { readiness } from '../../src/domain/health.js'
+
+const Check = Type.Union([Type.Literal('ok'), Type.Literal('fail')])
+const Ready = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
+  checks: Type.Object({ db: Check, redis: Check, storage: Check }),
+})
+
+const health: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/', {
+    config: { public: true, rateLimit: false },
+    schema: { tags: ['operations'], summary: 'Liveness: the process answers', security: [], response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
+  }, async () => ({ status: 'ok' as const }))
+
+  fastify.get('/ready', {
+    config: { public: true, rateLimit: false },
+    schema: { tags: ['operations'], summary: 'Readiness: db, redis and storage', security: [], response: { 200: Ready, 503: Ready } },
+  }, async (_request, reply) => {
+    const r = await readiness(fastify)
+    return await reply.code(r.ok ? 200 : 503).send({ status: r.ok ? 'ok' : 'unavailable', checks: r.checks })
+  })
+}
+
+export default health

@@ -1,0 +1,84 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { IdParam, Page, PageQuery, authErrors, errors } from '../../src/schemas/common.js'
+import { BulkTriggerBody, IdempotencyHeaders, Ingestion, IngestionStatus } from '../../src/schemas/ingestions.js'
+import { cancelIngestion, dtosOf, listIngestions, loadIngestionFor, retryIngestion, triggerIngestions } from '../../src/domain/ingestions.js'
+import { notFound } from '../../src/lib/errors.js'
+
+const ingestionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/', {
+    config: { permission: 'ingestions:read' },
+    schema: {
+      tags: ['ingestions'],
+      summary: 'List ingestions of documents I can see, newest first',
+      querystring: Type.Object({ ...PageQuery, documentId: Type.Optional(Type.String({ maxLength: 64 })), status: Type.Optional(IngestionStatus) }, { additionalProperties: false }),
+      response: { 200: Page(Ingestion), ...authErrors },
+    },
+  }, async (request) => {
+    const q = request.query
+    return await listIngestions(fastify.db, request.user, { limit: q.limit ?? 20, cursor: q.cursor, documentId: q.documentId, status: q.status })
+  })
+
+  fastify.post('/', {
+    config: { permission: 'ingestions:trigger' },
+    schema: {
+      tags: ['ingestions'],
+      summary: 'Ingest several documents (1..100, no duplicates)',
+      description: 'All or nothing: every document is checked first; one invisible (or unknown) id answers 404 naming it, one that is readable but not writable answers 403, and nothing is created. ' +
+        'With `Idempotency-Key`, a repeated request returns the same ingestions (each document keyed `<key>#<documentId>`). 503 when the job queue is down (nothing is created).',
+      headers: IdempotencyHeaders,
+      body: BulkTriggerBody,
+      response: { 202: Type.Object({ items: Type.Array(Ingestion) }), ...authErrors, ...errors(404, 409) },
+    },
+  }, async (request, reply) => {
+    const b = request.body
+    const items = await triggerIngestions(fastify, request.user, b.documentIds, {
+      pipeline: b.pipeline ?? 'default',
+      options: b.options ?? {},
+      idempotencyKey: request.headers['idempotency-key'] ?? null,
+      requestId: String(request.id),
+    }, true)
+    await fastify.audit(request, { action: 'ingestion.trigger', subject: null, payload: { bulk: true, ingestionIds: items.map(i => i.id), documentIds: b.documentIds } })
+    return await reply.code(202).send({ items })
+  })
+
+  fastify.get('/:id', {
+    config: { permission: 'ingestions:read' },
+    schema: { tags: ['ingestions'], summary: 'One ingestion with its events', params: IdParam, response: { 200: Ingestion, ...authErrors, ...errors(404) } },
+  }, async (request) => {
+    const found = await loadIngestionFor(fastify, request.user, request.params.id)
+    if (found === null) throw notFound('Ingestion')
+    return (await dtosOf(fastify.db, [found.row]))[0]
+  })
+
+  fastify.post('/:id/retry', {
+    config: { permission: 'ingestions:read' },
+    schema: {
+      tags: ['ingestions'],
+      summary: 'Retry a failed or cancelled ingestion (a new attempt cycle)',
+      description: 'Needs `ingestions:manage`, or `ingestions:trigger` with write access to the document. 409 `invalid_transition` for other statuses.',
+      params: IdParam,
+      response: { 202: Ingestion, ...authErrors, ...errors(404, 409) },
+    },
+  }, async (request, reply) => {
+    const item = await retryIngestion(fastify, request.user, request.params.id, String(request.id))
+    await fastify.audit(request, { action: 'ingestion.retry', subject: item.id, payload: { documentId: item.documentId } })
+    return await reply.code(202).send(item)
+  })
+
+  fastify.post('/:id/cancel', {
+    config: { permission: 'ingestions:read' },
+    schema: {
+      tags: ['ingestions'],
+      summary: 'Cancel a queued or running ingestion',
+      description: 'Further attempts stop and a late callback is ignored. Needs `ingestions:manage`, or `ingestions:trigger` with write access to the document. 409 `invalid_transition` when already final.',
+      params: IdParam,
+      response: { 200: Ingestion, ...authErrors, ...errors(404, 409) },
+    },
+  }, async (request) => {
+    const item = await cancelIngestion(fastify, request.user, request.params.id)
+    await fastify.audit(request, { action: 'ingestion.cancel', subject: item.id, payload: { documentId: item.documentId } })
+    return item
+  })
+}
+
+export default ingestionRoutes

@@ -1,0 +1,80 @@
+import type { ServerResponse } from 'node:http'
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { IdParam, authErrors, errors } from '../../src/schemas/common.js'
+import { findIngestion, loadIngestionFor } from '../../src/domain/ingestions.js'
+import { isFinal, type StatusMessage } from '../../src/domain/ingestion-events.js'
+import { notFound, unavailable } from '../../src/lib/errors.js'
+
+const HEARTBEAT_MS = 15_000
+
+/**
+ * GET /ingestions/:id/events — Server-Sent Events. The current status first, then every status
+ * change and attempt (`event: status`, data `{id, status, type, message, at}`), fed through Redis
+ * pub/sub so it works on any API process; the stream ends after a final status. `: ping` comments
+ * keep proxies from closing an idle stream.
+ */
+const ingestionEvents: FastifyPluginAsyncTypebox = async (fastify) => {
+  const open = new Set<ServerResponse>()
+  // SSE connections are never idle: end them so a graceful shutdown does not wait for clients.
+  fastify.addHook('preClose', async () => { for (const res of open) res.end() })
+
+  fastify.get('/:id/events', {
+    config: { permission: 'ingestions:read', rateLimit: false },
+    schema: {
+      tags: ['ingestions'],
+      summary: 'Stream status changes (text/event-stream) until a final status',
+      params: IdParam,
+      produces: ['text/event-stream'],
+      response: { 200: Type.String({ description: 'event: status\\ndata: {"id","status","type","message","at"}' }), ...authErrors, ...errors(404) },
+    },
+  }, async (request, reply) => {
+    const found = await loadIngestionFor(fastify, request.user, request.params.id)
+    if (found === null) throw notFound('Ingestion')
+    const id = found.row.id
+    const res = reply.raw
+    let ended = false
+    let unsubscribe = (): void => {}
+    const finish = (): void => {
+      if (ended) return
+      ended = true
+      clearInterval(heartbeat)
+      unsubscribe()
+      open.delete(res)
+      if (!res.writableEnded) res.end()
+    }
+    const send = (msg: StatusMessage): void => {
+      if (ended) return
+      res.write(`event: status\ndata: ${JSON.stringify(msg)}\n\n`)
+      if (isFinal(msg.status)) finish()
+    }
+    // Subscribe before reading the snapshot, so no change can fall between the two.
+    const pending: StatusMessage[] = []
+    let live = false
+    try {
+      unsubscribe = await fastify.ingestionEvents.subscribe(id, (msg) => { if (live) send(msg); else pending.push(msg) })
+    } catch (err) {
+      request.log.warn({ err }, 'ingestion events: subscriber unavailable')
+      throw unavailable('Live events are unavailable, retry later')
+    }
+    const row = await findIngestion(fastify.db, id).catch((err: unknown) => { unsubscribe(); throw err })
+    reply.hijack()
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'x-request-id': String(request.id),
+    })
+    const heartbeat = setInterval(() => { if (!ended) res.write(': ping\n\n') }, HEARTBEAT_MS)
+    open.add(res)
+    request.raw.on('close', finish)
+    res.on('error', finish)
+    const snapshot = row ?? found.row
+    res.write('retry: 3000\n\n')
+    send({ id, status: snapshot.status, type: 'snapshot', message: `current status: ${snapshot.status}`, at: snapshot.updatedAt.toISOString() })
+    live = true
+    for (const msg of pending) send(msg)
+  })
+}
+
+export default ingestionEvents

@@ -1,0 +1,88 @@
+import { Transform } from 'node:stream'
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { LocalStorage } from '../../src/storage/local.js'
+import type { SignedGrant } from '../../src/storage/signed-url.js'
+import { AppError, notFound } from '../../src/lib/errors.js'
+import { contentDisposition, parseRange } from '../../src/lib/http.js'
+import { errors } from '../../src/schemas/common.js'
+
+const TokenParam = Type.Object({ token: Type.String({ maxLength: 4096 }) })
+const Bytes = Type.Unsafe<unknown>({ type: 'string', format: 'binary', description: 'the object bytes' })
+
+/**
+ * Signed URLs for local storage: what S3 pre-signed URLs are for the S3 driver. The token carries
+ * the key, method, expiry (and PUT size limit) and an HMAC; no Authorization header is needed.
+ */
+const storageRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
+  const storage = fastify.storage
+  if (!(storage instanceof LocalStorage)) return
+
+  // Raw bytes of any type for PUT: keep the request stream unread for the handler.
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
+
+  function grantFor (token: string, method: 'GET' | 'PUT'): SignedGrant {
+    const grant = storage instanceof LocalStorage ? storage.verifyToken(token) : null
+    if (grant === 'expired') throw new AppError(410, 'url_expired', 'This signed URL has expired')
+    if (grant === null || grant.method !== method) throw new AppError(403, 'invalid_signature', 'Invalid signed URL')
+    return grant
+  }
+
+  fastify.get('/:token', {
+    config: { public: true },
+    schema: { tags: ['storage'], summary: 'Download through a signed local-storage URL', security: [], params: TokenParam, response: { 200: Bytes, 206: Bytes, ...errors(403, 404, 410, 416) } },
+  }, async (request, reply) => {
+    const grant = grantFor(request.params.token, 'GET')
+    const info = await storage.head(grant.key)
+    if (info === null) throw notFound('Object')
+    const range = parseRange(request.headers.range, info.size)
+    if (range === 'unsatisfiable') {
+      reply.header('content-range', `bytes */${info.size}`)
+      throw new AppError(416, 'range_not_satisfiable', 'Requested range not satisfiable')
+    }
+    reply.header('accept-ranges', 'bytes')
+    reply.type(grant.contentType ?? 'application/octet-stream')
+    if (grant.filename !== undefined) reply.header('content-disposition', contentDisposition(grant.filename))
+    reply.header('cache-control', 'private, no-store')
+    if (range !== null) {
+      reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${info.size}`).header('content-length', range.end - range.start + 1)
+      return await reply.send(await storage.get(grant.key, range))
+    }
+    reply.header('content-length', info.size)
+    return await reply.send(await storage.get(grant.key))
+  })
+
+  fastify.put('/:token', {
+    config: {
+      public: true,
+      // The raw bytes are streamed by the handler, not parsed by Fastify: document them only.
+      swaggerTransform: ({ schema, url }) => ({ schema: { ...schema, consumes: ['application/octet-stream'], body: Type.String({ format: 'binary' }) }, url }),
+    },
+    schema: {
+      tags: ['storage'],
+      summary: 'Upload raw bytes to a signed local-storage URL (the pre-signed upload flow)',
+      security: [],
+      params: TokenParam,
+      response: { 200: Type.Object({ size: Type.Integer() }), ...errors(403, 410, 413) },
+    },
+  }, async (request) => {
+    const grant = grantFor(request.params.token, 'PUT')
+    const max = grant.maxBytes ?? fastify.config.UPLOAD_MAX_BYTES
+    const declared = Number(request.headers['content-length'] ?? NaN)
+    if (Number.isFinite(declared) && declared > max) throw new AppError(413, 'payload_too_large', `At most ${max} bytes may be sent to this URL`)
+    let seen = 0
+    const limiter = new Transform({
+      transform (chunk: Buffer, _enc, cb) {
+        seen += chunk.length
+        if (seen > max) cb(new AppError(413, 'payload_too_large', `At most ${max} bytes may be sent to this URL`))
+        else cb(null, chunk)
+      },
+    })
+    const body = request.raw.pipe(limiter)
+    request.raw.on('error', (err) => limiter.destroy(err))
+    request.raw.on('aborted', () => limiter.destroy(new AppError(400, 'upload_aborted', 'The client aborted the upload')))
+    return await storage.put(grant.key, body, { contentType: grant.contentType })
+  })
+}
+
+export default storageRoutes

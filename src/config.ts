@@ -1,0 +1,111 @@
+import { existsSync } from 'node:fs'
+import { Type, type Static } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+/** Every environment variable Quire reads, with its default. One schema, validated at boot. */
+export const ConfigSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
+  DATABASE_URL: Type.String({ pattern: '^mysql://', default: 'mysql://root@127.0.0.1:3306/quire' }),
+  DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
+  REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
+  REDIS_PREFIX: Type.String({ default: 'quire' }),
+  JWT_SECRET: Type.String({ minLength: 32 }),
+  ACCESS_TOKEN_TTL: Type.Integer({ minimum: 30, default: 900, description: 'seconds' }),
+  REFRESH_TOKEN_TTL: Type.Integer({ minimum: 60, default: 30 * 24 * 3600, description: 'seconds' }),
+  BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 15, default: 12 }),
+  REGISTRATION_ENABLED: Type.Boolean({ default: true }),
+  LOGIN_MAX_ATTEMPTS: Type.Integer({ minimum: 1, default: 10, description: 'failed logins per window, per IP and per account' }),
+  LOGIN_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 900 }),
+  ADMIN_EMAIL: Type.Optional(Type.String()),
+  ADMIN_PASSWORD: Type.Optional(Type.String()),
+  CORS_ORIGINS: Type.String({ default: '', description: 'comma-separated origins; empty = CORS off, * = any' }),
+  RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 1000 }),
+  RATE_LIMIT_WINDOW: Type.Integer({ minimum: 1000, default: 60000, description: 'milliseconds' }),
+  BODY_LIMIT: Type.Integer({ minimum: 1024, default: 1024 * 1024, description: 'bytes, JSON bodies' }),
+  TRUST_PROXY: Type.Boolean({ default: false }),
+  PUBLIC_URL: Type.String({ default: 'http://127.0.0.1:3000', description: 'base URL of this API as seen by clients and the ingestion backend' }),
+  STORAGE_DRIVER: Type.Union([Type.Literal('local'), Type.Literal('s3')], { default: 'local' }),
+  STORAGE_DIR: Type.String({ default: './data/storage' }),
+  S3_BUCKET: Type.String({ default: 'quire' }),
+  S3_REGION: Type.String({ default: 'us-east-1' }),
+  S3_ENDPOINT: Type.String({ default: '' }),
+  S3_PUBLIC_ENDPOINT: Type.String({ default: '', description: 'endpoint in pre-signed URLs handed to API clients, when they reach S3 at another address than Quire does (docker compose: http://localhost:9000)' }),
+  S3_ACCESS_KEY_ID: Type.String({ default: '' }),
+  S3_SECRET_ACCESS_KEY: Type.String({ default: '' }),
+  S3_FORCE_PATH_STYLE: Type.Boolean({ default: true }),
+  UPLOAD_MAX_BYTES: Type.Integer({ minimum: 1, default: 1024 * 1024 * 1024 }),
+  UPLOAD_ALLOWED_TYPES: Type.String({ default: '*/*', description: 'comma-separated MIME patterns, e.g. image/*,application/pdf' }),
+  UPLOAD_URL_TTL: Type.Integer({ minimum: 10, default: 3600 }),
+  DOWNLOAD_URL_TTL: Type.Integer({ minimum: 10, default: 300 }),
+  TRASH_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 30 }),
+  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 365 }),
+  INGESTION_URL: Type.String({ default: 'http://127.0.0.1:8081/ingest' }),
+  INGESTION_SECRET: Type.String({ minLength: 16 }),
+  INGESTION_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 30000 }),
+  INGESTION_MAX_ATTEMPTS: Type.Integer({ minimum: 1, default: 5 }),
+  INGESTION_BACKOFF_MS: Type.Integer({ minimum: 1, default: 2000 }),
+  INGESTION_CALLBACK_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 15 * 60 * 1000 }),
+  INGESTION_CONCURRENCY: Type.Integer({ minimum: 1, default: 20 }),
+  INGESTION_RATE_MAX: Type.Integer({ minimum: 0, default: 0, description: 'dispatches per second to the backend, 0 = unlimited' }),
+  WORKER_CONCURRENCY: Type.Integer({ minimum: 1, default: 4 }),
+  WORKER_LOCK_MS: Type.Integer({ minimum: 1000, default: 30000, description: 'BullMQ job lock; a crashed worker\'s jobs are picked up again after about this long' }),
+  WORKER_METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 0, description: 'worker process: serve GET /metrics (job outcomes, event loop, DB pool) on this port of HOST; 0 = off' }),
+  SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10000 }),
+})
+
+export type Config = Static<typeof ConfigSchema>
+
+export class ConfigError extends Error {
+  constructor (readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join('\n  ')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+/**
+ * Builds the config from an environment-like object. Empty strings count as unset, so
+ * `KEY=` in a .env file falls back to the default. Throws ConfigError naming every bad variable.
+ */
+export function loadConfig (env: Record<string, string | undefined> = process.env, overrides: Partial<Config> = {}): Config {
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const v = env[key]
+    if (v !== undefined && v !== '') raw[key] = v
+  }
+  Object.assign(raw, overrides)
+  const withDefaults = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw))
+  const errors = [...Value.Errors(ConfigSchema, withDefaults)]
+  if (errors.length > 0) {
+    const seen = new Set<string>()
+    const problems: string[] = []
+    for (const e of errors) {
+      const name = e.path.replace(/^\//, '') || '(root)'
+      if (seen.has(name)) continue
+      seen.add(name)
+      problems.push(`${name}: ${e.value === undefined ? 'is required' : e.message}`)
+    }
+    throw new ConfigError(problems)
+  }
+  return withDefaults as Config
+}
+
+/** Loads ./.env into process.env (without overriding) when present; entry points call this. */
+export function loadDotEnv (path = '.env'): void {
+  if (existsSync(path)) process.loadEnvFile(path)
+}
+
+/** Entry points: `.env`, then the validated config; a bad or missing variable exits with its name. */
+export function loadConfigOrExit (): Config {
+  loadDotEnv()
+  try {
+    return loadConfig()
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message)
+      process.exit(1)
+    }
+    throw err
+  }
+}

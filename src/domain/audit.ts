@@ -1,0 +1,55 @@
+import { and, desc, eq, like, lt } from 'drizzle-orm'
+import type { DbOrTx } from '../db.js'
+import { auditEvents } from '../../drizzle/schema/index.js'
+import { badRequest } from '../lib/errors.js'
+
+export interface AuditQuery { actorId?: string, action?: string, subject?: string, limit: number, cursor?: string }
+
+export interface AuditEventView {
+  id: string
+  at: string
+  actorId: string | null
+  action: string
+  subject: string | null
+  ip: string | null
+  userAgent: string | null
+  requestId: string | null
+  payload: Record<string, unknown> | null
+}
+
+const encode = (id: number): string => Buffer.from(String(id)).toString('base64url')
+function decode (cursor: string): number {
+  const s = Buffer.from(cursor, 'base64url').toString()
+  if (!/^[1-9]\d{0,15}$/.test(s)) throw badRequest('Malformed cursor', 'invalid_cursor')
+  return Number(s)
+}
+
+/** Newest first. `action` matches exactly, or by prefix when it ends in `.*` (e.g. `auth.*`). */
+export async function listAuditEvents (db: DbOrTx, q: AuditQuery): Promise<{ items: AuditEventView[], nextCursor: string | null }> {
+  const conds = []
+  if (q.cursor !== undefined) conds.push(lt(auditEvents.id, decode(q.cursor)))
+  if (q.actorId !== undefined) conds.push(eq(auditEvents.actorId, q.actorId))
+  if (q.subject !== undefined) conds.push(eq(auditEvents.subject, q.subject))
+  if (q.action !== undefined) {
+    conds.push(q.action.endsWith('.*')
+      ? like(auditEvents.action, `${q.action.slice(0, -1).replace(/[\\%_]/g, '\\$&')}%`)
+      : eq(auditEvents.action, q.action))
+  }
+  const rows = await db.select().from(auditEvents).where(and(...conds)).orderBy(desc(auditEvents.id)).limit(q.limit + 1)
+  const page = rows.slice(0, q.limit)
+  const last = page.at(-1)
+  return {
+    items: page.map(r => ({ ...r, id: String(r.id), at: r.at.toISOString() })),
+    nextCursor: rows.length > q.limit && last !== undefined ? encode(last.id) : null,
+  }
+}
+
+/** Deletes events older than the retention, in batches so no statement holds locks for long. */
+export async function purgeAuditEvents (db: DbOrTx, olderThan: Date, batch = 5000): Promise<number> {
+  let total = 0
+  for (;;) {
+    const [res] = await db.delete(auditEvents).where(lt(auditEvents.at, olderThan)).orderBy(auditEvents.at).limit(batch)
+    total += res.affectedRows
+    if (res.affectedRows < batch) return total
+  }
+}

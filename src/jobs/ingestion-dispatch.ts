@@ -1,0 +1,153 @@
+import { UnrecoverableError, type Job } from 'bullmq'
+import type { FastifyInstance } from 'fastify'
+import { defineJob } from './types.js'
+import { getDocumentRow } from '../domain/documents.js'
+import type { DocumentRow } from '../domain/document-access.js'
+import {
+  DISPATCH_JOB, armCallbackTimeout, beginAttempt, findIngestion, note, setLastError, transition,
+  type DispatchData, type IngestionRow,
+} from '../domain/ingestions.js'
+import { signedHeaders } from '../domain/ingestion-signing.js'
+
+type Outcome =
+  | { kind: 'succeeded', result: unknown, line: string }
+  | { kind: 'accepted', line: string }
+  | { kind: 'permanent', error: string, line: string }
+  | { kind: 'transient', error: string, line: string }
+
+/** The contract's payload, with a fresh short-lived download URL. */
+async function payloadFor (app: FastifyInstance, row: IngestionRow, doc: DocumentRow): Promise<string> {
+  const ttl = app.config.DOWNLOAD_URL_TTL
+  const downloadUrl = await app.storage.presignGet(doc.storageKey, { expiresIn: ttl, filename: doc.filename, contentType: doc.mimeType, audience: 'internal' })
+  return JSON.stringify({
+    ingestionId: row.id,
+    pipeline: row.pipeline,
+    options: row.options ?? {},
+    callbackUrl: `${app.config.PUBLIC_URL.replace(/\/+$/, '')}/ingestions/${row.id}/callback`,
+    document: {
+      id: doc.id,
+      title: doc.title,
+      filename: doc.filename,
+      mimeType: doc.mimeType,
+      size: doc.size,
+      sha256: doc.sha256,
+      downloadUrl,
+      downloadUrlExpiresAt: new Date(Date.now() + ttl * 1000).toISOString(),
+    },
+  })
+}
+
+const snippet = (s: string): string => s.replace(/\s+/g, ' ').trim().slice(0, 300)
+
+/** One POST to the backend, classified. Never throws. */
+async function callBackend (app: FastifyInstance, row: IngestionRow, body: string): Promise<Outcome> {
+  const started = Date.now()
+  const timeout = app.config.INGESTION_TIMEOUT_MS
+  let res: Response
+  let text: string
+  try {
+    res = await fetch(app.config.INGESTION_URL, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': row.id, ...signedHeaders(app.config.INGESTION_SECRET, body) },
+      body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(timeout),
+    })
+    text = await res.text()
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string, message?: string } }
+    const ms = Date.now() - started
+    if (e.name === 'TimeoutError' || e.name === 'AbortError') return { kind: 'transient', error: `timed out after ${timeout} ms`, line: `no answer within ${timeout} ms (timeout)` }
+    const why = e.cause?.code ?? e.cause?.message ?? e.message
+    return { kind: 'transient', error: `network error: ${why}`, line: `network error after ${ms} ms: ${why}` }
+  }
+  const ms = Date.now() - started
+  const line = `HTTP ${res.status} in ${ms} ms`
+  if (res.status === 202) return { kind: 'accepted', line: `${line}: accepted, waiting for the callback` }
+  if (res.status >= 200 && res.status < 300) {
+    let parsed: { status?: unknown, result?: unknown, error?: unknown } | null = null
+    try { parsed = JSON.parse(text) } catch { /* handled below */ }
+    if (parsed?.status === 'succeeded') return { kind: 'succeeded', result: parsed.result ?? null, line }
+    if (parsed?.status === 'failed') {
+      const error = typeof parsed.error === 'string' ? parsed.error : 'the backend reported a failure'
+      return { kind: 'permanent', error, line: `${line}: failed: ${snippet(error)}` }
+    }
+    return { kind: 'permanent', error: `backend answered ${res.status} without {"status": "succeeded"}`, line: `${line}: invalid answer body` }
+  }
+  if (res.status >= 500) return { kind: 'transient', error: `backend answered ${res.status}: ${snippet(text)}`, line }
+  return { kind: 'permanent', error: `backend refused the request with ${res.status}: ${snippet(text)}`, line }
+}
+
+/**
+ * Sends one ingestion to the backend. 2xx succeeded -> succeeded; 202 -> running until the
+ * callback (a timer fails it otherwise); 4xx -> failed, no retry; 5xx/timeout/network -> thrown,
+ * so BullMQ retries with exponential backoff and jitter until the attempts run out.
+ */
+export default defineJob<DispatchData>({
+  queue: 'ingestion',
+  name: DISPATCH_JOB,
+  async process (app, job: Job<DispatchData>) {
+    const { ingestionId, requestId } = job.data
+    const log = app.log.child({ ingestionId, requestId, jobId: job.id })
+    const initial = await findIngestion(app.db, ingestionId)
+    if (initial === null) {
+      log.warn('ingestion row is gone; dropping its job')
+      return { skipped: 'missing' }
+    }
+    if (initial.status !== 'queued' && initial.status !== 'running') {
+      log.info({ status: initial.status }, 'ingestion is final; nothing to dispatch')
+      return { skipped: initial.status }
+    }
+    const doc = await getDocumentRow(app.db, initial.documentId)
+    if (doc === null || doc.deletedAt !== null) {
+      const error = 'the document was deleted before it could be ingested'
+      await transition(app, ingestionId, { from: ['queued', 'running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error } })
+      throw new UnrecoverableError(error)
+    }
+    const row = await beginAttempt(app, initial)
+    if (row === null) return { skipped: 'cancelled' }
+    const max = job.opts.attempts ?? 1
+    const tryNo = job.attemptsMade + 1
+    let payload: string | null = null
+    let outcome: Outcome
+    try {
+      payload = await payloadFor(app, row, doc)
+    } catch (err) {
+      log.warn({ err }, 'could not build the download URL')
+    }
+    if (payload === null) outcome = { kind: 'transient', error: 'could not create a download URL (storage unavailable)', line: 'not sent: the storage could not sign a download URL' }
+    else outcome = await callBackend(app, row, payload)
+    const head = `attempt ${row.attempts} (${tryNo}/${max}): ${outcome.line}`
+    log.info({ outcome: outcome.kind, attempt: row.attempts }, head)
+    await note(app, row, (await findIngestion(app.db, row.id))?.status ?? 'running', 'attempt', head)
+
+    switch (outcome.kind) {
+      case 'succeeded':
+        if (!await transition(app, row.id, { from: ['running'], to: 'succeeded', set: { result: outcome.result, lastError: null, finishedAt: new Date() }, event: { type: 'succeeded', message: 'the backend finished the ingestion' } })) {
+          log.info('result ignored: the ingestion changed meanwhile (cancelled?)')
+        }
+        return { status: 'succeeded' }
+      case 'accepted': {
+        const now = await findIngestion(app.db, row.id)
+        if (now?.status === 'running') await armCallbackTimeout(app, row.id, app.config.INGESTION_CALLBACK_TIMEOUT_MS)
+        return { status: 'accepted' }
+      }
+      case 'permanent':
+        await transition(app, row.id, { from: ['running'], to: 'failed', set: { lastError: outcome.error, finishedAt: new Date() }, event: { type: 'failed', message: outcome.error } })
+        throw new UnrecoverableError(outcome.error)
+      case 'transient': {
+        if (tryNo >= max) {
+          const error = `gave up after ${tryNo} attempts: ${outcome.error}`
+          await transition(app, row.id, { from: ['running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error } })
+          throw new UnrecoverableError(error)
+        }
+        const current = await findIngestion(app.db, row.id)
+        if (current?.status !== 'running') return { skipped: current?.status ?? 'missing' }
+        await setLastError(app.db, row.id, outcome.error)
+        const base = app.config.INGESTION_BACKOFF_MS * 2 ** (tryNo - 1)
+        await note(app, row, 'running', 'retry_scheduled', `retry ${tryNo + 1}/${max} in about ${Math.round(base * 0.75)} ms (exponential backoff with jitter)`)
+        throw new Error(outcome.error)
+      }
+    }
+  },
+})

@@ -1,0 +1,49 @@
+import sharp from 'sharp'
+import { buffer } from 'node:stream/consumers'
+import { Readable } from 'node:stream'
+import { defineJob } from './types.js'
+import { finishProcessing, getDocumentRow, thumbnailKey } from '../domain/documents.js'
+
+export const THUMBNAIL_JOB = 'document-thumbnail'
+const MAX_INPUT_PIXELS = 50_000_000
+const SIZE = 256
+/** sharp decodes from memory: larger files get no thumbnail */
+const MAX_INPUT_BYTES = 200 * 1024 * 1024
+
+/**
+ * Makes a 256x256 (fit inside) webp thumbnail of an image document and records its dimensions
+ * and format. sharp drops EXIF (GPS included) unless asked to keep it; `rotate()` applies the
+ * EXIF orientation first. Bad or oversized images end as `failed` with the error recorded.
+ */
+export default defineJob<{ documentId: string }>({
+  queue: 'media',
+  name: THUMBNAIL_JOB,
+  options: { attempts: 3, backoff: { type: 'exponential', delay: 2_000 } },
+  async process (app, job) {
+    const doc = await getDocumentRow(app.db, job.data.documentId)
+    if (doc === null || doc.status !== 'processing') return { skipped: true }
+    if (doc.size > MAX_INPUT_BYTES) {
+      await finishProcessing(app.db, doc.id, { ok: false, error: `thumbnail skipped: images over ${MAX_INPUT_BYTES} bytes are not decoded` })
+      return { failed: true }
+    }
+    // Storage errors are worth retrying; image errors are not.
+    const original = await buffer(await app.storage.get(doc.storageKey))
+    let result
+    try {
+      const image = sharp(original, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
+      const meta = await image.metadata()
+      const thumb = await image.rotate().resize(SIZE, SIZE, { fit: 'inside', withoutEnlargement: true }).webp({ quality: 80 }).toBuffer({ resolveWithObject: true })
+      const oriented = meta.autoOrient ?? { width: meta.width, height: meta.height }
+      result = { thumb, metadata: { width: oriented.width, height: oriented.height, format: meta.format } }
+    } catch (err) {
+      await finishProcessing(app.db, doc.id, { ok: false, error: `thumbnail failed: ${(err as Error).message}` })
+      return { failed: true }
+    }
+    const key = thumbnailKey(doc.id)
+    await app.storage.put(key, Readable.from([result.thumb.data]), { contentType: 'image/webp' })
+    await finishProcessing(app.db, doc.id, { ok: true, thumbnailKey: key, width: result.thumb.info.width, height: result.thumb.info.height, metadata: result.metadata })
+    // Permanently deleted meanwhile: the row is gone, drop the thumbnail we just wrote.
+    if (await getDocumentRow(app.db, doc.id) === null) await app.storage.delete(key)
+    return { width: result.thumb.info.width, height: result.thumb.info.height }
+  },
+})

@@ -1,0 +1,25 @@
+import type { FastifyInstance } from 'fastify'
+import type { Job, JobsOptions } from 'bullmq'
+
+export const QUEUE_NAMES = ['ingestion', 'media', 'cleanup'] as const
+export type QueueName = typeof QUEUE_NAMES[number]
+
+/** One job kind: which queue it runs on, its name, and what the worker does with it. */
+export interface JobDefinition<T = unknown> {
+  queue: QueueName
+  name: string
+  /** Default options applied when the API enqueues it (attempts, backoff...). */
+  options?: JobsOptions
+  process: (app: FastifyInstance, job: Job<T>) => Promise<unknown>
+}
+
+/** A job the worker schedules itself on a repeat (cron pattern or interval in ms). */
+export interface ScheduleDefinition {
+  id: string
+  queue: QueueName
+  job: string
+  every?: number
+  pattern?: string
+}
+
+export const defineJob = <T>(def: JobDefinition<T>): JobDefinition<T> => def

@@ -1,0 +1,35 @@
+/** Content-Disposition with an ASCII fallback and an RFC 5987 `filename*` for everything else (RFC 6266). */
+export function contentDisposition (filename: string, type: 'attachment' | 'inline' = 'attachment'): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = filename.replace(/[\r\n\0-\x1f\x7f]/g, '').slice(0, 255) || 'download'
+  const ascii = clean.normalize('NFKD').replace(/[^\x20-\x7e]/g, '').replace(/["\\%;]/g, '_').trim() || 'download'
+  const encoded = encodeURIComponent(clean).replace(/['()*]/g, c => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+  return `${type}; filename="${ascii}"; filename*=UTF-8''${encoded}`
+}
+
+export type RangeResult = { start: number, end: number } | 'unsatisfiable' | null
+
+/**
+ * Parses a single `bytes=` range against a size. null = no (or an ignorable multi/malformed) range:
+ * serve the whole body; 'unsatisfiable' = 416.
+ */
+export function parseRange (header: string | undefined, size: number): RangeResult {
+  if (header === undefined) return null
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim())
+  if (m === null) return null
+  const [, a = '', b = ''] = m
+  if (a === '' && b === '') return null
+  let start: number
+  let end: number
+  if (a === '') {
+    const suffix = Number(b)
+    if (suffix === 0) return 'unsatisfiable'
+    start = Math.max(0, size - suffix)
+    end = size - 1
+  } else {
+    start = Number(a)
+    end = b === '' ? size - 1 : Math.min(Number(b), size - 1)
+  }
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start >= size || start > end) return 'unsatisfiable'
+  return { start, end }
+}

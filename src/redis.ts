@@ -1,0 +1,27 @@
+import { Redis, type RedisOptions } from 'ioredis'
+
+/**
+ * Connections for request paths fail fast when Redis is down (no offline queue, one retry),
+ * so an outage becomes a quick 503 instead of hanging requests. BullMQ workers need their own
+ * blocking connection with `maxRetriesPerRequest: null`.
+ */
+export function createRedis (url: string, overrides: RedisOptions = {}): Redis {
+  return new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+    ...overrides,
+  })
+}
+
+/** Resolves when the connection is ready, or after `ms` (the process boots without Redis). */
+export async function waitReady (redis: Redis, ms = 3000): Promise<boolean> {
+  if (redis.status === 'ready') return true
+  return await new Promise(resolve => {
+    const done = (ok: boolean) => { clearTimeout(timer); redis.off('ready', onReady); resolve(ok) }
+    const onReady = () => done(true)
+    const timer = setTimeout(() => done(false), ms)
+    redis.on('ready', onReady)
+  })
+}

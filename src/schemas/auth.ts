@@ -1,0 +1,72 @@
+import { Type } from '@sinclair/typebox'
+import { PERMISSIONS, ROLES } from '../domain/permissions.js'
+import { PASSWORD_MAX, PASSWORD_MIN } from '../domain/passwords.js'
+import { IsoDate } from './common.js'
+
+/** Schemas of the auth, users and audit resources. Response schemas list only public fields. */
+
+export const Email = Type.String({ format: 'email', minLength: 3, maxLength: 254, description: 'trimmed and lowercased before use' })
+export const NewPassword = Type.String({ minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX, description: `${PASSWORD_MIN}..${PASSWORD_MAX} characters, any characters` })
+export const Name = Type.String({ minLength: 1, maxLength: 200 })
+export const RoleName = Type.Union(ROLES.map(r => Type.Literal(r)))
+export const PermissionName = Type.Union(PERMISSIONS.map(p => Type.Literal(p)))
+export const PermissionList = Type.Array(PermissionName, { maxItems: PERMISSIONS.length * 2 })
+
+export const Me = Type.Object({
+  id: Type.String(),
+  email: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  role: Type.String(),
+  permissions: Type.Array(Type.String()),
+  createdAt: IsoDate,
+}, { additionalProperties: false })
+
+export const User = Type.Object({
+  id: Type.String(),
+  email: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  role: Type.String(),
+  permissions: Type.Array(Type.String(), { description: 'effective: role defaults + grants - revokes' }),
+  grants: Type.Array(Type.String()),
+  revokes: Type.Array(Type.String()),
+  disabled: Type.Boolean(),
+  createdAt: IsoDate,
+  updatedAt: IsoDate,
+}, { additionalProperties: false })
+
+export const TokenPairResponse = Type.Object({
+  accessToken: Type.String(),
+  refreshToken: Type.String({ description: 'opaque; shown once, stored only as a hash' }),
+  tokenType: Type.Literal('Bearer'),
+  expiresIn: Type.Integer({ description: 'access token lifetime, seconds' }),
+})
+
+export const LoginResponse = Type.Object({ ...TokenPairResponse.properties, user: Me })
+
+export const Session = Type.Object({
+  id: Type.String(),
+  createdAt: IsoDate,
+  lastUsedAt: IsoDate,
+  expiresAt: IsoDate,
+  ip: Type.Union([Type.String(), Type.Null()]),
+  userAgent: Type.Union([Type.String(), Type.Null()]),
+  current: Type.Boolean({ description: 'the session of the token making this request' }),
+})
+
+export const AuditEvent = Type.Object({
+  id: Type.String(),
+  at: IsoDate,
+  actorId: Type.Union([Type.String(), Type.Null()]),
+  action: Type.String(),
+  subject: Type.Union([Type.String(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()]),
+  userAgent: Type.Union([Type.String(), Type.Null()]),
+  requestId: Type.Union([Type.String(), Type.Null()]),
+  payload: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+})
+
+/** preValidation hook: trims `body.email` so " A@B.C " validates (and is then lowercased by the domain). */
+export async function trimEmail (request: { body: unknown }): Promise<void> {
+  const body = request.body as { email?: unknown } | null
+  if (body !== null && typeof body === 'object' && typeof body.email === 'string') body.email = body.email.trim()
+}

@@ -1,0 +1,83 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { IsoDate, NullableDate } from './common.js'
+
+export const MAX_TAGS = 20
+export const MAX_TAG_LENGTH = 64
+
+export const Visibility = Type.Union([Type.Literal('private'), Type.Literal('internal')])
+export const DocumentStatus = Type.Union(['uploading', 'processing', 'ready', 'failed'].map(s => Type.Literal(s)))
+export const ShareAccess = Type.Union([Type.Literal('read'), Type.Literal('write')])
+
+export const Title = Type.String({ minLength: 1, maxLength: 500 })
+export const Description = Type.String({ maxLength: 10000 })
+const Tag = Type.String({ maxLength: 200, description: `trimmed and lower-cased; at most ${MAX_TAGS} tags of ${MAX_TAG_LENGTH} characters` })
+export const Tags = Type.Array(Tag, { maxItems: 100 })
+
+export const Document = Type.Object({
+  id: Type.String(),
+  title: Type.String(),
+  description: Type.Union([Type.String(), Type.Null()]),
+  filename: Type.String(),
+  mimeType: Type.String({ description: 'sniffed from the bytes, not taken from the client' }),
+  size: Type.Integer(),
+  sha256: Type.String(),
+  status: DocumentStatus,
+  visibility: Visibility,
+  tags: Type.Array(Type.String()),
+  ownerId: Type.String(),
+  version: Type.Integer(),
+  thumbnail: Type.Union([Type.Object({ width: Type.Integer(), height: Type.Integer() }), Type.Null()]),
+  metadata: Type.Object({}, { additionalProperties: true }),
+  error: Type.Optional(Type.String({ description: 'why processing failed (status failed)' })),
+  createdAt: IsoDate,
+  updatedAt: IsoDate,
+  deletedAt: NullableDate,
+})
+export type DocumentDto = Static<typeof Document>
+
+export const DocumentPatch = Type.Object({
+  title: Type.Optional(Title),
+  description: Type.Optional(Type.Union([Description, Type.Null()])),
+  tags: Type.Optional(Tags),
+  visibility: Type.Optional(Visibility),
+}, { additionalProperties: false, minProperties: 1 })
+
+export const ListQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+  cursor: Type.Optional(Type.String({ maxLength: 512 })),
+  q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'searches title, description and filename' })),
+  tag: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  mimeType: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'exact type, or a wildcard like image/*' })),
+  ownerId: Type.Optional(Type.String({ maxLength: 64 })),
+  status: Type.Optional(DocumentStatus),
+  trashed: Type.Boolean({ default: false, description: 'true: only documents in the trash (those you may restore)' }),
+}, { additionalProperties: false })
+
+export const Share = Type.Object({
+  userId: Type.String(),
+  access: ShareAccess,
+  createdAt: IsoDate,
+})
+
+export const CreateUpload = Type.Object({
+  filename: Type.String({ minLength: 1, maxLength: 255 }),
+  mimeType: Type.String({ minLength: 3, maxLength: 255, pattern: '^[\\w.+-]+/[\\w.+-]+$' }),
+  size: Type.Integer({ minimum: 0 }),
+  sha256: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{64}$' })),
+}, { additionalProperties: false })
+
+export const UploadTicket = Type.Object({
+  uploadId: Type.String(),
+  method: Type.Literal('PUT'),
+  url: Type.String(),
+  headers: Type.Record(Type.String(), Type.String()),
+  expiresAt: IsoDate,
+})
+
+export const DocumentFields = Type.Object({
+  title: Type.Optional(Title),
+  description: Type.Optional(Description),
+  tags: Type.Optional(Tags),
+  visibility: Type.Optional(Visibility),
+}, { additionalProperties: false })
+export type DocumentFieldsInput = Static<typeof DocumentFields>

@@ -1,0 +1,57 @@
+import { Type } from '@sinclair/typebox'
+import { IsoDate, NullableDate } from './common.js'
+
+export const IngestionStatus = Type.Union(['queued', 'running', 'succeeded', 'failed', 'cancelled'].map(s => Type.Literal(s)))
+
+export const IngestionEvent = Type.Object({
+  at: IsoDate,
+  type: Type.String({ description: 'queued | attempt | retry_scheduled | succeeded | failed | cancelled | retried | recovered | ...' }),
+  message: Type.String(),
+})
+
+export const Ingestion = Type.Object({
+  id: Type.String(),
+  documentId: Type.String(),
+  status: IngestionStatus,
+  pipeline: Type.String(),
+  options: Type.Record(Type.String(), Type.Unknown()),
+  attempts: Type.Integer({ description: 'requests sent to the backend so far (all retry cycles)' }),
+  lastError: Type.Union([Type.String(), Type.Null()]),
+  result: Type.Unknown({ description: 'what the backend returned on success (null until then)' }),
+  requestedBy: Type.String(),
+  createdAt: IsoDate,
+  startedAt: NullableDate,
+  finishedAt: NullableDate,
+  events: Type.Array(IngestionEvent),
+})
+
+const Pipeline = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]*$', default: 'default' })
+const Options = Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'passed through to the backend as is' })
+
+export const TriggerBody = Type.Object({
+  pipeline: Type.Optional(Pipeline),
+  options: Type.Optional(Options),
+}, { additionalProperties: false })
+
+export const BulkTriggerBody = Type.Object({
+  documentIds: Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 100, uniqueItems: true }),
+  pipeline: Type.Optional(Pipeline),
+  options: Type.Optional(Options),
+}, { additionalProperties: false })
+
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$', description: 'same key + same user = same ingestion(s)' })),
+})
+
+export const CallbackBody = Type.Object({
+  ingestionId: Type.Optional(Type.String({ description: 'when given, must match the URL' })),
+  status: Type.Union([Type.Literal('succeeded'), Type.Literal('failed')]),
+  result: Type.Optional(Type.Unknown()),
+  error: Type.Optional(Type.String({ maxLength: 10000 })),
+}, { additionalProperties: false })
+
+export const CallbackReply = Type.Object({
+  id: Type.String(),
+  status: IngestionStatus,
+  changed: Type.Boolean({ description: 'false when the callback repeated the current final status or the ingestion was cancelled' }),
+})

@@ -1,0 +1,170 @@
+import { Readable } from 'node:stream'
+import {
+  S3Client, GetObjectCommand, HeadObjectCommand, DeleteObjectCommand, HeadBucketCommand, PutObjectCommand,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3'
+import { Upload } from '@aws-sdk/lib-storage'
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
+import type { Config } from '../config.js'
+import { assertKey, StorageNotFound, type ByteRange, type ObjectInfo, type PresignAudience, type PutResult, type Storage } from './types.js'
+import { contentDisposition } from '../lib/http.js'
+
+type S3Settings = Pick<Config, 'S3_BUCKET' | 'S3_REGION' | 'S3_ENDPOINT' | 'S3_ACCESS_KEY_ID' | 'S3_SECRET_ACCESS_KEY' | 'S3_FORCE_PATH_STYLE'> & Partial<Pick<Config, 'S3_PUBLIC_ENDPOINT'>>
+
+const isNotFound = (err: unknown): boolean => {
+  const e = err as { name?: string, $metadata?: { httpStatusCode?: number } }
+  return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404
+}
+
+/**
+ * S3 (or any S3-compatible server: MinIO, R2, Ceph) through @aws-sdk/client-s3. One client per
+ * instance, created with the plugin graph and destroyed on close.
+ */
+export class S3Storage implements Storage {
+  readonly driver = 's3' as const
+  readonly bucket: string
+  readonly client: S3Client
+
+  constructor (config: S3Settings) {
+    this.bucket = config.S3_BUCKET
+    const opts: S3ClientConfig = {
+      region: config.S3_REGION,
+      forcePathStyle: config.S3_FORCE_PATH_STYLE,
+      // Checksums only where S3 requires them: S3-compatible servers (and pre-signed PUTs, whose
+      // body the SDK never sees) break on the SDK's default flexible checksums.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    }
+    if (config.S3_ENDPOINT !== '') opts.endpoint = config.S3_ENDPOINT
+    if (config.S3_ACCESS_KEY_ID !== '') {
+      opts.credentials = { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY }
+    }
+    this.client = new S3Client(opts)
+    // URLs for API clients are signed for the endpoint they can reach (the host is signed too).
+    const publicEndpoint = config.S3_PUBLIC_ENDPOINT ?? ''
+    this.clientSigner = publicEndpoint !== '' && publicEndpoint !== config.S3_ENDPOINT ? new S3Client({ ...opts, endpoint: publicEndpoint }) : this.client
+  }
+
+  /** Signs URLs handed to API clients; `this.client` signs those for services next to us (the ingestion backend). */
+  private readonly clientSigner: S3Client
+
+  private signer (audience: PresignAudience | undefined): S3Client {
+    return audience === 'internal' ? this.client : this.clientSigner
+  }
+
+  /**
+   * Streams with a multipart upload (lib-storage). The object exists only once the upload
+   * completes; on any stream error the multipart upload is aborted, leaving nothing behind.
+   */
+  async put (key: string, body: Readable, opts: { contentType?: string } = {}): Promise<PutResult> {
+    assertKey(key)
+    let size = 0
+    body.on('data', (chunk: Buffer) => { size += chunk.length })
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: this.bucket, Key: key, Body: body, ContentType: opts.contentType ?? 'application/octet-stream' },
+      // S3's smallest part: with two in flight and one filling, ~15 MiB held per upload
+      queueSize: 2,
+      partSize: 5 * 1024 * 1024,
+      leavePartsOnError: false,
+    })
+    // A source error does not always reach lib-storage (it reads with an async iterator that may be
+    // parked); abort explicitly so done() rejects.
+    let sourceError: unknown = null
+    const onError = (err: unknown) => {
+      sourceError = err
+      upload.abort().catch(() => {})
+    }
+    body.once('error', onError)
+    try {
+      await upload.done()
+    } catch (err) {
+      throw sourceError ?? err
+    } finally {
+      body.off('error', onError)
+    }
+    if (sourceError !== null) {
+      await this.delete(key)
+      throw sourceError
+    }
+    return { size }
+  }
+
+  async get (key: string, range?: ByteRange): Promise<Readable> {
+    assertKey(key)
+    try {
+      const res = await this.client.send(new GetObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Range: range !== undefined ? `bytes=${range.start}-${range.end}` : undefined,
+      }))
+      const body = res.Body
+      if (body === undefined) throw new StorageNotFound(key)
+      return body instanceof Readable ? body : Readable.fromWeb(body as never)
+    } catch (err) {
+      if (isNotFound(err)) throw new StorageNotFound(key)
+      throw err
+    }
+  }
+
+  async head (key: string): Promise<ObjectInfo | null> {
+    assertKey(key)
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }))
+      return { size: res.ContentLength ?? 0 }
+    } catch (err) {
+      if (isNotFound(err)) return null
+      throw err
+    }
+  }
+
+  async delete (key: string): Promise<void> {
+    assertKey(key)
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }))
+    } catch (err) {
+      if (!isNotFound(err)) throw err
+    }
+  }
+
+  async check (): Promise<void> {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }))
+  }
+
+  async presignGet (key: string, opts: { expiresIn: number, filename?: string, contentType?: string, audience?: PresignAudience }): Promise<string> {
+    assertKey(key)
+    return await getSignedUrl(this.signer(opts.audience), new GetObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ResponseContentDisposition: opts.filename !== undefined ? contentDisposition(opts.filename) : undefined,
+      ResponseContentType: opts.contentType,
+    }), { expiresIn: opts.expiresIn })
+  }
+
+  /** Content-Type and Content-Length are signed: S3 refuses a body of another size or type. */
+  async presignPut (key: string, opts: { expiresIn: number, contentType?: string, contentLength?: number, audience?: PresignAudience }): Promise<{ url: string, headers: Record<string, string> }> {
+    assertKey(key)
+    const signable = new Set<string>()
+    const headers: Record<string, string> = {}
+    if (opts.contentType !== undefined) {
+      signable.add('content-type')
+      headers['content-type'] = opts.contentType
+    }
+    if (opts.contentLength !== undefined) {
+      signable.add('content-length')
+      headers['content-length'] = String(opts.contentLength)
+    }
+    const url = await getSignedUrl(this.signer(opts.audience), new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ContentType: opts.contentType,
+      ContentLength: opts.contentLength,
+    }), { expiresIn: opts.expiresIn, signableHeaders: signable })
+    return { url, headers }
+  }
+
+  async close (): Promise<void> {
+    this.client.destroy()
+    if (this.clientSigner !== this.client) this.clientSigner.destroy()
+  }
+}

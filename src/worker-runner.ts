@@ -1,0 +1,49 @@
+import { Worker, type Job } from 'bullmq'
+import type { FastifyInstance } from 'fastify'
+import { createRedis } from './redis.js'
+import { QUEUE_NAMES, jobs, schedules, type QueueName } from './jobs/index.js'
+
+export interface RunningWorkers {
+  workers: Worker[]
+  close: () => Promise<void>
+}
+
+/** Starts one BullMQ worker per queue, dispatching by job name to the registry. */
+export async function startWorkers (app: FastifyInstance, only: readonly QueueName[] = QUEUE_NAMES): Promise<RunningWorkers> {
+  const prefix = `${app.config.REDIS_PREFIX}:bull`
+  const byName = new Map(jobs.map(j => [j.name, j]))
+  const workers: Worker[] = []
+  const connections: Array<ReturnType<typeof createRedis>> = []
+  for (const queue of only) {
+    const connection = createRedis(app.config.REDIS_URL, { maxRetriesPerRequest: null, enableOfflineQueue: true })
+    connection.on('error', () => { /* logged by the main redis plugin */ })
+    connections.push(connection)
+    const concurrency = queue === 'ingestion' ? app.config.INGESTION_CONCURRENCY : app.config.WORKER_CONCURRENCY
+    const limiter = queue === 'ingestion' && app.config.INGESTION_RATE_MAX > 0 ? { max: app.config.INGESTION_RATE_MAX, duration: 1000 } : undefined
+    const worker = new Worker(queue, async (job: Job) => {
+      const def = byName.get(job.name)
+      if (def === undefined) throw new Error(`no processor for job ${job.name}`)
+      return await def.process(app, job)
+    }, { connection, prefix, concurrency, limiter, autorun: true, lockDuration: app.config.WORKER_LOCK_MS, stalledInterval: app.config.WORKER_LOCK_MS })
+    worker.on('completed', (job) => app.metrics.jobOutcomes.inc({ queue, job: job.name, outcome: 'completed' }))
+    worker.on('failed', (job, err) => {
+      app.metrics.jobOutcomes.inc({ queue, job: job?.name ?? 'unknown', outcome: 'failed' })
+      app.log.warn({ err, queue, job: job?.name, jobId: job?.id }, 'job failed')
+    })
+    worker.on('error', (err) => app.log.error({ err, queue }, 'worker error'))
+    workers.push(worker)
+  }
+  for (const s of schedules) {
+    if (!only.includes(s.queue)) continue
+    await app.queues[s.queue].upsertJobScheduler(s.id, s.pattern !== undefined ? { pattern: s.pattern } : { every: s.every ?? 60_000 }, { name: s.job, data: {} })
+  }
+  await Promise.all(workers.map(async w => await w.waitUntilReady()))
+  return {
+    workers,
+    close: async () => {
+      // Finishes active jobs (up to the grace delay enforced by the caller) before returning.
+      await Promise.allSettled(workers.map(async w => await w.close()))
+      for (const c of connections) c.disconnect()
+    },
+  }
+}

@@ -1,0 +1,96 @@
+import { test } from 'tap'
+import { build, assertErrorShape, testConfig } from './helper.js'
+import { buildApp } from '../src/build.js'
+import { AppError } from '../src/lib/errors.js'
+
+test('error shape for every kind of failure', async (t) => {
+  const config = testConfig({ BODY_LIMIT: 2048 })
+  const app = await buildApp(config)
+  t.teardown(async () => await app.close())
+  app.post('/__echo', { config: { public: true }, schema: { body: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'], additionalProperties: false } } }, async (req) => req.body)
+  app.get('/__query', { config: { public: true }, schema: { querystring: { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] } } }, async (req) => req.query)
+  app.get('/__boom', { config: { public: true } }, async () => { throw new Error('secret SELECT * FROM users detail') })
+  app.get('/__app', { config: { public: true } }, async () => { throw new AppError(409, 'thing_conflict', 'Conflicting thing') })
+  await app.ready()
+
+  t.test('unknown route is 404 not_found', async (t) => {
+    const res = await app.inject({ method: 'GET', url: '/no/such/route' })
+    assertErrorShape(t, res, 404, 'not_found')
+  })
+
+  t.test('malformed JSON is 400 invalid_json', async (t) => {
+    const res = await app.inject({ method: 'POST', url: '/__echo', headers: { 'content-type': 'application/json' }, payload: '{"n":' })
+    assertErrorShape(t, res, 400, 'invalid_json')
+  })
+
+  t.test('validation: wrong type, missing and unknown properties', async (t) => {
+    let res = await app.inject({ method: 'POST', url: '/__echo', payload: { n: 'x' } })
+    assertErrorShape(t, res, 400, 'validation_failed')
+    t.equal(res.json().details[0].path, '/n')
+    res = await app.inject({ method: 'POST', url: '/__echo', payload: {} })
+    assertErrorShape(t, res, 400, 'validation_failed')
+    t.equal(res.json().details[0].path, '/n')
+    res = await app.inject({ method: 'POST', url: '/__echo', payload: { n: 1, typo: true } })
+    assertErrorShape(t, res, 400, 'validation_failed')
+    t.equal(res.json().details[0].path, '/typo')
+    res = await app.inject({ method: 'POST', url: '/__echo', payload: { n: 1 } })
+    t.equal(res.statusCode, 200)
+  })
+
+  t.test('JSON bodies are not coerced: a string for a number is a 400, query strings still coerce', async (t) => {
+    let res = await app.inject({ method: 'POST', url: '/__echo', payload: { n: '1' } })
+    assertErrorShape(t, res, 400, 'validation_failed')
+    t.equal(res.json().details[0].path, '/n')
+    res = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'someone@example.test', password: 12345678 } })
+    assertErrorShape(t, res, 400, 'validation_failed')
+    res = await app.inject({ method: 'GET', url: '/__query?n=7' })
+    t.equal(res.statusCode, 200)
+    t.same(res.json(), { n: 7 }, 'query string "7" became the integer 7')
+  })
+
+  t.test('oversized body is 413 payload_too_large', async (t) => {
+    const res = await app.inject({ method: 'POST', url: '/__echo', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ n: 1, pad: 'x'.repeat(4096) }) })
+    assertErrorShape(t, res, 413, 'payload_too_large')
+  })
+
+  t.test('wrong content type is 415', async (t) => {
+    const res = await app.inject({ method: 'POST', url: '/__echo', headers: { 'content-type': 'application/x-weird' }, payload: 'n=1' })
+    assertErrorShape(t, res, 415, 'unsupported_media_type')
+  })
+
+  t.test('a thrown error is a 500 that leaks nothing', async (t) => {
+    const res = await app.inject({ method: 'GET', url: '/__boom' })
+    assertErrorShape(t, res, 500, 'internal_error')
+    t.notMatch(res.body, /SELECT|secret|\.ts:/)
+  })
+
+  t.test('AppError keeps its status and code', async (t) => {
+    const res = await app.inject({ method: 'GET', url: '/__app' })
+    assertErrorShape(t, res, 409, 'thing_conflict')
+  })
+
+  t.test('request id: a sane one is echoed, an insane one replaced', async (t) => {
+    let res = await app.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': 'my-trace.42' } })
+    t.equal(res.headers['x-request-id'], 'my-trace.42')
+    res = await app.inject({ method: 'GET', url: '/health', headers: { 'x-request-id': 'bad id\twith<script>' } })
+    t.not(res.headers['x-request-id'], 'bad id\twith<script>')
+    t.match(String(res.headers['x-request-id']), /^[0-9a-f-]{36}$/)
+  })
+
+  t.test('a route needing auth answers 401 without a token', async (t) => {
+    app.log.level = 'silent'
+    const res = await app.inject({ method: 'GET', url: '/docs/json' })
+    t.equal(res.statusCode, 200, '/docs is public')
+    t.ok(res.json().paths['/health/ready'], 'OpenAPI lists /health/ready')
+  })
+})
+
+test('rate limit answers 429 rate_limited with headers', async (t) => {
+  const app = await build(t, { RATE_LIMIT_MAX: 3 })
+  let last
+  for (let i = 0; i < 4; i++) last = await app.inject({ method: 'GET', url: '/docs/json' })
+  if (last === undefined) throw new Error('no response')
+  assertErrorShape(t, last, 429, 'rate_limited')
+  t.ok(last.headers['retry-after'], 'Retry-After')
+  t.ok(last.headers['x-ratelimit-limit'], 'x-ratelimit-limit')
+})

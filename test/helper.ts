@@ -1,0 +1,89 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import { loadConfig, type Config } from '../src/config.js'
+import { buildApp } from '../src/build.js'
+import { users } from '../drizzle/schema/index.js'
+import { newId } from '../src/lib/ids.js'
+import { createSession } from '../src/domain/sessions.js'
+import { hashPassword } from '../src/domain/passwords.js'
+import type { Role } from '../src/domain/permissions.js'
+
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/quire_test'
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+interface Teardownable { teardown: (fn: () => unknown) => void }
+
+/** A config for tests: the test database, a Redis key prefix of its own, fast bcrypt, a temp storage dir. */
+export function testConfig (overrides: Partial<Config> = {}): Config {
+  return loadConfig({}, {
+    DATABASE_URL: TEST_DATABASE_URL,
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_PREFIX: `qt-${randomBytes(4).toString('hex')}`,
+    JWT_SECRET: 'test-secret-test-secret-test-secret-0123',
+    INGESTION_SECRET: 'test-ingestion-secret-0123456789',
+    LOG_LEVEL: 'silent',
+    BCRYPT_COST: 4,
+    STORAGE_DIR: mkdtempSync(join(tmpdir(), 'quire-test-')),
+    RATE_LIMIT_MAX: 100000,
+    ...overrides,
+  })
+}
+
+/** Builds the real app (real MySQL, Redis, storage) and closes it when the test ends. */
+export async function build (t: Teardownable, overrides: Partial<Config> = {}): Promise<FastifyInstance> {
+  const app = await buildApp(testConfig(overrides))
+  t.teardown(async () => await app.close())
+  await app.ready()
+  return app
+}
+
+export interface TestUser {
+  id: string
+  email: string
+  password: string
+  role: Role
+  accessToken: string
+  refreshToken: string
+  sessionId: string
+  headers: { authorization: string }
+}
+
+export const uniqueEmail = (tag = 'u'): string => `${tag}-${randomBytes(6).toString('hex')}@example.test`
+
+/** Inserts a user straight into the database and opens a session for it. */
+export async function createUser (app: FastifyInstance, role: Role = 'viewer', opts: { grants?: string[], revokes?: string[], password?: string, email?: string, name?: string } = {}): Promise<TestUser> {
+  const password = opts.password ?? `pw-${randomBytes(8).toString('hex')}`
+  const email = opts.email ?? uniqueEmail(role)
+  const id = newId()
+  const now = new Date()
+  await app.db.insert(users).values({
+    id,
+    email,
+    name: opts.name ?? `Test ${role}`,
+    passwordHash: await hashPassword(password, app.config.BCRYPT_COST),
+    role,
+    grants: opts.grants ?? [],
+    revokes: opts.revokes ?? [],
+    createdAt: now,
+    updatedAt: now,
+  })
+  const s = await createSession(app, id, { ip: '127.0.0.1', userAgent: 'tap' })
+  return { id, email, password, role, accessToken: s.accessToken, refreshToken: s.refreshToken, sessionId: s.sessionId, headers: { authorization: `Bearer ${s.accessToken}` } }
+}
+
+/** Asserts the contract's error body. */
+export function assertErrorShape (t: Test, res: { statusCode: number, body: string, headers: Record<string, unknown> }, status: number, code?: string): void {
+  t.equal(res.statusCode, status, `status ${status}`)
+  const body = JSON.parse(res.body) as Record<string, unknown>
+  t.equal(body.statusCode, status)
+  t.ok(typeof body.error === 'string' && body.error.length > 0, 'error text')
+  t.ok(typeof body.message === 'string', 'message')
+  t.match(body.code, /^[a-z][a-z0-9_]*$/, 'snake_case code')
+  if (code !== undefined) t.equal(body.code, code, `code ${code}`)
+  t.equal(body.requestId, res.headers['x-request-id'], 'requestId echoes x-request-id')
+  if (status >= 500) t.ok(!/at .+\.(ts|js):\d+|SELECT|INSERT|stack/i.test(String(body.message)), 'no leak in 5xx')
+}

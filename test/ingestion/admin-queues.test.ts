@@ -1,0 +1,49 @@
+import { test } from 'tap'
+import { build, createUser, assertErrorShape } from '../helper.js'
+import { startWorkers } from '../../src/worker-runner.js'
+import { createDocument, eventually } from './helpers.js'
+import { QUEUE_NAMES } from '../../src/jobs/index.js'
+
+test('admin job control: counts, list by state, detail, retry, delete; jobs:manage only', async (t) => {
+  const app = await build(t)
+  const admin = await createUser(app, 'admin')
+  const ed = await createUser(app, 'editor')
+  const doc = await createDocument(app, ed.id)
+  const ing = (await app.inject({ method: 'POST', url: `/documents/${doc.id}/ingestions`, headers: ed.headers, payload: {} })).json()
+
+  assertErrorShape(t, await app.inject({ method: 'GET', url: '/admin/queues', headers: ed.headers }), 403, 'forbidden')
+  assertErrorShape(t, await app.inject({ method: 'GET', url: '/admin/queues' }), 401, 'unauthorized')
+  let res = await app.inject({ method: 'GET', url: '/admin/queues', headers: admin.headers })
+  t.equal(res.statusCode, 200)
+  t.same(res.json().map((q: { name: string }) => q.name), [...QUEUE_NAMES])
+  const ingestionQueue = res.json().find((q: { name: string }) => q.name === 'ingestion')
+  t.same(Object.keys(ingestionQueue.counts).sort(), ['active', 'completed', 'delayed', 'failed', 'paused', 'waiting'])
+  t.ok(ingestionQueue.counts.waiting >= 1, 'the dispatch job waits (no worker here)')
+
+  res = await app.inject({ method: 'GET', url: '/admin/queues/ingestion/jobs?state=waiting', headers: admin.headers })
+  t.equal(res.statusCode, 200)
+  t.ok(res.json().items.some((j: { id: string }) => j.id === ing.id), 'the job id is the ingestion id')
+  assertErrorShape(t, await app.inject({ method: 'GET', url: '/admin/queues/nope/jobs', headers: admin.headers }), 404, 'not_found')
+  assertErrorShape(t, await app.inject({ method: 'GET', url: '/admin/queues/ingestion/jobs?state=weird', headers: admin.headers }), 400, 'validation_failed')
+  res = await app.inject({ method: 'GET', url: `/admin/queues/ingestion/jobs/${ing.id}`, headers: admin.headers })
+  t.equal(res.statusCode, 200)
+  t.match(res.json(), { id: ing.id, name: 'ingestion-dispatch', queue: 'ingestion', state: 'waiting', data: { ingestionId: ing.id }, attempts: app.config.INGESTION_MAX_ATTEMPTS })
+  assertErrorShape(t, await app.inject({ method: 'GET', url: '/admin/queues/ingestion/jobs/unknown', headers: admin.headers }), 404, 'not_found')
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/admin/queues/ingestion/jobs/${ing.id}/retry`, headers: admin.headers }), 409, 'invalid_job_state')
+  res = await app.inject({ method: 'DELETE', url: `/admin/queues/ingestion/jobs/${ing.id}`, headers: admin.headers })
+  t.equal(res.statusCode, 204)
+  assertErrorShape(t, await app.inject({ method: 'GET', url: `/admin/queues/ingestion/jobs/${ing.id}`, headers: admin.headers }), 404, 'not_found')
+
+  // a failed job on another queue: listed, retried
+  const job = await app.queues.cleanup.add('no-such-processor', { x: 1 }, { attempts: 1 })
+  const workers = await startWorkers(app, ['cleanup'])
+  t.teardown(workers.close)
+  await eventually(async () => await job.isFailed())
+  res = await app.inject({ method: 'GET', url: '/admin/queues/cleanup/jobs?state=failed&limit=5', headers: admin.headers })
+  const failed = res.json().items.find((j: { id: string }) => j.id === job.id)
+  t.match(failed, { state: 'failed', failedReason: /no processor/ })
+  res = await app.inject({ method: 'POST', url: `/admin/queues/cleanup/jobs/${job.id!}/retry`, headers: admin.headers })
+  t.equal(res.statusCode, 200)
+  await eventually(async () => (await app.queues.cleanup.getJob(job.id!))?.attemptsMade === 2 || (await job.isFailed() && (await app.queues.cleanup.getJob(job.id!))!.attemptsStarted >= 2))
+  t.pass('the job ran again')
+})

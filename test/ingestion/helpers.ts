@@ -1,0 +1,178 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import net from 'node:net'
+import { Readable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyInstance } from 'fastify'
+import { eq } from 'drizzle-orm'
+import { documents, documentShares, ingestions } from '../../drizzle/schema/index.js'
+import { newId } from '../../src/lib/ids.js'
+import { signedHeaders } from '../../src/domain/ingestion-signing.js'
+
+export const ROOT = new URL('../..', import.meta.url).pathname
+
+/** A document row with real stored bytes (the documents routes are not needed for these tests). */
+export async function createDocument (app: FastifyInstance, ownerId: string, opts: { content?: Buffer | string, filename?: string, mimeType?: string, visibility?: 'private' | 'internal' } = {}) {
+  const content = Buffer.isBuffer(opts.content) ? opts.content : Buffer.from(opts.content ?? 'hello world\nsecond line here\n')
+  const id = newId()
+  const storageKey = `documents/${id}`
+  await app.storage.put(storageKey, Readable.from([content]))
+  const now = new Date()
+  const row = {
+    id,
+    ownerId,
+    title: `Doc ${id.slice(-6)}`,
+    description: null,
+    filename: opts.filename ?? 'notes.txt',
+    mimeType: opts.mimeType ?? 'text/plain',
+    size: content.length,
+    sha256: createHash('sha256').update(content).digest('hex'),
+    status: 'ready',
+    visibility: opts.visibility ?? 'private',
+    tags: [],
+    storageKey,
+    metadata: {},
+    version: 1,
+    createdAt: now,
+    updatedAt: now,
+  }
+  await app.db.insert(documents).values(row)
+  return row
+}
+
+export async function share (app: FastifyInstance, documentId: string, userId: string, access: 'read' | 'write'): Promise<void> {
+  await app.db.insert(documentShares).values({ documentId, userId, access, createdAt: new Date() })
+}
+
+export async function ingestionRow (app: FastifyInstance, id: string) {
+  const [row] = await app.db.select().from(ingestions).where(eq(ingestions.id, id))
+  return row
+}
+
+export async function eventually<T> (fn: () => Promise<T | undefined | null | false>, ms = 15000, every = 100): Promise<T> {
+  const end = Date.now() + ms
+  let last: unknown
+  while (Date.now() < end) {
+    try {
+      const v = await fn()
+      if (v !== undefined && v !== null && v !== false) return v
+    } catch (err) { last = err }
+    await sleep(every)
+  }
+  throw new Error(`condition not met within ${ms} ms${last !== undefined ? `: ${String(last)}` : ''}`)
+}
+
+/** Polls GET /ingestions/:id until its status is one of `statuses`. */
+export async function waitForStatus (app: FastifyInstance, headers: Record<string, string>, id: string, statuses: string[], ms = 15000) {
+  return await eventually(async () => {
+    const res = await app.inject({ method: 'GET', url: `/ingestions/${id}`, headers })
+    const body = res.json()
+    return statuses.includes(body.status) ? body : null
+  }, ms)
+}
+
+export async function freePort (): Promise<number> {
+  const srv = net.createServer()
+  srv.listen(0, '127.0.0.1')
+  await once(srv, 'listening')
+  const port = (srv.address() as net.AddressInfo).port
+  await new Promise<void>(resolve => srv.close(() => resolve()))
+  return port
+}
+
+export interface ScriptedRequest { headers: IncomingMessage['headers'], raw: Buffer, body: any }
+
+/** A scripted ingestion backend: `handler` decides each answer; every request is recorded. */
+export async function scriptedBackend (handler: (req: ScriptedRequest, n: number, res: ServerResponse) => void | Promise<void>) {
+  const requests: ScriptedRequest[] = []
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks)
+      let body: unknown = null
+      try { body = JSON.parse(raw.toString()) } catch { /* recorded raw */ }
+      const r = { headers: req.headers, raw, body }
+      requests.push(r)
+      Promise.resolve(handler(r, requests.length, res)).catch(() => res.destroy())
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const port = (server.address() as net.AddressInfo).port
+  return {
+    url: `http://127.0.0.1:${port}/ingest`,
+    requests,
+    close: async () => { server.closeAllConnections(); await new Promise<void>(resolve => server.close(() => resolve())) },
+  }
+}
+
+export const json = (res: ServerResponse, status: number, body: unknown): void => {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+}
+
+/** The reference Python service as a real child process on a free port. */
+export async function startPython (secret: string, extra: string[] = []): Promise<{ url: string, proc: ChildProcess, output: () => string, close: () => Promise<void> }> {
+  const proc = spawn('python3', ['examples/ingestion-service/server.py', '--host', '127.0.0.1', '--port', '0', '--secret', secret, '--log-level', 'WARNING', ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  proc.stderr!.on('data', (d: Buffer) => { out += d.toString() })
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`python service did not start: ${out}`)), 10000)
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+      const m = /listening on [\d.]+:(\d+)/.exec(out)
+      if (m !== null) { clearTimeout(timer); resolve(Number(m[1])) }
+    })
+    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`python exited ${code}: ${out}`)) })
+  })
+  return {
+    url: `http://127.0.0.1:${port}/ingest`,
+    proc,
+    output: () => out,
+    close: async () => { if (proc.exitCode === null) { proc.kill('SIGTERM'); await once(proc, 'exit') } },
+  }
+}
+
+/** POSTs a callback signed like the backend would (or with `tamper` applied to the headers). */
+export async function postCallback (app: FastifyInstance, id: string, body: unknown, opts: { secret?: string, headers?: Record<string, string>, now?: number } = {}) {
+  const raw = JSON.stringify(body)
+  const headers = { 'content-type': 'application/json', ...signedHeaders(opts.secret ?? app.config.INGESTION_SECRET, raw, opts.now), ...opts.headers }
+  return await app.inject({ method: 'POST', url: `/ingestions/${id}/callback`, headers, payload: raw })
+}
+
+export interface SseMessage { event: string, data: any }
+
+/** Opens GET /ingestions/:id/events on a listening app and collects messages until the stream ends. */
+export function openSse (baseUrl: string, id: string, headers: Record<string, string>): { messages: SseMessage[], status: Promise<number>, done: Promise<SseMessage[]>, close: () => void } {
+  const messages: SseMessage[] = []
+  let resolveStatus: (n: number) => void = () => {}
+  const status = new Promise<number>(resolve => { resolveStatus = resolve })
+  let req: ReturnType<typeof httpRequest> | undefined
+  const done = new Promise<SseMessage[]>((resolve, reject) => {
+    req = httpRequest(`${baseUrl}/ingestions/${id}/events`, { headers: { ...headers, accept: 'text/event-stream' } }, (res) => {
+      resolveStatus(res.statusCode ?? 0)
+      let buf = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        buf += chunk
+        let idx
+        while ((idx = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, idx)
+          buf = buf.slice(idx + 2)
+          const event = /^event: (.*)$/m.exec(block)?.[1]
+          const data = /^data: (.*)$/m.exec(block)?.[1]
+          if (event !== undefined && data !== undefined) messages.push({ event, data: JSON.parse(data) })
+        }
+      })
+      res.on('end', () => resolve(messages))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  return { messages, status, done, close: () => req?.destroy() }
+}
+
+export const randomKey = (): string => randomBytes(8).toString('hex')

@@ -1,0 +1,168 @@
+import { test } from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer, type IncomingMessage } from 'node:http'
+import net from 'node:net'
+import { once } from 'node:events'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { buildApp } from '../src/build.js'
+import { createUser, testConfig, TEST_DATABASE_URL, TEST_REDIS_URL } from './helper.js'
+
+const root = new URL('..', import.meta.url).pathname
+
+async function freePort (): Promise<number> {
+  const s = net.createServer().listen(0, '127.0.0.1')
+  await once(s, 'listening')
+  const port = (s.address() as net.AddressInfo).port
+  await new Promise(resolve => s.close(resolve))
+  return port
+}
+
+async function waitReady (base: string, ms = 120000): Promise<void> {
+  const end = Date.now() + ms
+  let last = 'no answer'
+  while (Date.now() < end) {
+    try {
+      const r = await fetch(`${base}/health/ready`)
+      if (r.status === 200) return
+      last = `${r.status} ${await r.text()}`
+    } catch (err) { last = String(err) }
+    await sleep(250)
+  }
+  throw new Error(`${base} never became ready: ${last}`)
+}
+
+const body = async (req: IncomingMessage): Promise<string> => {
+  let s = ''
+  for await (const c of req) s += String(c)
+  return s
+}
+
+test('2 API + 2 worker processes on shared MySQL/Redis/storage', { timeout: 240000 }, async (t) => {
+  // The ingestion backend: counts every dispatch per ingestion id (it must be exactly one each).
+  const dispatches = new Map<string, number>()
+  const backend = createServer((req, res) => {
+    body(req).then((raw) => {
+      const id = (JSON.parse(raw) as { ingestionId: string }).ingestionId
+      dispatches.set(id, (dispatches.get(id) ?? 0) + 1)
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ status: 'succeeded', result: { ok: true } }))
+    }).catch(() => res.destroy())
+  })
+  backend.listen(0, '127.0.0.1')
+  await once(backend, 'listening')
+  t.teardown(() => backend.close())
+
+  const prefix = `qt-scale-${randomBytes(4).toString('hex')}`
+  const storageDir = mkdtempSync(join(tmpdir(), 'quire-scale-'))
+  const [portA, portB] = [await freePort(), await freePort()]
+  const rateMax = 3000
+  const env = (port: number) => ({
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    DATABASE_URL: TEST_DATABASE_URL,
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_PREFIX: prefix,
+    JWT_SECRET: 'test-secret-test-secret-test-secret-0123',
+    INGESTION_SECRET: 'test-ingestion-secret-0123456789',
+    INGESTION_URL: `http://127.0.0.1:${(backend.address() as net.AddressInfo).port}/ingest`,
+    STORAGE_DIR: storageDir,
+    RATE_LIMIT_MAX: String(rateMax),
+    RATE_LIMIT_WINDOW: '600000',
+    BCRYPT_COST: '4',
+    LOG_LEVEL: 'warn',
+  })
+  const procs: ChildProcess[] = []
+  const start = (entry: string, port: number) => {
+    const p = spawn(process.execPath, ['--import=tsx', entry], { cwd: root, env: env(port), stdio: ['ignore', 'ignore', 'inherit'] })
+    procs.push(p)
+    return p
+  }
+  t.teardown(async () => {
+    for (const p of procs) p.kill('SIGKILL')
+  })
+  start('src/server.ts', portA)
+  start('src/server.ts', portB)
+  start('src/worker.ts', portA)
+  start('src/worker.ts', portA)
+  const A = `http://127.0.0.1:${portA}`
+  const B = `http://127.0.0.1:${portB}`
+  await Promise.all([waitReady(A), waitReady(B)])
+
+  // Users and sessions made through an in-test app on the same DB and Redis prefix.
+  const local = await buildApp(testConfig({ REDIS_PREFIX: prefix, STORAGE_DIR: storageDir }))
+  t.teardown(async () => await local.close())
+  await local.ready()
+  const editor = await createUser(local, 'editor')
+  const auth = { authorization: `Bearer ${editor.accessToken}` }
+
+  // Documents uploaded through both APIs.
+  const docIds: string[] = []
+  for (let i = 0; i < 6; i++) {
+    const form = new FormData()
+    form.append('title', `scale doc ${i}`)
+    form.append('file', new Blob([`hello from scale test ${i}\n`], { type: 'text/plain' }), `doc-${i}.txt`)
+    const r = await fetch(`${i % 2 === 0 ? A : B}/documents`, { method: 'POST', headers: auth, body: form })
+    t.equal(r.status, 201, `upload ${i}`)
+    docIds.push(((await r.json()) as { id: string }).id)
+  }
+  const seenOnOther = await fetch(`${B}/documents/${docIds[0] ?? ''}`, { headers: auth })
+  t.equal(seenOnOther.status, 200, 'a document uploaded on A is served by B')
+
+  // SSE on B while the ingestion is triggered on A.
+  const trigger = await fetch(`${A}/documents/${docIds[0] ?? ''}/ingestions`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' })
+  t.equal(trigger.status, 202)
+  const first = await trigger.json() as { id: string }
+  const sse = await fetch(`${B}/ingestions/${first.id}/events`, { headers: auth })
+  t.equal(sse.status, 200)
+  t.match(sse.headers.get('content-type') ?? '', /text\/event-stream/)
+  const streamText = await Promise.race([sse.text(), sleep(20000).then(() => 'timeout')])
+  t.match(streamText, /succeeded/, 'the client on B sees the final status of an ingestion triggered on A')
+
+  // Many ingestions through both APIs: each dispatched exactly once to the backend.
+  const ids = [first.id]
+  for (let i = 0; i < 30; i++) {
+    const doc = docIds[i % docIds.length] ?? ''
+    const r = await fetch(`${i % 2 === 0 ? A : B}/documents/${doc}/ingestions`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' })
+    t.equal(r.status, 202)
+    ids.push(((await r.json()) as { id: string }).id)
+  }
+  const end = Date.now() + 60000
+  let statuses: string[] = []
+  while (Date.now() < end) {
+    statuses = await Promise.all(ids.map(async id => ((await (await fetch(`${B}/ingestions/${id}`, { headers: auth })).json()) as { status: string }).status))
+    if (statuses.every(s => s === 'succeeded' || s === 'failed')) break
+    await sleep(300)
+  }
+  t.same([...new Set(statuses)], ['succeeded'], 'every ingestion succeeded')
+  t.same(ids.map(id => dispatches.get(id) ?? 0), ids.map(() => 1), 'each ingestion was dispatched exactly once')
+
+  // Logout on A is honoured by B at once.
+  const logout = await fetch(`${A}/auth/logout`, { method: 'POST', headers: auth })
+  t.equal(logout.status, 204)
+  const after = await fetch(`${B}/auth/me`, { headers: auth })
+  t.equal(after.status, 401)
+  t.equal(((await after.json()) as { code: string }).code, 'token_revoked')
+
+  // The rate limit holds across both processes (same client IP, shared Redis counters):
+  // after A says R requests remain, exactly R more succeed, alternating A and B, then 429.
+  const probe = await fetch(`${A}/docs/json`)
+  await probe.arrayBuffer()
+  const remaining = Number(probe.headers.get('x-ratelimit-remaining'))
+  t.ok(remaining > 0 && remaining < rateMax, `remaining ${remaining} of ${rateMax}`)
+  let okCount = 0
+  let limitedAt = -1
+  for (let i = 0; i < remaining + 5; i++) {
+    const r = await fetch(`${i % 2 === 0 ? B : A}/docs/json`)
+    await r.arrayBuffer()
+    if (r.status === 429) { limitedAt = i; break }
+    okCount++
+  }
+  t.equal(okCount, remaining, 'exactly the remaining budget succeeds across both processes')
+  t.equal(limitedAt, remaining, 'then 429')
+})

@@ -1,0 +1,63 @@
+import t from 'tap'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { LocalStorage } from '../src/storage/local.js'
+import { S3Storage } from '../src/storage/s3.js'
+import { loadConfig } from '../src/config.js'
+import { storageSuite } from './documents/storage-suite.js'
+import { startS3 } from './documents/s3-server.js'
+
+storageSuite(t, 'local', async () => new LocalStorage(mkdtempSync(join(tmpdir(), 'quire-drv-'))))
+
+storageSuite(t, 's3', async (tt) => {
+  const conf = loadConfig({}, { JWT_SECRET: 'x'.repeat(32), INGESTION_SECRET: 'y'.repeat(16), ...await startS3(tt) })
+  const s = new S3Storage(conf)
+  tt.teardown(async () => await s.close())
+  return s
+})
+
+t.test('s3: pre-signed URLs carry the signature, expiry and signed headers', async (t) => {
+  const conf = loadConfig({}, { JWT_SECRET: 'x'.repeat(32), INGESTION_SECRET: 'y'.repeat(16), ...await startS3(t) })
+  const s = new S3Storage(conf)
+  t.teardown(async () => await s.close())
+  const put = await s.presignPut('up/a', { expiresIn: 600, contentType: 'text/plain', contentLength: 5 })
+  const u = new URL(put.url)
+  t.equal(u.searchParams.get('X-Amz-Expires'), '600')
+  t.match(u.searchParams.get('X-Amz-SignedHeaders'), /content-length/)
+  t.match(u.searchParams.get('X-Amz-SignedHeaders'), /content-type/)
+  t.ok(u.searchParams.get('X-Amz-Signature'))
+  t.notOk(u.searchParams.has('x-amz-checksum-crc32'), 'no empty-body checksum baked into the URL')
+  const res = await fetch(put.url, { method: 'PUT', headers: put.headers, body: 'hello' })
+  t.equal(res.status, 200)
+  t.same(await s.head('up/a'), { size: 5 })
+  const get = await s.presignGet('up/a', { expiresIn: 60, filename: 'résumé.txt', contentType: 'text/plain' })
+  const g = new URL(get)
+  t.equal(g.searchParams.get('X-Amz-Expires'), '60')
+  t.match(g.searchParams.get('response-content-disposition'), /filename\*=UTF-8''r%C3%A9sum%C3%A9\.txt/)
+  const body = await fetch(get)
+  t.equal(body.status, 200)
+  t.equal(await body.text(), 'hello')
+})
+
+t.test('s3: S3_PUBLIC_ENDPOINT signs client URLs for the public address, internal ones for S3_ENDPOINT', async (t) => {
+  const s3 = await startS3(t)
+  const internalEndpoint = s3.S3_ENDPOINT ?? ''
+  t.ok(internalEndpoint, 'the S3 test server reports its endpoint')
+  const publicEndpoint = internalEndpoint.replace('127.0.0.1', 'localhost')
+  const conf = loadConfig({}, { JWT_SECRET: 'x'.repeat(32), INGESTION_SECRET: 'y'.repeat(16), ...s3, S3_PUBLIC_ENDPOINT: publicEndpoint })
+  const s = new S3Storage(conf)
+  t.teardown(async () => await s.close())
+  const put = await s.presignPut('pub/a', { expiresIn: 600, contentType: 'text/plain', contentLength: 5 })
+  t.equal(new URL(put.url).host, new URL(publicEndpoint).host, 'upload URL for clients uses the public endpoint')
+  const res = await fetch(put.url, { method: 'PUT', headers: put.headers, body: 'hello' })
+  t.equal(res.status, 200, 'and its signature holds for that host')
+  const client = await s.presignGet('pub/a', { expiresIn: 60 })
+  t.equal(new URL(client).host, new URL(publicEndpoint).host)
+  const internal = await s.presignGet('pub/a', { expiresIn: 60, audience: 'internal' })
+  t.equal(new URL(internal).host, new URL(internalEndpoint).host, 'URLs for the ingestion backend use S3_ENDPOINT')
+  for (const url of [client, internal]) {
+    const got = await fetch(url)
+    t.equal(await got.text(), 'hello')
+  }
+})

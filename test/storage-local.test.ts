@@ -1,0 +1,37 @@
+import { test } from 'tap'
+import { Readable } from 'node:stream'
+import { text } from 'node:stream/consumers'
+import { mkdtempSync, readdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { LocalStorage } from '../src/storage/local.js'
+import { StorageNotFound } from '../src/storage/types.js'
+
+test('local storage: put, head, ranged get, delete, and keys that cannot escape', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'quire-local-'))
+  const s = new LocalStorage(dir)
+  await s.check()
+  const r = await s.put('docs/ab/file-1', Readable.from([Buffer.from('hello '), Buffer.from('world')]))
+  t.equal(r.size, 11)
+  t.same(await s.head('docs/ab/file-1'), { size: 11 })
+  t.equal(await text(await s.get('docs/ab/file-1')), 'hello world')
+  t.equal(await text(await s.get('docs/ab/file-1', { start: 6, end: 10 })), 'world')
+  await s.delete('docs/ab/file-1')
+  t.equal(await s.head('docs/ab/file-1'), null)
+  await t.rejects(s.get('docs/ab/file-1'), StorageNotFound)
+  await s.delete('docs/ab/file-1') // missing is fine
+  for (const bad of ['../etc/passwd', '/etc/passwd', 'a/../../b', 'a//b', '.hidden', 'a/./b', 'a\\b']) {
+    await t.rejects(s.put(bad, Readable.from(['x'])), /invalid storage key/, bad)
+  }
+})
+
+test('local storage: a failing stream leaves no object and no temp file', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'quire-local-'))
+  const s = new LocalStorage(dir)
+  const body = new Readable({ read () {} })
+  body.push('partial data')
+  setTimeout(() => body.destroy(new Error('client went away')), 10)
+  await t.rejects(s.put('docs/x', body), /client went away/)
+  t.equal(await s.head('docs/x'), null)
+  t.same(readdirSync(join(dir, '.tmp')), [], 'no temp files left')
+})

@@ -1,0 +1,101 @@
+import { test } from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { QueueEvents } from 'bullmq'
+import { buildWorkerApp } from '../src/build.js'
+import { startWorkers } from '../src/worker-runner.js'
+import { testConfig, TEST_DATABASE_URL, TEST_REDIS_URL } from './helper.js'
+import { eventually, freePort } from './ingestion/helpers.js'
+
+test('worker instance has the plugins but no routes, and runs a registered job', async (t) => {
+  const config = testConfig()
+  const app = await buildWorkerApp(config)
+  await app.ready()
+  t.ok(app.db && app.redis && app.storage && app.queues, 'decorators present')
+  const res = await app.inject({ method: 'GET', url: '/health' })
+  t.equal(res.statusCode, 404, 'no routes in the worker')
+  const running = await startWorkers(app, ['cleanup'])
+  const events = new QueueEvents('cleanup', { connection: { url: config.REDIS_URL }, prefix: `${config.REDIS_PREFIX}:bull` })
+  await events.waitUntilReady()
+  const job = await app.queues.cleanup.add('noop', { echo: 'ping' })
+  const result = await job.waitUntilFinished(events, 10000) as { echo: string }
+  t.equal(result.echo, 'ping')
+  await events.close()
+  await running.close()
+  await app.close()
+})
+
+test('the worker process boots and stops cleanly on SIGTERM', async (t) => {
+  const child = spawn(process.execPath, ['--import=tsx', 'src/worker.ts'], {
+    cwd: new URL('..', import.meta.url).pathname,
+    env: {
+      ...process.env,
+      DATABASE_URL: TEST_DATABASE_URL,
+      REDIS_URL: TEST_REDIS_URL,
+      REDIS_PREFIX: 'qt-worker-proc',
+      JWT_SECRET: 'x'.repeat(32),
+      INGESTION_SECRET: 'y'.repeat(16),
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  const started = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 30000)
+    child.stdout.on('data', () => { if (out.includes('worker started')) { clearTimeout(timer); resolve(true) } })
+  })
+  t.ok(started, 'worker started')
+  child.kill('SIGTERM')
+  const [code] = await once(child, 'exit') as [number | null]
+  t.equal(code, 0, 'exit code 0')
+  t.match(out, /worker stopped/)
+})
+
+test('a worker with WORKER_METRICS_PORT serves its job outcomes, event loop and pool metrics', async (t) => {
+  const config = testConfig()
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import=tsx', 'src/worker.ts'], {
+    cwd: new URL('..', import.meta.url).pathname,
+    env: {
+      ...process.env,
+      DATABASE_URL: TEST_DATABASE_URL,
+      REDIS_URL: TEST_REDIS_URL,
+      REDIS_PREFIX: config.REDIS_PREFIX,
+      STORAGE_DIR: config.STORAGE_DIR,
+      JWT_SECRET: config.JWT_SECRET,
+      INGESTION_SECRET: config.INGESTION_SECRET,
+      HOST: '127.0.0.1',
+      WORKER_METRICS_PORT: String(port),
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  const started = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 30000)
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('worker started')) { clearTimeout(timer); resolve(true) } })
+  })
+  t.ok(started, `worker started ${started ? '' : out}`)
+
+  const app = await buildWorkerApp(config)
+  await app.ready()
+  t.teardown(async () => await app.close())
+  await app.queues.cleanup.add('noop', { echo: 'metrics' })
+  const completed = 'quire_job_outcomes_total{queue="cleanup",job="noop",outcome="completed"} 1'
+  const body = await eventually(async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`)
+    const text = await res.text()
+    return res.status === 200 && text.includes(completed) ? text : null
+  }, 20000)
+  t.match(body, completed, 'the job the worker ran is counted')
+  t.match(body, /quire_nodejs_eventloop_lag_p99_seconds \d/)
+  t.match(body, /quire_db_pool_connections\{state="total"\} \d+/)
+  t.equal((await fetch(`http://127.0.0.1:${port}/other`)).status, 404)
+  child.kill('SIGTERM')
+  const [code] = await once(child, 'exit') as [number | null]
+  t.equal(code, 0, 'stops cleanly with the metrics server open')
+})
