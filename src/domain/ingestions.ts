@@ -213,6 +213,34 @@ export async function enqueueDispatch (app: FastifyInstance, row: Pick<Ingestion
   await app.db.update(ingestions).set({ enqueuedAt: new Date() }).where(eq(ingestions.id, row.id))
 }
 
+/** Limits on the free-form `options` object (stored as JSON; MySQL/MariaDB refuse deep nesting). */
+export const OPTIONS_MAX_DEPTH = 16
+export const OPTIONS_MAX_BYTES = 64 * 1024
+
+const depthOf = (v: unknown, limit: number): number => {
+  // Iterative, so a hostile document cannot blow the stack; stops once past the limit.
+  let max = 0
+  const stack: Array<[unknown, number]> = [[v, 0]]
+  while (stack.length > 0) {
+    const [node, d] = stack.pop() as [unknown, number]
+    if (node === null || typeof node !== 'object') continue
+    if (d + 1 > max) max = d + 1
+    if (max > limit) return max
+    for (const child of Object.values(node)) stack.push([child, d + 1])
+  }
+  return max
+}
+
+/** 400 validation_failed when `options` is nested too deeply or too large to store. */
+export function checkOptions (options: Record<string, unknown>): void {
+  if (depthOf(options, OPTIONS_MAX_DEPTH) > OPTIONS_MAX_DEPTH) {
+    throw new AppError(400, 'validation_failed', `Invalid body: /options may be nested at most ${OPTIONS_MAX_DEPTH} levels deep`, [{ path: '/options', message: `nested more than ${OPTIONS_MAX_DEPTH} levels` }])
+  }
+  if (Buffer.byteLength(JSON.stringify(options)) > OPTIONS_MAX_BYTES) {
+    throw new AppError(400, 'validation_failed', `Invalid body: /options may be at most ${OPTIONS_MAX_BYTES} bytes of JSON`, [{ path: '/options', message: `larger than ${OPTIONS_MAX_BYTES} bytes` }])
+  }
+}
+
 export interface TriggerInput {
   pipeline: string
   options: Record<string, unknown>
@@ -289,6 +317,7 @@ async function insertQueued (db: Db, actor: Actor, documentId: string, input: Tr
  * `<key>#<documentId>` (bulk), so a repeated request returns the same ingestions.
  */
 export async function triggerIngestions (app: FastifyInstance, actor: Actor, documentIds: string[], input: TriggerInput, bulk: boolean): Promise<IngestionDto[]> {
+  checkOptions(input.options)
   for (const id of documentIds) {
     const access = await loadDocumentFor(app.db, actor, id)
     if (access === null) throw notFound(`Document ${id}`)
@@ -296,6 +325,10 @@ export async function triggerIngestions (app: FastifyInstance, actor: Actor, doc
     if (access.doc.status === 'uploading') throw conflict(`Document ${id} has no content yet`, 'document_not_ready')
   }
   const results: Array<{ row: IngestionRow, created: boolean, event?: IngestionEventDto }> = []
+  const undo = async (): Promise<void> => {
+    const created = results.filter(r => r.created).map(r => r.row.id)
+    if (created.length > 0) await deleteRows(app, created)
+  }
   try {
     for (const id of documentIds) {
       const key = input.idempotencyKey === null ? null : bulk ? `${input.idempotencyKey}#${id}` : input.idempotencyKey
@@ -303,11 +336,15 @@ export async function triggerIngestions (app: FastifyInstance, actor: Actor, doc
       if (!r.created && r.row.documentId !== id) throw conflict('This Idempotency-Key was already used for another document', 'idempotency_key_reused')
       results.push(r)
     }
+  } catch (err) {
+    // A database failure is a 500 (logged by the error handler), not a queue outage.
+    await undo()
+    throw err
+  }
+  try {
     for (const r of results) if (r.created) await addDispatchJob(app, r.row)
   } catch (err) {
-    const created = results.filter(r => r.created).map(r => r.row.id)
-    if (created.length > 0) await deleteRows(app, created)
-    if (err instanceof AppError) throw err
+    await undo()
     app.log.error({ err, requestId: input.requestId }, 'could not enqueue ingestion')
     throw unavailable('The job queue is unavailable, retry later')
   }
@@ -330,14 +367,16 @@ async function deleteRows (app: FastifyInstance, ids: string[]): Promise<void> {
   }
 }
 
-/** An ingestion the actor may see (ingestions:manage sees all; others need the document visible). */
+/** An ingestion the actor may see (ingestions:manage sees all; others need the document visible); `canWrite`: may cancel or retry it. */
 export async function loadIngestionFor (app: FastifyInstance, actor: Actor, id: string): Promise<{ row: IngestionRow, canWrite: boolean } | null> {
   const row = await findIngestion(app.db, id)
   if (row === null) return null
   const manage = actor.can('ingestions:manage')
   const access = await loadDocumentFor(app.db, actor, row.documentId, 'any')
   if (access === null && !manage) return null
-  return { row, canWrite: manage || (actor.can('ingestions:trigger') && access?.canWrite === true) }
+  // Without ingestions:manage, only your own ingestions ("cancel/retry anyone's" is manage's),
+  // and only while you may still trigger on the document.
+  return { row, canWrite: manage || (row.requestedBy === actor.id && actor.can('ingestions:trigger') && access?.canWrite === true) }
 }
 
 async function loadForWrite (app: FastifyInstance, actor: Actor, id: string): Promise<IngestionRow> {

@@ -26,7 +26,7 @@ export const Ingestion = Type.Object({
 })
 
 const Pipeline = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]*$', default: 'default' })
-const Options = Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'passed through to the backend as is' })
+const Options = Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'passed through to the backend as is; at most 16 levels deep and 64 KiB of JSON' })
 
 export const TriggerBody = Type.Object({
   pipeline: Type.Optional(Pipeline),

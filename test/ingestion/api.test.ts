@@ -55,6 +55,12 @@ test('permissions: viewers cannot trigger, editors only on writable documents, r
   assertErrorShape(t, await app.inject({ method: 'POST', url: `/ingestions/${onInternal.id}/cancel`, headers: viewer.headers }), 403, 'forbidden')
   assertErrorShape(t, await app.inject({ method: 'POST', url: `/ingestions/${onInternal.id}/cancel`, headers: other.headers }), 403, 'forbidden')
   assertErrorShape(t, await app.inject({ method: 'POST', url: `/ingestions/${onPriv.id}/cancel`, headers: other.headers }), 404, 'not_found')
+  // without ingestions:manage only your own: neither the write-share editor nor the document's owner cancels the other's
+  const ownersOnShared = (await app.inject({ method: 'POST', url: `/documents/${shared.id}/ingestions`, headers: owner.headers, payload: {} })).json()
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/ingestions/${ownersOnShared.id}/cancel`, headers: other.headers }), 403, 'forbidden')
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/ingestions/${viaShare.id}/cancel`, headers: owner.headers }), 403, 'forbidden')
+  t.equal((await app.inject({ method: 'POST', url: `/ingestions/${ownersOnShared.id}/cancel`, headers: owner.headers })).statusCode, 200, 'the requester cancels their own')
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/ingestions/${ownersOnShared.id}/retry`, headers: other.headers }), 403, 'forbidden')
   // the admin (ingestions:manage) cancels anyone's
   res = await app.inject({ method: 'POST', url: `/ingestions/${onPriv.id}/cancel`, headers: admin.headers })
   t.equal(res.statusCode, 200)
@@ -104,6 +110,23 @@ test('idempotency, bulk, pagination and filters', async (t) => {
   assertErrorShape(t, res, 400, 'validation_failed')
   res = await app.inject({ method: 'POST', url: '/ingestions', headers: ed.headers, payload: { documentIds: Array.from({ length: 101 }, (_, i) => `x${i}`) } })
   assertErrorShape(t, res, 400, 'validation_failed')
+  // options: free-form, but bounded (nesting and size) -> 400, never a 5xx, nothing written
+  let deep: Record<string, unknown> = { leaf: true }
+  for (let i = 0; i < 40; i++) deep = { n: deep }
+  const countBefore = (await app.db.select().from(ingestions).where(eq(ingestions.documentId, docs[0]!.id))).length
+  res = await app.inject({ method: 'POST', url: `/documents/${docs[0]!.id}/ingestions`, headers: ed.headers, payload: { options: deep } })
+  assertErrorShape(t, res, 400, 'validation_failed')
+  t.match(res.json().details, [{ path: '/options' }])
+  res = await app.inject({ method: 'POST', url: '/ingestions', headers: ed.headers, payload: { documentIds: [docs[0]!.id], options: deep } })
+  assertErrorShape(t, res, 400, 'validation_failed')
+  res = await app.inject({ method: 'POST', url: `/documents/${docs[0]!.id}/ingestions`, headers: ed.headers, payload: { options: { blob: 'x'.repeat(70 * 1024) } } })
+  assertErrorShape(t, res, 400, 'validation_failed')
+  t.equal((await app.db.select().from(ingestions).where(eq(ingestions.documentId, docs[0]!.id))).length, countBefore, 'no row written')
+  let fine: Record<string, unknown> = { leaf: [1, { a: null }] }
+  for (let i = 0; i < 12; i++) fine = { n: fine }
+  res = await app.inject({ method: 'POST', url: `/documents/${docs[0]!.id}/ingestions`, headers: ed.headers, payload: { options: fine } })
+  t.equal(res.statusCode, 202, 'moderately nested options are fine')
+  t.same(res.json().options, fine, 'and come back as sent')
   const invisible = await createDocument(app, ed2.id)
   const before = await app.db.select().from(ingestions).where(eq(ingestions.documentId, docs[1]!.id))
   res = await app.inject({ method: 'POST', url: '/ingestions', headers: ed.headers, payload: { documentIds: [docs[1]!.id, invisible.id] } })
