@@ -94,3 +94,21 @@ test('rate limit answers 429 rate_limited with headers', async (t) => {
   t.ok(last.headers['retry-after'], 'Retry-After')
   t.ok(last.headers['x-ratelimit-limit'], 'x-ratelimit-limit')
 })
+
+test('rate limit counts requests that fail authentication and requests for unknown routes', async (t) => {
+  const app = await build(t, { RATE_LIMIT_MAX: 4 })
+  app.log.level = 'silent'
+  const ip = `10.9.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`
+  const bad = await app.inject({ method: 'GET', url: '/users', remoteAddress: ip, headers: { authorization: 'Bearer nope' } })
+  assertErrorShape(t, bad, 401, 'unauthorized')
+  t.equal(bad.headers['x-ratelimit-remaining'], '3', 'a 401 carries the headers and counts')
+  const missing = await app.inject({ method: 'GET', url: '/no-such-route', remoteAddress: ip })
+  assertErrorShape(t, missing, 404, 'not_found')
+  t.equal(missing.headers['x-ratelimit-remaining'], '2', 'a 404 counts too')
+  await app.inject({ method: 'GET', url: '/users', remoteAddress: ip })
+  await app.inject({ method: 'GET', url: '/users', remoteAddress: ip, headers: { authorization: 'Bearer nope' } })
+  const limited = await app.inject({ method: 'GET', url: '/users', remoteAddress: ip, headers: { authorization: 'Bearer nope' } })
+  assertErrorShape(t, limited, 429, 'rate_limited')
+  const health = await app.inject({ method: 'GET', url: '/health', remoteAddress: ip })
+  t.equal(health.statusCode, 200, 'health stays exempt')
+})

@@ -2,10 +2,14 @@ import fp from 'fastify-plugin'
 import rateLimit from '@fastify/rate-limit'
 import { AppError } from '../../src/lib/errors.js'
 
-/** Redis-backed, so the limit holds across every API process. */
+/**
+ * Redis-backed, so the limit holds across every API process. It runs as the first global
+ * onRequest hook (before authentication), so requests with bad tokens and requests for unknown
+ * routes count and carry the x-ratelimit-* headers too; routes opt out with `rateLimit: false`.
+ */
 export default fp(async (fastify) => {
   await fastify.register(rateLimit, {
-    global: true,
+    global: false,
     max: fastify.config.RATE_LIMIT_MAX,
     timeWindow: fastify.config.RATE_LIMIT_WINDOW,
     redis: fastify.redis,
@@ -15,5 +19,10 @@ export default fp(async (fastify) => {
     allowList: (request) => request.url === '/health' || request.url.startsWith('/health/'),
     errorResponseBuilder: (_request, context) =>
       new AppError(429, 'rate_limited', `Rate limit exceeded, retry in ${context.after}`),
+  })
+  const limit = fastify.rateLimit()
+  fastify.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.config?.rateLimit === false) return
+    await limit.call(fastify, request, reply)
   })
 }, { name: 'rate-limit', dependencies: ['config', 'redis'] })
