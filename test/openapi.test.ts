@@ -14,7 +14,7 @@ const NO_BODY = new Set([
   'POST /admin/queues/{queue}/jobs/{id}/retry',
 ])
 /** Public routes that take no input: a 2xx schema is enough (no auth errors, nothing to validate). */
-const NO_INPUT_PUBLIC = new Set(['GET /health/', 'GET /health/ready', 'GET /metrics/'])
+const NO_INPUT_PUBLIC = new Set(['GET /health', 'GET /health/ready', 'GET /metrics'])
 
 interface Collected { method: string, url: string, schema: Record<string, unknown> | undefined }
 
@@ -37,12 +37,14 @@ test('the OpenAPI document is valid and covers every route', async (t) => {
   t.match(doc.openapi, /^3\./, 'OpenAPI 3')
 
   await t.test('query parameters with a default are optional; multipart and raw uploads are documented', async (t) => {
-    const list = doc.paths['/documents/']?.get ?? doc.paths['/documents']?.get
+    const list = doc.paths['/documents']?.get
     const params = new Map((list?.parameters ?? []).map(p => [p.name, p]))
     t.equal(params.get('limit')?.required, false, 'limit (default 20) is optional')
     t.equal(params.get('trashed')?.required, false, 'trashed (default false) is optional')
-    const upload = doc.paths['/documents/']?.post ?? doc.paths['/documents']?.post
+    const upload = doc.paths['/documents']?.post
     t.ok(upload?.requestBody?.content?.['multipart/form-data']?.schema, 'POST /documents documents its multipart parts')
+    t.same(Object.keys(doc.paths).filter(p => p.length > 1 && p.endsWith('/')), [], 'paths are listed without a trailing slash')
+    t.ok(doc.paths['/users'] && doc.paths['/ingestions'] && doc.paths['/audit-events'], 'collections under their plain names')
     t.ok(doc.paths['/storage/{token}']?.put?.requestBody?.content?.['application/octet-stream']?.schema, 'PUT /storage/{token} documents raw bytes')
   })
 

@@ -12,6 +12,20 @@ function withOptionalDefaults (schema: FastifySchema): FastifySchema {
   return { ...schema, querystring: { ...query, required: query.required.filter(k => properties[k]?.default === undefined) } }
 }
 
+type OpenApiDoc = { paths?: Record<string, Record<string, unknown>> }
+
+/** Collection routes are registered as `/<folder>/`; list them as `/documents`, the path clients use. */
+function withoutTrailingSlashes<T> (doc: T): T {
+  const paths = (doc as OpenApiDoc).paths
+  if (paths === undefined) return doc
+  const out: Record<string, Record<string, unknown>> = {}
+  for (const [path, ops] of Object.entries(paths)) {
+    const key = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path
+    out[key] = { ...out[key], ...ops }
+  }
+  return { ...doc, paths: out }
+}
+
 export default fp(async (fastify) => {
   await fastify.register(swagger, {
     openapi: {
@@ -29,6 +43,7 @@ export default fp(async (fastify) => {
     },
     // A query parameter with a default is optional for the caller, though the validated type has it.
     transform: ({ schema, url }) => ({ schema: withOptionalDefaults(schema), url }),
+    transformObject: (doc) => withoutTrailingSlashes('openapiObject' in doc ? doc.openapiObject : doc.swaggerObject),
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   })
   await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: false })
