@@ -22,6 +22,13 @@ export function isMultipartParseError (err: unknown): boolean {
   return e !== null && typeof e === 'object' && e.statusCode === undefined && typeof e.message === 'string' && MULTIPART_PARSE.test(e.message)
 }
 
+/** @fastify/multipart's count limits: a malformed request (413 is for size), answered as validation errors. */
+const MULTIPART_COUNTS: Record<string, { path: string, message: string }> = {
+  FST_FILES_LIMIT: { path: '/file', message: 'exactly one file part is allowed' },
+  FST_FIELDS_LIMIT: { path: '/', message: 'too many fields' },
+  FST_PARTS_LIMIT: { path: '/', message: 'too many parts' },
+}
+
 export interface ErrorBody {
   statusCode: number
   error: string
@@ -52,6 +59,10 @@ export function toErrorBody (err: FastifyError | AppError | Error, request: Fast
     })
     const where = fe.validationContext ?? 'request'
     return { statusCode: 400, error: 'Bad Request', code: 'validation_failed', message: `Invalid ${where}: ${details.map(d => `${d.path} ${d.message}`).join('; ')}`, requestId, details }
+  }
+  const counted = fe.code !== undefined ? MULTIPART_COUNTS[fe.code] : undefined
+  if (counted !== undefined) {
+    return { statusCode: 400, error: 'Bad Request', code: 'validation_failed', message: `Invalid multipart body: ${counted.message}`, requestId, details: [counted] }
   }
   if (isMultipartParseError(err)) {
     return { statusCode: 400, error: 'Bad Request', code: 'invalid_multipart', message: `Malformed multipart body: ${err.message}`, requestId }
