@@ -10,12 +10,17 @@ const ajvCompilers = AjvCompiler()
 /**
  * Query strings, params and headers arrive as text and are coerced to their schema's types;
  * JSON bodies are typed already, so a wrong type there (`{"title": 123}`) is a 400, not "123".
+ * Unknown body properties are refused; unknown query parameters (cache busters such as `_=`)
+ * are dropped on every route alike.
  */
 function buildValidator (externalSchemas: unknown, ajvOptions: unknown): FastifySchemaCompiler<FastifySchema> {
   const options = ajvOptions as { customOptions: Record<string, unknown>, plugins?: unknown[] }
-  const coercing = ajvCompilers(externalSchemas as never, options as never) as unknown as FastifySchemaCompiler<FastifySchema>
-  const strict = ajvCompilers(externalSchemas as never, { ...options, customOptions: { ...options.customOptions, coerceTypes: false } } as never) as unknown as FastifySchemaCompiler<FastifySchema>
-  return (route) => route.httpPart === 'body' ? strict(route) : coercing(route)
+  const variant = (custom: Record<string, unknown>) =>
+    ajvCompilers(externalSchemas as never, { ...options, customOptions: { ...options.customOptions, ...custom } } as never) as unknown as FastifySchemaCompiler<FastifySchema>
+  const coercing = variant({})
+  const strict = variant({ coerceTypes: false })
+  const query = variant({ removeAdditional: true })
+  return (route) => route.httpPart === 'body' ? strict(route) : route.httpPart === 'querystring' ? query(route) : coercing(route)
 }
 
 const SANE_ID = /^[\w.:@-]{1,128}$/

@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { build, assertErrorShape, testConfig } from './helper.js'
+import { build, assertErrorShape, createUser, testConfig } from './helper.js'
 import { buildApp } from '../src/build.js'
 import { AppError } from '../src/lib/errors.js'
 
@@ -46,6 +46,19 @@ test('error shape for every kind of failure', async (t) => {
     res = await app.inject({ method: 'GET', url: '/__query?n=7' })
     t.equal(res.statusCode, 200)
     t.same(res.json(), { n: 7 }, 'query string "7" became the integer 7')
+  })
+
+  t.test('body content types: text/plain is 415, an empty JSON body is no body', async (t) => {
+    let res = await app.inject({ method: 'POST', url: '/__echo', headers: { 'content-type': 'text/plain' }, payload: '{"n":1}' })
+    assertErrorShape(t, res, 415, 'unsupported_media_type')
+    res = await app.inject({ method: 'POST', url: '/__echo', headers: { 'content-type': 'application/xml' }, payload: '<n>1</n>' })
+    assertErrorShape(t, res, 415, 'unsupported_media_type')
+    res = await app.inject({ method: 'POST', url: '/__echo', headers: { 'content-type': 'application/json' }, payload: '' })
+    assertErrorShape(t, res, 400, 'validation_failed')
+    res = await app.inject({ method: 'POST', url: '/__echo', headers: { 'content-type': 'application/json; charset=utf-8' }, payload: '{"n":1}' })
+    t.same(res.json(), { n: 1 })
+    res = await app.inject({ method: 'POST', url: '/__echo', headers: { 'content-type': 'application/json' }, payload: '{"n":1,"__proto__":{"x":1}}' })
+    assertErrorShape(t, res, 400, 'invalid_json')
   })
 
   t.test('oversized body is 413 payload_too_large', async (t) => {
@@ -111,4 +124,22 @@ test('rate limit counts requests that fail authentication and requests for unkno
   assertErrorShape(t, limited, 429, 'rate_limited')
   const health = await app.inject({ method: 'GET', url: '/health', remoteAddress: ip })
   t.equal(health.statusCode, 200, 'health stays exempt')
+})
+
+test('bodiless POSTs accept an empty JSON body; unknown query parameters are ignored everywhere', async (t) => {
+  const app = await build(t)
+  const ed = await createUser(app, 'editor')
+  const admin = await createUser(app, 'admin')
+  let res = await app.inject({ method: 'GET', url: '/documents?_=1700000000&limit=5', headers: ed.headers })
+  t.equal(res.statusCode, 200, 'cache buster on /documents')
+  res = await app.inject({ method: 'GET', url: '/admin/queues/ingestion/jobs?state=failed&_=1', headers: admin.headers })
+  t.equal(res.statusCode, 200, 'and on a route whose query schema is closed')
+  res = await app.inject({ method: 'GET', url: '/ingestions?_=1', headers: ed.headers })
+  t.equal(res.statusCode, 200)
+  res = await app.inject({ method: 'GET', url: '/documents?limit=abc&_=1', headers: ed.headers })
+  assertErrorShape(t, res, 400, 'validation_failed')
+  res = await app.inject({ method: 'POST', url: '/auth/logout', headers: { ...ed.headers, 'content-type': 'application/json' }, payload: '' })
+  t.equal(res.statusCode, 204, 'curl -X POST -H "Content-Type: application/json" with no body')
+  res = await app.inject({ method: 'GET', url: '/auth/me', headers: ed.headers })
+  assertErrorShape(t, res, 401, 'token_revoked')
 })
