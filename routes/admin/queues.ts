@@ -75,16 +75,24 @@ const adminQueues: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { permission: 'jobs:manage' },
     schema: {
       tags: ['admin'],
-      summary: 'Jobs of a queue in one state, newest first',
+      summary: 'Jobs of a queue, newest first',
+      description: 'With `state`, the jobs in that state; without it, the newest jobs in any state.',
       params: QueueParam,
-      querystring: Type.Object({ state: Type.Optional(Type.Union(STATES.map(s => Type.Literal(s)), { default: 'failed' })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })) }, { additionalProperties: false }),
+      querystring: Type.Object({ state: Type.Optional(Type.Union(STATES.map(s => Type.Literal(s)))), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })) }, { additionalProperties: false }),
       response: { 200: Type.Object({ items: Type.Array(JobInfo) }), ...authErrors, ...errors(404) },
     },
   }, async (request) => {
     const queue = queueOf(request.params.queue)
-    const state = request.query.state ?? 'failed'
-    const jobs = await queue.getJobs([state as JobType], 0, (request.query.limit ?? 20) - 1, false)
-    return { items: await Promise.all(jobs.filter(j => j !== undefined && j !== null).map(async j => await describe(j, state))) }
+    const limit = request.query.limit ?? 20
+    const state = request.query.state
+    if (state !== undefined) {
+      const jobs = await queue.getJobs([state as JobType], 0, limit - 1, false)
+      return { items: await Promise.all(jobs.filter(j => j !== undefined && j !== null).map(async j => await describe(j, state))) }
+    }
+    // Each state's newest `limit`, then the newest `limit` of those (states read one by one, so each job has its state).
+    const perState = await Promise.all(STATES.map(async st => (await queue.getJobs([st as JobType], 0, limit - 1, false)).filter(j => j !== undefined && j !== null).map(job => ({ job, st }))))
+    const newest = perState.flat().sort((a, b) => b.job.timestamp - a.job.timestamp).slice(0, limit)
+    return { items: await Promise.all(newest.map(async ({ job, st }) => await describe(job, st))) }
   })
 
   fastify.get('/queues/:queue/jobs/:id', {
