@@ -2,17 +2,11 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { authErrors, errors, IdParam } from '../../src/schemas/common.js'
 import { requireDocument } from '../../src/domain/document-access.js'
 import { AppError, notFound } from '../../src/lib/errors.js'
-import { contentDisposition, parseRange } from '../../src/lib/http.js'
+import { contentDisposition, etagMatches, parseRange } from '../../src/lib/http.js'
 import { StorageNotFound } from '../../src/storage/types.js'
 
 const Bytes = Type.Unsafe<unknown>({ type: 'string', format: 'binary', description: 'the file bytes' })
 const Redirect = Type.Null({ description: 'Location: a short-lived pre-signed URL' })
-
-/** An If-None-Match list matching the entity tag (weak comparison, `*` matches anything). */
-function matchesEtag (header: string | undefined, etag: string): boolean {
-  if (header === undefined) return false
-  return header.split(',').map(s => s.trim().replace(/^W\//, '')).some(t => t === '*' || t === etag)
-}
 
 const contentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, storage, config } = fastify
@@ -30,9 +24,12 @@ const contentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const { doc } = await requireDocument(db, request.user, request.params.id, 'read', 'any')
     const etag = `"${doc.sha256}"`
     reply.header('etag', etag).header('accept-ranges', 'bytes').header('cache-control', 'private, no-cache')
-    if (matchesEtag(request.headers['if-none-match'], etag)) return await reply.code(304).send(null)
+    if (etagMatches(request.headers['if-none-match'], etag)) return await reply.code(304).send(null)
 
-    const range = parseRange(request.headers.range, doc.size)
+    // If-Range: the range only applies to the representation the client has (strong comparison;
+    // Quire sends no Last-Modified, so a date never matches): otherwise the whole body, 200.
+    const ifRange = request.headers['if-range']
+    const range = parseRange(ifRange === undefined || String(ifRange).trim() === etag ? request.headers.range : undefined, doc.size)
     const audit = (kind: string) => fastify.audit(request, { action: 'document.download', subject: doc.id, payload: { kind, ...(range !== null && range !== 'unsatisfiable' ? { range: [range.start, range.end] } : {}) } })
     if (request.query.redirect && storage.driver === 's3') {
       const url = await storage.presignGet(doc.storageKey, { expiresIn: config.DOWNLOAD_URL_TTL, filename: doc.filename, contentType: doc.mimeType })

@@ -4,13 +4,14 @@ import { Description, Document, DocumentPatch, ListQuery, Title, Visibility } fr
 import { authErrors, errors, IdParam, NoContent, Page } from '../../src/schemas/common.js'
 import { requireDocument } from '../../src/domain/document-access.js'
 import {
-  deleteDocumentRow, expectedVersion, getDocumentRow, listDocuments, normalizeTags, originalKey, setTrashed, toDocument, updateDocument,
+  deleteDocumentRow, expectedVersions, getDocumentRow, listDocuments, normalizeTags, originalKey, setTrashed, toDocument, updateDocument,
 } from '../../src/domain/documents.js'
 import { checkFields, cleanFilename, createDocumentRecord } from '../../src/domain/document-create.js'
 import { inspect, isAllowedType, storeInspected, unsupportedType } from '../../src/domain/uploads.js'
 import { AppError, badRequest, conflict, forbidden } from '../../src/lib/errors.js'
 import { newId } from '../../src/lib/ids.js'
 import { enqueueObjectDeletion } from '../../src/jobs/delete-objects.js'
+import { etagMatches } from '../../src/lib/http.js'
 
 const FIELD_NAMES = new Set(['title', 'description', 'tags', 'visibility'])
 
@@ -79,7 +80,7 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         title: single('title'), description: single('description'), visibility: single('visibility'), tags: values.tags,
       }).filter(([, v]) => v !== undefined)))
       const doc = await createDocumentRecord(fastify, request, { id, ...stored }, fields, { via: 'multipart' })
-      return await reply.code(201).header('etag', `"${doc.version}"`).send(toDocument(doc))
+      return await reply.code(201).header('etag', `"${doc.version}"`).header('location', `/documents/${doc.id}`).send(toDocument(doc))
     } catch (err) {
       // The object is deleted by createDocumentRecord on insert failures; here for everything before.
       if (stored !== null) await storage.delete(key).catch((e: unknown) => request.log.error({ err: e, key }, 'could not delete an orphaned object'))
@@ -102,13 +103,16 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { permission: 'documents:read' },
     schema: {
       tags: ['documents'],
-      summary: 'One document (trashed ones only for those who may restore them); ETag = "<version>"',
+      summary: 'One document (trashed ones only for those who may restore them); ETag = "<version>", If-None-Match gives 304',
       params: IdParam,
-      response: { 200: Document, ...authErrors, ...errors(404) },
+      response: { 200: Document, 304: Type.Null(), ...authErrors, ...errors(404) },
     },
   }, async (request, reply) => {
     const { doc } = await requireDocument(db, request.user, request.params.id, 'read', 'any')
-    return await reply.header('etag', `"${doc.version}"`).send(toDocument(doc))
+    const etag = `"${doc.version}"`
+    reply.header('etag', etag).header('cache-control', 'private, no-cache')
+    if (etagMatches(request.headers['if-none-match'], etag)) return await reply.code(304).send(null)
+    return await reply.send(toDocument(doc))
   })
 
   fastify.patch('/:id', {
@@ -122,9 +126,9 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: Document, ...authErrors, ...errors(404, 412) },
     },
   }, async (request, reply) => {
-    const expected = expectedVersion(request.headers['if-match'])
+    const expected = expectedVersions(request.headers['if-match'])
     const { doc } = await requireDocument(db, request.user, request.params.id, 'write')
-    if (typeof expected === 'number' && expected !== doc.version) throw versionMismatch(doc.version)
+    if (Array.isArray(expected) && !expected.includes(doc.version)) throw versionMismatch(doc.version)
     const { tags, ...rest } = request.body
     const updated = await updateDocument(db, doc.id, doc.version, { ...rest, ...(tags !== undefined ? { tags: normalizeTags(tags) } : {}) })
     if (updated === null) {

@@ -73,7 +73,7 @@ const uploadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       throw new AppError(400, 'checksum_mismatch', 'The uploaded bytes do not match the declared sha256; the upload was discarded')
     }
     const doc = await createDocumentRecord(fastify, request, { id: up.id, filename: up.filename, mimeType: inspected.mimeType, size, sha256 }, request.body, { claimUploadId: up.id, via: 'presigned' })
-    return await reply.code(201).header('etag', `"${doc.version}"`).send(toDocument(doc))
+    return await reply.code(201).header('etag', `"${doc.version}"`).header('location', `/documents/${doc.id}`).send(toDocument(doc))
   })
 
   async function discard (up: UploadRow): Promise<void> {

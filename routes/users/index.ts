@@ -37,7 +37,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const { password, ...rest } = request.body
     const user = await insertUser(fastify.db, { ...rest, passwordHash: await hashPassword(password, fastify.config.BCRYPT_COST) })
     await fastify.audit(request, { action: 'user.create', subject: `user:${user.id}`, payload: { email: user.email, role: user.role, grants: user.grants, revokes: user.revokes } })
-    return await reply.code(201).send(toUserView(user))
+    return await reply.code(201).header('location', `/users/${user.id}`).send(toUserView(user))
   })
 
   fastify.get('/:id', {

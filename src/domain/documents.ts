@@ -185,13 +185,15 @@ export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Prom
   return { items, nextCursor: rows.length > f.limit && last !== undefined ? encodeCursor(last.id) : null }
 }
 
-/** Parses If-Match; undefined = no precondition. */
-export function expectedVersion (ifMatch: string | undefined): number | undefined | 'any' {
+/** Parses If-Match: undefined = no precondition, 'any' = `*`, else the versions it names (a list is fine). */
+export function expectedVersions (ifMatch: string | undefined): number[] | undefined | 'any' {
   if (ifMatch === undefined || ifMatch.trim() === '') return undefined
   if (ifMatch.trim() === '*') return 'any'
-  const m = /^(?:W\/)?"(\d{1,9})"$/.exec(ifMatch.trim())
-  if (m?.[1] === undefined) throw new AppError(412, 'version_mismatch', 'If-Match must be "<version>" as given in the ETag')
-  return Number(m[1])
+  return ifMatch.split(',').map((tag) => {
+    const m = /^(?:W\/)?"(\d{1,9})"$/.exec(tag.trim())
+    if (m?.[1] === undefined) throw new AppError(412, 'version_mismatch', 'If-Match must be "<version>" (or a list of them) as given in the ETag')
+    return Number(m[1])
+  })
 }
 
 export interface DocumentChanges {

@@ -33,3 +33,9 @@ export function parseRange (header: string | undefined, size: number): RangeResu
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start >= size || start > end) return 'unsatisfiable'
   return { start, end }
 }
+
+/** An If-None-Match list matching the entity tag (weak comparison, `*` matches anything). */
+export function etagMatches (header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false
+  return header.split(',').map(s => s.trim().replace(/^W\//, '')).some(t => t === '*' || t === etag)
+}

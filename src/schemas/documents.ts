@@ -8,9 +8,14 @@ export const Visibility = Type.Union([Type.Literal('private'), Type.Literal('int
 export const DocumentStatus = Type.Union(['uploading', 'processing', 'ready', 'failed'].map(s => Type.Literal(s)))
 export const ShareAccess = Type.Union([Type.Literal('read'), Type.Literal('write')])
 
-export const Title = Type.String({ minLength: 1, maxLength: 500 })
-export const Description = Type.String({ maxLength: 10000 })
-const Tag = Type.String({ maxLength: 200, description: `trimmed and lower-cased; at most ${MAX_TAGS} tags of ${MAX_TAG_LENGTH} characters` })
+/** No control characters (NUL, escape sequences) in one-line text. */
+export const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$'
+/** Multi-line text: tabs and line breaks, no other control characters. */
+const NO_CONTROL_BUT_LINES = '^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$'
+
+export const Title = Type.String({ minLength: 1, maxLength: 500, pattern: NO_CONTROL })
+export const Description = Type.String({ maxLength: 10000, pattern: NO_CONTROL_BUT_LINES })
+const Tag = Type.String({ maxLength: 200, pattern: NO_CONTROL, description: `trimmed and lower-cased; at most ${MAX_TAGS} tags of ${MAX_TAG_LENGTH} characters` })
 export const Tags = Type.Array(Tag, { maxItems: 100 })
 
 export const Document = Type.Object({

@@ -68,7 +68,17 @@ t.test('PATCH with If-Match, tags normalized, list filters and cursor pagination
   t.match(p1.json(), { title: 'Renamed', tags: ['alpha', 'beta'], version: 2 })
   const stale = await app.inject({ method: 'PATCH', url: `/documents/${id}`, headers: { ...ed.headers, 'if-match': '"1"' }, payload: { title: 'Lost update' } })
   assertErrorShape(t, stale, 412, 'version_mismatch')
-  t.equal((await app.inject({ method: 'PATCH', url: `/documents/${id}`, headers: ed.headers, payload: { description: null } })).json().version, 3, 'no If-Match: applies, version bumps')
+  const listed = await app.inject({ method: 'PATCH', url: `/documents/${id}`, headers: { ...ed.headers, 'if-match': '"1", "2"' }, payload: { title: 'Renamed' } })
+  t.equal(listed.statusCode, 200, 'If-Match with a list naming the current version')
+  t.equal(listed.headers.etag, '"3"')
+  assertErrorShape(t, await app.inject({ method: 'PATCH', url: `/documents/${id}`, headers: { ...ed.headers, 'if-match': '"1", "2"' }, payload: { title: 'Lost' } }), 412, 'version_mismatch')
+  for (const title of ['nul\u0000byte', 'escape\u001b[31m', 'bell\u0007']) {
+    assertErrorShape(t, await app.inject({ method: 'PATCH', url: `/documents/${id}`, headers: ed.headers, payload: { title } }), 400, 'validation_failed')
+  }
+  assertErrorShape(t, await app.inject({ method: 'PATCH', url: `/documents/${id}`, headers: ed.headers, payload: { description: 'a\u0000b' } }), 400, 'validation_failed')
+  t.equal((await app.inject({ method: 'PATCH', url: `/documents/${id}`, headers: ed.headers, payload: { description: 'line one\n\tline two' } })).statusCode, 200, 'line breaks and tabs in a description are fine')
+  t.equal((await app.inject({ method: 'PATCH', url: `/documents/${id}`, headers: ed.headers, payload: { title: 'Résumé – 2026 ✓' } })).statusCode, 200, 'non-ASCII titles are fine')
+  t.equal((await app.inject({ method: 'PATCH', url: `/documents/${id}`, headers: ed.headers, payload: { description: null } })).json().version, 6, 'no If-Match: applies, version bumps')
   assertErrorShape(t, await app.inject({ method: 'PATCH', url: `/documents/${id}`, headers: ed.headers, payload: { title: 'x', owner: 'me' } }), 400, 'validation_failed')
   assertErrorShape(t, await app.inject({ method: 'PATCH', url: `/documents/${id}`, headers: ed.headers, payload: { tags: ['x'.repeat(65)] } }), 400, 'validation_failed')
   assertErrorShape(t, await app.inject({ method: 'PATCH', url: `/documents/${id}`, headers: ed.headers, payload: {} }), 400, 'validation_failed')
