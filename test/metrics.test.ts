@@ -51,12 +51,16 @@ test('the ingestion, DB pool and event-loop metrics carry live values', async (t
   t.equal(sample(body, 'quire_db_pool_connections{state="idle"}'), total - busy)
   t.type(sample(body, 'quire_db_pool_connections{state="queued_requests"}'), 'number')
 
-  // Block the event loop for a while: the lag histogram must see it.
-  const until = Date.now() + 300
-  while (Date.now() < until) { /* busy */ }
-  await new Promise(resolve => setTimeout(resolve, 100))
-  body = (await app.inject({ method: 'GET', url: '/metrics' })).body
-  const lagMax = sample(body, 'quire_nodejs_eventloop_lag_max_seconds') ?? 0
+  // Block the event loop for a while: the lag histogram must see it. (Up to three tries: the
+  // histogram is sampled by a timer, and a loaded CI machine can shift when that timer fires.)
+  let lagMax = 0
+  for (let i = 0; i < 3 && lagMax < 0.2; i++) {
+    const until = Date.now() + 300
+    while (Date.now() < until) { /* busy */ }
+    await new Promise(resolve => setTimeout(resolve, 100))
+    body = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    lagMax = sample(body, 'quire_nodejs_eventloop_lag_max_seconds') ?? 0
+  }
   t.ok(lagMax >= 0.2, `event-loop lag max ${lagMax}s reflects the 300 ms block`)
   t.ok((sample(body, 'quire_db_pool_connections{state="busy"}') ?? 1) < busy, 'released connections are no longer busy')
 })
