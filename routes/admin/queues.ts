@@ -116,7 +116,7 @@ const adminQueues: FastifyPluginAsyncTypebox = async (fastify) => {
     const state = await job.getState()
     if (state !== 'failed' && state !== 'completed') throw conflict(`Only failed or completed jobs can be retried (state ${state})`, 'invalid_job_state')
     await job.retry(state)
-    await fastify.audit(request, { action: 'job.retry', subject: `${job.queueName}/${String(job.id)}`, payload: { name: job.name } })
+    await fastify.audit(request, { action: 'job.retry', subject: `job:${job.queueName}/${String(job.id)}`, payload: { name: job.name } })
     return await describe(job)
   })
 
@@ -131,7 +131,7 @@ const adminQueues: FastifyPluginAsyncTypebox = async (fastify) => {
       if (err instanceof AppError) throw err
       throw conflict('The job is locked (being processed) and cannot be removed now', 'invalid_job_state')
     }
-    await fastify.audit(request, { action: 'job.delete', subject: `${job.queueName}/${String(job.id)}`, payload: { name: job.name } })
+    await fastify.audit(request, { action: 'job.delete', subject: `job:${job.queueName}/${String(job.id)}`, payload: { name: job.name } })
     return await reply.code(204).send(null)
   })
 }

@@ -14,7 +14,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         ...PageQuery,
         actorId: Type.Optional(Type.String({ maxLength: 64 })),
         action: Type.Optional(Type.String({ maxLength: 64, description: 'exact action, or a prefix ending in ".*" such as "auth.*"' })),
-        subject: Type.Optional(Type.String({ maxLength: 128, description: 'e.g. "user:<id>", "session:<id>", "document:<id>"' })),
+        subject: Type.Optional(Type.String({ maxLength: 128, description: 'exact: "user:<id>", "session:<id>", "document:<id>", "ingestion:<id>", "job:<queue>/<id>"' })),
       }, { additionalProperties: false }),
       response: { 200: Page(AuditEvent), ...authErrors },
     },

@@ -30,7 +30,7 @@ const contentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     // Quire sends no Last-Modified, so a date never matches): otherwise the whole body, 200.
     const ifRange = request.headers['if-range']
     const range = parseRange(ifRange === undefined || String(ifRange).trim() === etag ? request.headers.range : undefined, doc.size)
-    const audit = (kind: string) => fastify.audit(request, { action: 'document.download', subject: doc.id, payload: { kind, ...(range !== null && range !== 'unsatisfiable' ? { range: [range.start, range.end] } : {}) } })
+    const audit = (kind: string) => fastify.audit(request, { action: 'document.download', subject: `document:${doc.id}`, payload: { kind, ...(range !== null && range !== 'unsatisfiable' ? { range: [range.start, range.end] } : {}) } })
     if (request.query.redirect && storage.driver === 's3') {
       const url = await storage.presignGet(doc.storageKey, { expiresIn: config.DOWNLOAD_URL_TTL, filename: doc.filename, contentType: doc.mimeType })
       await audit('redirect')

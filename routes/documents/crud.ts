@@ -123,11 +123,12 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       params: IdParam,
       body: DocumentPatch,
       headers: Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 100 })) }),
-      response: { 200: Document, ...authErrors, ...errors(404, 412) },
+      response: { 200: Document, ...authErrors, ...errors(404, 409, 412) },
     },
   }, async (request, reply) => {
     const expected = expectedVersions(request.headers['if-match'])
-    const { doc } = await requireDocument(db, request.user, request.params.id, 'write')
+    const { doc } = await requireDocument(db, request.user, request.params.id, 'write', 'any')
+    if (doc.deletedAt !== null) throw conflict('The document is in the trash; restore it first', 'document_trashed')
     if (Array.isArray(expected) && !expected.includes(doc.version)) throw versionMismatch(doc.version)
     const { tags, ...rest } = request.body
     const updated = await updateDocument(db, doc.id, doc.version, { ...rest, ...(tags !== undefined ? { tags: normalizeTags(tags) } : {}) })
@@ -135,7 +136,7 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       // Changed between our read and our write: with If-Match the client must re-read; without, it raced.
       throw expected !== undefined ? versionMismatch() : conflict('The document changed while updating it, retry', 'version_mismatch')
     }
-    await fastify.audit(request, { action: 'document.update', subject: doc.id, payload: { fields: Object.keys(request.body), version: updated.version } })
+    await fastify.audit(request, { action: 'document.update', subject: `document:${doc.id}`, payload: { fields: Object.keys(request.body), version: updated.version } })
     return await reply.header('etag', `"${updated.version}"`).send(toDocument(updated))
   })
 
@@ -151,9 +152,10 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const user = request.user
     if (!request.query.permanent) {
-      const { doc } = await requireDocument(db, user, request.params.id, 'write')
-      if (!await setTrashed(db, doc.id, true)) throw conflict('The document is already in the trash', 'already_trashed')
-      await fastify.audit(request, { action: 'document.delete', subject: doc.id, payload: { permanent: false } })
+      // A trashed document is 409 for those who could restore it (404 for everyone else).
+      const { doc } = await requireDocument(db, user, request.params.id, 'write', 'any')
+      if (doc.deletedAt !== null || !await setTrashed(db, doc.id, true)) throw conflict('The document is already in the trash', 'already_trashed')
+      await fastify.audit(request, { action: 'document.delete', subject: `document:${doc.id}`, payload: { permanent: false } })
       return await reply.code(204).send(null)
     }
     const { doc, isOwner } = await requireDocument(db, user, request.params.id, 'write', 'any')
@@ -163,7 +165,7 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     const keys = await deleteDocumentRow(db, doc.id)
     if (keys !== null) await enqueueObjectDeletion(fastify, keys, request.log)
-    await fastify.audit(request, { action: 'document.delete', subject: doc.id, payload: { permanent: true, filename: doc.filename, ownerId: doc.ownerId } })
+    await fastify.audit(request, { action: 'document.delete', subject: `document:${doc.id}`, payload: { permanent: true, filename: doc.filename, ownerId: doc.ownerId } })
     return await reply.code(204).send(null)
   })
 
@@ -178,7 +180,7 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { doc } = await requireDocument(db, request.user, request.params.id, 'write', 'any')
     if (doc.deletedAt === null || !await setTrashed(db, doc.id, false)) throw conflict('The document is not in the trash', 'not_trashed')
-    await fastify.audit(request, { action: 'document.restore', subject: doc.id })
+    await fastify.audit(request, { action: 'document.restore', subject: `document:${doc.id}` })
     const restored = await getDocumentRow(db, doc.id) ?? { ...doc, deletedAt: null, version: doc.version + 1 }
     return await reply.header('etag', `"${restored.version}"`).send(toDocument(restored))
   })

@@ -29,7 +29,7 @@ const documentIngestions: FastifyPluginAsyncTypebox = async (fastify) => {
       requestId: String(request.id),
     }, false)
     const item = items[0]!
-    await fastify.audit(request, { action: 'ingestion.trigger', subject: item.id, payload: { documentId: item.documentId, pipeline: item.pipeline } })
+    await fastify.audit(request, { action: 'ingestion.trigger', subject: `ingestion:${item.id}`, payload: { documentId: item.documentId, pipeline: item.pipeline } })
     return await reply.code(202).send(item)
   })
 }

@@ -41,7 +41,7 @@ const shareRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     if (userId === doc.ownerId) throw badRequest('The owner already has full access', 'validation_failed')
     const { previous, createdAt } = await putShare(db, doc.id, userId, request.body.access)
     if (previous !== request.body.access) {
-      await fastify.audit(request, { action: 'document.share', subject: doc.id, payload: { userId, access: request.body.access, previous } })
+      await fastify.audit(request, { action: 'document.share', subject: `document:${doc.id}`, payload: { userId, access: request.body.access, previous } })
     }
     return { userId, access: request.body.access, createdAt: createdAt.toISOString() }
   })
@@ -57,7 +57,7 @@ const shareRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { doc } = await requireDocument(db, request.user, request.params.id, 'share')
     if (!await deleteShare(db, doc.id, request.params.userId)) throw notFound('Share')
-    await fastify.audit(request, { action: 'document.unshare', subject: doc.id, payload: { userId: request.params.userId } })
+    await fastify.audit(request, { action: 'document.unshare', subject: `document:${doc.id}`, payload: { userId: request.params.userId } })
     return await reply.code(204).send(null)
   })
 }

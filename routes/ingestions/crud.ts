@@ -61,7 +61,7 @@ const ingestionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
   }, async (request, reply) => {
     const item = await retryIngestion(fastify, request.user, request.params.id, String(request.id))
-    await fastify.audit(request, { action: 'ingestion.retry', subject: item.id, payload: { documentId: item.documentId } })
+    await fastify.audit(request, { action: 'ingestion.retry', subject: `ingestion:${item.id}`, payload: { documentId: item.documentId } })
     return await reply.code(202).send(item)
   })
 
@@ -76,7 +76,7 @@ const ingestionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
   }, async (request) => {
     const item = await cancelIngestion(fastify, request.user, request.params.id)
-    await fastify.audit(request, { action: 'ingestion.cancel', subject: item.id, payload: { documentId: item.documentId } })
+    await fastify.audit(request, { action: 'ingestion.cancel', subject: `ingestion:${item.id}`, payload: { documentId: item.documentId } })
     return item
   })
 }

@@ -65,6 +65,6 @@ export async function createDocumentRecord (
       row = { ...row, status: 'failed', error: 'the thumbnail job could not be queued', version: row.version + 1 }
     }
   }
-  await app.audit(request, { action: 'document.create', subject: row.id, payload: { via: opts.via, filename: row.filename, mimeType: row.mimeType, size: row.size, sha256: row.sha256 } })
+  await app.audit(request, { action: 'document.create', subject: `document:${row.id}`, payload: { via: opts.via, filename: row.filename, mimeType: row.mimeType, size: row.size, sha256: row.sha256 } })
   return row
 }

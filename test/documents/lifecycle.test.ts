@@ -128,8 +128,11 @@ t.test('shares: put, change, list, delete; target must exist; audit trail', asyn
   await app.inject({ url: `/documents/${doc.id}/content`, headers: owner.headers })
   await app.inject({ method: 'DELETE', url: `/documents/${doc.id}`, headers: owner.headers })
   await app.inject({ method: 'POST', url: `/documents/${doc.id}/restore`, headers: owner.headers })
-  const events = await app.db.select({ action: auditEvents.action }).from(auditEvents).where(eq(auditEvents.subject, doc.id)).orderBy(auditEvents.id)
+  const events = await app.db.select({ action: auditEvents.action }).from(auditEvents).where(eq(auditEvents.subject, `document:${doc.id}`)).orderBy(auditEvents.id)
   t.same(events.map(e => e.action), ['document.create', 'document.share', 'document.share', 'document.unshare', 'document.download', 'document.delete', 'document.restore'])
+  const admin = await createUser(app, 'admin')
+  const viaApi = await app.inject({ url: `/audit-events?subject=document:${doc.id}&limit=100`, headers: admin.headers })
+  t.same(viaApi.json().items.map((e: { action: string }) => e.action).reverse(), events.map(e => e.action), 'subjects are "<kind>:<id>" like users and sessions')
 })
 
 t.test('trash purge: documents trashed longer than TRASH_RETENTION_DAYS are deleted with their objects', async (t) => {
@@ -147,6 +150,6 @@ t.test('trash purge: documents trashed longer than TRASH_RETENTION_DAYS are dele
   t.same(left.map(r => r.id).sort(), [recent.id, kept.id].sort())
   const job = (await app.queues.cleanup.getJobs(['waiting', 'delayed', 'prioritized'])).find(j => j.name === 'delete-objects' && (j.data as { keys: string[] }).keys.includes(`documents/${old.id}/original`))
   t.ok(job, 'object deletion queued')
-  const audit = await app.db.select().from(auditEvents).where(and(eq(auditEvents.subject, old.id), eq(auditEvents.action, 'document.purge')))
+  const audit = await app.db.select().from(auditEvents).where(and(eq(auditEvents.subject, `document:${old.id}`), eq(auditEvents.action, 'document.purge')))
   t.equal(audit.length, 1)
 })
