@@ -51,6 +51,7 @@ test('error shape for every kind of failure', async (t) => {
   t.test('body content types: text/plain is 415, an empty JSON body is no body', async (t) => {
     let res = await app.inject({ method: 'POST', url: '/__echo', headers: { 'content-type': 'text/plain' }, payload: '{"n":1}' })
     assertErrorShape(t, res, 415, 'unsupported_media_type')
+    t.match(res.json().message, /"text\/plain" is not accepted/)
     res = await app.inject({ method: 'POST', url: '/__echo', headers: { 'content-type': 'application/xml' }, payload: '<n>1</n>' })
     assertErrorShape(t, res, 415, 'unsupported_media_type')
     res = await app.inject({ method: 'POST', url: '/__echo', headers: { 'content-type': 'application/json' }, payload: '' })

@@ -75,6 +75,10 @@ export function toErrorBody (err: FastifyError | AppError | Error, request: Fast
     return { statusCode: status, error: statusText(status), code: codeForStatus(status), message: 'Internal error; quote the request id when reporting it', requestId }
   }
   const code = (fe.code !== undefined ? FASTIFY_CODES[fe.code] : undefined) ?? codeForStatus(status)
+  if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    const type = String(request.headers['content-type'] ?? '').split(';')[0]?.trim().slice(0, 100) ?? ''
+    return { statusCode: status, error: statusText(status), code, message: `Content-Type "${type}" is not accepted here (JSON bodies are application/json)`, requestId }
+  }
   return { statusCode: status, error: statusText(status), code, message: fe.message, requestId }
 }
 
