@@ -19,6 +19,9 @@ export function createPool (url: string, connectionLimit: number): mysql.Pool {
     connectTimeout: 5000,
     // The pool queues requests when all connections are busy; bound it so a dead DB fails fast.
     queueLimit: 1000,
+    // No Error.captureStackTrace per query (mysql2's default): a measurable share of every
+    // statement's CPU. A failing query's error still carries its code, message and SQL state.
+    trace: false,
   })
 }
 

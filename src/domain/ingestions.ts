@@ -134,6 +134,8 @@ export interface Transition {
   to: IngestionStatus
   set?: Partial<Pick<IngestionRow, 'lastError' | 'result' | 'startedAt' | 'finishedAt' | 'enqueuedAt'>> & { attemptsPlusOne?: boolean }
   event: { type: string, message: string, data?: Record<string, unknown> }
+  /** Events recorded just before `event`, in the same transaction (e.g. the attempt that led to it). */
+  before?: Array<{ type: string, message: string }>
 }
 
 /**
@@ -157,11 +159,14 @@ export async function transition (app: FastifyInstance, id: string, t: Transitio
   const changed = await sqlTransaction(app.db, async (conn) => {
     const [res] = await conn.execute(query, [...params, id, ...t.from]) as unknown as [{ affectedRows: number }]
     if (res.affectedRows !== 1) return false
+    for (const e of t.before ?? []) await addEvent(conn, id, e.type, e.message, undefined, now)
     await addEvent(conn, id, t.event.type, t.event.message, t.event.data, now)
     return true
   })
-  if (changed) await announce(app, { id, status: t.to, type: t.event.type, message: t.event.message, at: now.toISOString() })
-  return changed
+  if (!changed) return false
+  for (const e of t.before ?? []) await announce(app, { id, status: t.from[0] ?? t.to, type: e.type, message: e.message, at: now.toISOString() })
+  await announce(app, { id, status: t.to, type: t.event.type, message: t.event.message, at: now.toISOString() })
+  return true
 }
 
 /** Publishes a status message; a Redis outage only delays SSE clients, it never fails the change. */
@@ -513,7 +518,8 @@ export async function beginAttempt (app: FastifyInstance, row: IngestionRow): Pr
   const [res] = await app.db.$client.execute(BEGIN_ATTEMPT_SQL, [row.startedAt ?? now, now, row.id]) as unknown as [{ affectedRows: number }]
   if (res.affectedRows !== 1) return null
   if (row.status === 'queued') await announce(app, { id: row.id, status: 'running', type: 'running', message: 'dispatching to the ingestion backend', at: now.toISOString() })
-  return await findIngestion(app.db, row.id)
+  // What the UPDATE wrote (the job holds the row: no other writer but a cancel, which the next guarded transition sees).
+  return { ...row, status: 'running', attempts: row.attempts + 1, startedAt: row.startedAt ?? now, updatedAt: now }
 }
 
 /** Remembers the last transient error while a retry waits (status stays running). */

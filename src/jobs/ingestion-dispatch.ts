@@ -1,3 +1,5 @@
+import http from 'node:http'
+import https from 'node:https'
 import { UnrecoverableError, type Job } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
 import { defineJob } from './types.js'
@@ -5,7 +7,7 @@ import { getDocumentRow } from '../domain/documents.js'
 import type { DocumentRow } from '../domain/document-access.js'
 import {
   DISPATCH_JOB, armCallbackTimeout, beginAttempt, findIngestion, note, setLastError, transition,
-  type DispatchData, type IngestionRow,
+  type DispatchData, type IngestionRow, type Transition,
 } from '../domain/ingestions.js'
 import { signedHeaders } from '../domain/ingestion-signing.js'
 
@@ -39,28 +41,53 @@ async function payloadFor (app: FastifyInstance, row: IngestionRow, doc: Documen
 
 const snippet = (s: string): string => s.replace(/\s+/g, ' ').trim().slice(0, 300)
 
+interface BackendAnswer { status: number, text: string }
+
+class BackendTimeout extends Error {}
+
+// Keep-alive connections to the backend, shared by every job of the process (idle sockets are
+// unref'd by the agent, so they never hold the process open). node:http rather than fetch:
+// undici's fetch cost the worker ~1.7 ms of CPU per call, a third of a whole dispatch.
+const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) }
+
+/** POSTs `body`, reads the whole answer as text; redirects are not followed. */
+async function post (target: URL, headers: Record<string, string>, body: string, timeoutMs: number): Promise<BackendAnswer> {
+  const client = target.protocol === 'https:' ? https : http
+  return await new Promise<BackendAnswer>((resolve, reject) => {
+    let timedOut = false
+    const fail = (err: Error) => { clearTimeout(timer); reject(timedOut ? new BackendTimeout() : err) }
+    const req = client.request(target, {
+      method: 'POST',
+      agent: agents[target.protocol === 'https:' ? 'https:' : 'http:'],
+      headers: { ...headers, 'content-length': Buffer.byteLength(body) },
+    }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => { clearTimeout(timer); resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }) })
+      res.on('error', fail)
+    })
+    // The whole exchange, answer body included, must fit in the timeout.
+    const timer = setTimeout(() => { timedOut = true; req.destroy(new BackendTimeout()) }, timeoutMs)
+    req.on('error', fail)
+    req.end(body)
+  })
+}
+
 /** One POST to the backend, classified. Never throws. */
 async function callBackend (app: FastifyInstance, row: IngestionRow, body: string): Promise<Outcome> {
   const started = Date.now()
   const timeout = app.config.INGESTION_TIMEOUT_MS
-  let res: Response
-  let text: string
+  let res: BackendAnswer
   try {
-    res = await fetch(app.config.INGESTION_URL, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': row.id, ...signedHeaders(app.config.INGESTION_SECRET, body) },
-      body,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeout),
-    })
-    text = await res.text()
+    res = await post(new URL(app.config.INGESTION_URL), { 'content-type': 'application/json', 'idempotency-key': row.id, ...signedHeaders(app.config.INGESTION_SECRET, body) }, body, timeout)
   } catch (err) {
-    const e = err as Error & { cause?: { code?: string, message?: string } }
     const ms = Date.now() - started
-    if (e.name === 'TimeoutError' || e.name === 'AbortError') return { kind: 'transient', error: `timed out after ${timeout} ms`, line: `no answer within ${timeout} ms (timeout)` }
-    const why = e.cause?.code ?? e.cause?.message ?? e.message
+    if (err instanceof BackendTimeout) return { kind: 'transient', error: `timed out after ${timeout} ms`, line: `no answer within ${timeout} ms (timeout)` }
+    const e = err as NodeJS.ErrnoException
+    const why = e.code ?? e.message
     return { kind: 'transient', error: `network error: ${why}`, line: `network error after ${ms} ms: ${why}` }
   }
+  const text = res.text
   const ms = Date.now() - started
   const line = `HTTP ${res.status} in ${ms} ms`
   if (res.status === 202) return { kind: 'accepted', line: `${line}: accepted, waiting for the callback` }
@@ -119,29 +146,41 @@ export default defineJob<DispatchData>({
     else outcome = await callBackend(app, row, payload)
     const head = `attempt ${row.attempts} (${tryNo}/${max}): ${outcome.line}`
     log.info({ outcome: outcome.kind, attempt: row.attempts }, head)
-    await note(app, row, (await findIngestion(app.db, row.id))?.status ?? 'running', 'attempt', head)
+    const attempt = { type: 'attempt', message: head }
+    // The attempt's event on its own, with the status the row has now (a cancel may have come meanwhile).
+    const noteAttempt = async (): Promise<IngestionRow | null> => {
+      const current = await findIngestion(app.db, row.id)
+      await note(app, row, current?.status ?? 'running', attempt.type, attempt.message)
+      return current
+    }
+    // A final outcome writes the attempt and the new status in one transaction.
+    const finish = async (t: Omit<Transition, 'from' | 'before'>): Promise<boolean> => {
+      if (await transition(app, row.id, { ...t, from: ['running'], before: [attempt] })) return true
+      await noteAttempt()
+      return false
+    }
 
     switch (outcome.kind) {
       case 'succeeded':
-        if (!await transition(app, row.id, { from: ['running'], to: 'succeeded', set: { result: outcome.result, lastError: null, finishedAt: new Date() }, event: { type: 'succeeded', message: 'the backend finished the ingestion' } })) {
+        if (!await finish({ to: 'succeeded', set: { result: outcome.result, lastError: null, finishedAt: new Date() }, event: { type: 'succeeded', message: 'the backend finished the ingestion' } })) {
           log.info('result ignored: the ingestion changed meanwhile (cancelled?)')
         }
         return { status: 'succeeded' }
       case 'accepted': {
-        const now = await findIngestion(app.db, row.id)
+        const now = await noteAttempt()
         if (now?.status === 'running') await armCallbackTimeout(app, row.id, app.config.INGESTION_CALLBACK_TIMEOUT_MS)
         return { status: 'accepted' }
       }
       case 'permanent':
-        await transition(app, row.id, { from: ['running'], to: 'failed', set: { lastError: outcome.error, finishedAt: new Date() }, event: { type: 'failed', message: outcome.error } })
+        await finish({ to: 'failed', set: { lastError: outcome.error, finishedAt: new Date() }, event: { type: 'failed', message: outcome.error } })
         throw new UnrecoverableError(outcome.error)
       case 'transient': {
         if (tryNo >= max) {
           const error = `gave up after ${tryNo} attempts: ${outcome.error}`
-          await transition(app, row.id, { from: ['running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error } })
+          await finish({ to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error } })
           throw new UnrecoverableError(error)
         }
-        const current = await findIngestion(app.db, row.id)
+        const current = await noteAttempt()
         if (current?.status !== 'running') return { skipped: current?.status ?? 'missing' }
         await setLastError(app.db, row.id, outcome.error)
         const base = app.config.INGESTION_BACKOFF_MS * 2 ** (tryNo - 1)
