@@ -6,7 +6,7 @@ import { documents, ingestionEvents, ingestions } from '../../drizzle/schema/ind
 import { newId, isId } from '../lib/ids.js'
 import { AppError, badRequest, conflict, forbidden, notFound, unavailable } from '../lib/errors.js'
 import type { Principal } from './auth-state.js'
-import { loadDocumentFor, visibleCondition } from './document-access.js'
+import { DOCUMENT_COLUMNS, loadDocumentFor, toDocumentRow, visibleCondition, type DocumentRow, type RawDocumentRow } from './document-access.js'
 import { eventsChannel, publishStatus } from './ingestion-events.js'
 
 export const INGESTION_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
@@ -92,15 +92,30 @@ interface RawIngestionRow {
   enqueued_at: Date | null
 }
 
+const INGESTION_COLUMNS = ['id', 'document_id', 'status', 'pipeline', 'options', 'attempts', 'last_error', 'result', 'requested_by',
+  'idempotency_key', 'request_id', 'created_at', 'updated_at', 'started_at', 'finished_at', 'enqueued_at']
 // Read several times per dispatch job, by callbacks and SSE: plain SQL, like the document load.
-const FIND_INGESTION_SQL = 'SELECT id, document_id, status, pipeline, options, attempts, last_error, result, requested_by, idempotency_key, ' +
-  'request_id, created_at, updated_at, started_at, finished_at, enqueued_at FROM ingestions WHERE id = ? LIMIT 1'
+const FIND_INGESTION_SQL = `SELECT ${INGESTION_COLUMNS.join(', ')} FROM ingestions WHERE id = ? LIMIT 1`
+// The dispatch job's first read: the ingestion and its document in one round trip (rows nested by alias).
+const FIND_WITH_DOCUMENT_SQL = `SELECT ${INGESTION_COLUMNS.map(c => `i.${c}`).join(', ')}, ${DOCUMENT_COLUMNS} ` +
+  'FROM ingestions i LEFT JOIN documents d ON d.id = i.document_id WHERE i.id = ? LIMIT 1'
 
 export async function findIngestion (db: Db, id: string): Promise<IngestionRow | null> {
   if (!isId(id)) return null
   const [rows] = await db.$client.execute(FIND_INGESTION_SQL, [id]) as unknown as [RawIngestionRow[]]
+  return rows[0] === undefined ? null : toIngestionRow(rows[0])
+}
+
+/** The ingestion and its document (null when the row is gone). */
+export async function findIngestionWithDocument (db: Db, id: string): Promise<{ row: IngestionRow, doc: DocumentRow | null } | null> {
+  if (!isId(id)) return null
+  const [rows] = await db.$client.execute({ sql: FIND_WITH_DOCUMENT_SQL, nestTables: true }, [id]) as unknown as [Array<{ i: RawIngestionRow, d: RawDocumentRow }>]
   const r = rows[0]
   if (r === undefined) return null
+  return { row: toIngestionRow(r.i), doc: r.d.id === null ? null : toDocumentRow(r.d) }
+}
+
+function toIngestionRow (r: RawIngestionRow): IngestionRow {
   return {
     id: r.id,
     documentId: r.document_id,
@@ -121,21 +136,28 @@ export async function findIngestion (db: Db, id: string): Promise<IngestionRow |
   }
 }
 
-const INSERT_EVENT_SQL = 'INSERT INTO ingestion_events (ingestion_id, at, type, message, data) VALUES (?, ?, ?, ?, ?)'
+interface NewEvent { type: string, message: string, data?: Record<string, unknown> }
 
-/** Appends an event (plain SQL: several per ingestion); `on` is the pool or a transaction's connection. */
-export async function addEvent (on: Db | PoolConnection, ingestionId: string, type: string, message: string, data?: Record<string, unknown>, at = new Date()): Promise<void> {
+/** Appends events in order, in one INSERT (plain SQL: several per ingestion); `on` is the pool or a transaction's connection. */
+async function addEvents (on: Db | PoolConnection, ingestionId: string, events: NewEvent[], at = new Date()): Promise<void> {
   const conn = '$client' in on ? on.$client : on
-  await conn.execute(INSERT_EVENT_SQL, [ingestionId, at, type, message.slice(0, 2000), data !== undefined ? JSON.stringify(data) : null])
+  const rows = events.map(() => '(?, ?, ?, ?, ?)').join(', ')
+  await conn.execute(`INSERT INTO ingestion_events (ingestion_id, at, type, message, data) VALUES ${rows}`,
+    events.flatMap(e => [ingestionId, at, e.type, e.message.slice(0, 2000), e.data !== undefined ? JSON.stringify(e.data) : null]))
+}
+
+/** Appends one event. */
+export async function addEvent (on: Db | PoolConnection, ingestionId: string, type: string, message: string, data?: Record<string, unknown>, at = new Date()): Promise<void> {
+  await addEvents(on, ingestionId, [{ type, message, data }], at)
 }
 
 export interface Transition {
   from: readonly IngestionStatus[]
   to: IngestionStatus
   set?: Partial<Pick<IngestionRow, 'lastError' | 'result' | 'startedAt' | 'finishedAt' | 'enqueuedAt'>> & { attemptsPlusOne?: boolean }
-  event: { type: string, message: string, data?: Record<string, unknown> }
+  event: NewEvent
   /** Events recorded just before `event`, in the same transaction (e.g. the attempt that led to it). */
-  before?: Array<{ type: string, message: string }>
+  before?: NewEvent[]
 }
 
 /**
@@ -159,8 +181,7 @@ export async function transition (app: FastifyInstance, id: string, t: Transitio
   const changed = await sqlTransaction(app.db, async (conn) => {
     const [res] = await conn.execute(query, [...params, id, ...t.from]) as unknown as [{ affectedRows: number }]
     if (res.affectedRows !== 1) return false
-    for (const e of t.before ?? []) await addEvent(conn, id, e.type, e.message, undefined, now)
-    await addEvent(conn, id, t.event.type, t.event.message, t.event.data, now)
+    await addEvents(conn, id, [...(t.before ?? []), t.event], now)
     return true
   })
   if (!changed) return false
@@ -437,6 +458,8 @@ export async function retryIngestion (app: FastifyInstance, actor: Actor, id: st
   })
   if (!ok) throw conflict('The ingestion changed meanwhile; reload it', 'invalid_transition')
   await app.db.update(ingestions).set({ requestId: requestId.slice(0, 128) }).where(eq(ingestions.id, row.id))
+  // The 202 answers the ingestion as queued, read before a worker can pick it up.
+  const queued = (await dtosOf(app.db, [(await findIngestion(app.db, row.id)) ?? row]))[0]!
   try {
     await enqueueDispatch(app, { id: row.id, requestId })
   } catch (err) {
@@ -444,7 +467,7 @@ export async function retryIngestion (app: FastifyInstance, actor: Actor, id: st
     await transition(app, row.id, { from: ['queued'], to: from, set: { lastError: row.lastError, result: row.result, startedAt: row.startedAt, finishedAt: row.finishedAt }, event: { type: 'retry_aborted', message: 'the job queue was unavailable; nothing was retried' } })
     throw unavailable('The job queue is unavailable, retry later')
   }
-  return (await dtosOf(app.db, [(await findIngestion(app.db, row.id)) ?? row]))[0]!
+  return queued
 }
 
 /** Opaque cursor: the last id of the page. */

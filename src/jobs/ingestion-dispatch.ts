@@ -3,10 +3,9 @@ import https from 'node:https'
 import { UnrecoverableError, type Job } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
 import { defineJob } from './types.js'
-import { getDocumentRow } from '../domain/documents.js'
 import type { DocumentRow } from '../domain/document-access.js'
 import {
-  DISPATCH_JOB, armCallbackTimeout, beginAttempt, findIngestion, note, setLastError, transition,
+  DISPATCH_JOB, armCallbackTimeout, beginAttempt, findIngestion, findIngestionWithDocument, note, setLastError, transition,
   type DispatchData, type IngestionRow, type Transition,
 } from '../domain/ingestions.js'
 import { signedHeaders } from '../domain/ingestion-signing.js'
@@ -116,16 +115,16 @@ export default defineJob<DispatchData>({
   async process (app, job: Job<DispatchData>) {
     const { ingestionId, requestId } = job.data
     const log = app.log.child({ ingestionId, requestId, jobId: job.id })
-    const initial = await findIngestion(app.db, ingestionId)
-    if (initial === null) {
+    const found = await findIngestionWithDocument(app.db, ingestionId)
+    if (found === null) {
       log.warn('ingestion row is gone; dropping its job')
       return { skipped: 'missing' }
     }
+    const { row: initial, doc } = found
     if (initial.status !== 'queued' && initial.status !== 'running') {
       log.info({ status: initial.status }, 'ingestion is final; nothing to dispatch')
       return { skipped: initial.status }
     }
-    const doc = await getDocumentRow(app.db, initial.documentId)
     if (doc === null || doc.deletedAt !== null) {
       const error = 'the document was deleted before it could be ingested'
       await transition(app, ingestionId, { from: ['queued', 'running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error } })
