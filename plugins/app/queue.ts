@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { Queue, type JobsOptions } from 'bullmq'
 import { createRedis } from '../../src/redis.js'
-import { QUEUE_NAMES, jobs, type QueueName } from '../../src/jobs/index.js'
+import { JOB_RETENTION, QUEUE_NAMES, jobs, type QueueName } from '../../src/jobs/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -27,7 +27,7 @@ export default fp(async (fastify) => {
   fastify.decorate('enqueue', async (name: string, data: unknown, opts: JobsOptions = {}) => {
     const def = byName.get(name)
     if (def === undefined) throw new Error(`unknown job ${name}`)
-    const job = await queues[def.queue].add(name, data, { removeOnComplete: { age: 24 * 3600, count: 10000 }, removeOnFail: { age: 7 * 24 * 3600 }, ...def.options, ...opts })
+    const job = await queues[def.queue].add(name, data, { ...JOB_RETENTION, ...def.options, ...opts })
     return String(job.id)
   })
 

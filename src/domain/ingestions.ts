@@ -8,6 +8,7 @@ import { AppError, badRequest, conflict, forbidden, notFound, unavailable } from
 import type { Principal } from './auth-state.js'
 import { DOCUMENT_COLUMNS, loadDocumentFor, toDocumentRow, visibleCondition, type DocumentRow, type RawDocumentRow } from './document-access.js'
 import { eventsChannel, publishStatus } from './ingestion-events.js'
+import { JOB_RETENTION } from '../jobs/types.js'
 
 export const INGESTION_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
 export type IngestionStatus = typeof INGESTION_STATUSES[number]
@@ -185,8 +186,12 @@ export async function transition (app: FastifyInstance, id: string, t: Transitio
     return true
   })
   if (!changed) return false
-  for (const e of t.before ?? []) await announce(app, { id, status: t.from[0] ?? t.to, type: e.type, message: e.message, at: now.toISOString() })
-  await announce(app, { id, status: t.to, type: t.event.type, message: t.event.message, at: now.toISOString() })
+  // One connection writes the commands in call order: subscribers get them in this order.
+  const at = now.toISOString()
+  await Promise.all([
+    ...(t.before ?? []).map(async e => await announce(app, { id, status: t.from[0] ?? t.to, type: e.type, message: e.message, at })),
+    announce(app, { id, status: t.to, type: t.event.type, message: t.event.message, at }),
+  ])
   return true
 }
 
@@ -217,6 +222,7 @@ async function withTimeout<T> (p: Promise<T>, ms: number): Promise<T> {
 /** Options of every dispatch job: the retry budget and exponential backoff with jitter come from config. */
 export function dispatchOptions (app: FastifyInstance) {
   return {
+    ...JOB_RETENTION,
     attempts: app.config.INGESTION_MAX_ATTEMPTS,
     backoff: { type: 'exponential', delay: app.config.INGESTION_BACKOFF_MS, jitter: 0.5 },
   }
@@ -554,7 +560,7 @@ export async function setLastError (db: Db, id: string, message: string): Promis
 export async function armCallbackTimeout (app: FastifyInstance, id: string, delay: number): Promise<void> {
   const q = app.queues.ingestion
   await q.remove(callbackTimeoutJobId(id))
-  await q.add(CALLBACK_TIMEOUT_JOB, { ingestionId: id }, { jobId: callbackTimeoutJobId(id), delay: Math.max(0, delay), attempts: 5, backoff: { type: 'exponential', delay: 1000 } })
+  await q.add(CALLBACK_TIMEOUT_JOB, { ingestionId: id }, { ...JOB_RETENTION, jobId: callbackTimeoutJobId(id), delay: Math.max(0, delay), attempts: 5, backoff: { type: 'exponential', delay: 1000 } })
 }
 
 const LIVE_STATES = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children'])

@@ -22,4 +22,7 @@ export interface ScheduleDefinition {
   pattern?: string
 }
 
+/** How long finished jobs stay in Redis (for the admin API): bounded, so Redis (noeviction) never fills up. */
+export const JOB_RETENTION = { removeOnComplete: { age: 24 * 3600, count: 10000 }, removeOnFail: { age: 7 * 24 * 3600 } } satisfies JobsOptions
+
 export const defineJob = <T>(def: JobDefinition<T>): JobDefinition<T> => def
