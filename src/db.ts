@@ -2,16 +2,20 @@ import { drizzle, type MySql2Database } from 'drizzle-orm/mysql2'
 import mysql from 'mysql2/promise'
 import * as schema from '../drizzle/schema/index.js'
 
-/** The drizzle database; `$client` is its mysql2 pool, for the few hot queries written in SQL. */
-export type Db = MySql2Database<typeof schema> & { $client: mysql.Pool }
+/**
+ * The drizzle database; `$client` is its mysql2 pool, for the few hot queries written in SQL;
+ * `$batch`, when set, a second pool that accepts several statements per round trip (`sqlAtomic`).
+ */
+export type Db = MySql2Database<typeof schema> & { $client: mysql.Pool, $batch?: mysql.Pool }
 /** A transaction or the db itself: repository functions take either. */
 export type DbOrTx = Db | Parameters<Parameters<Db['transaction']>[0]>[0]
 
-export function createPool (url: string, connectionLimit: number): mysql.Pool {
+export function createPool (url: string, connectionLimit: number, opts: { multipleStatements?: boolean, maxIdle?: number } = {}): mysql.Pool {
   return mysql.createPool({
     uri: url,
     connectionLimit,
-    maxIdle: connectionLimit,
+    maxIdle: opts.maxIdle ?? connectionLimit,
+    multipleStatements: opts.multipleStatements === true,
     enableKeepAlive: true,
     timezone: 'Z',
     dateStrings: false,
@@ -25,8 +29,11 @@ export function createPool (url: string, connectionLimit: number): mysql.Pool {
   })
 }
 
-export function createDb (pool: mysql.Pool): Db {
-  return drizzle(pool, { schema, mode: 'default' })
+/** `batch`: a pool created with `multipleStatements` for `sqlAtomic`; without it, `sqlAtomic` sends one statement at a time. */
+export function createDb (pool: mysql.Pool, batch?: mysql.Pool): Db {
+  const db: Db = drizzle(pool, { schema, mode: 'default' })
+  if (batch !== undefined) db.$batch = batch
+  return db
 }
 
 export { schema }
@@ -47,5 +54,57 @@ export async function sqlTransaction<T> (db: Db, fn: (conn: mysql.PoolConnection
     throw err
   } finally {
     conn.release()
+  }
+}
+
+/** One statement with its `?` parameters (formatted client-side, escaped by mysql2). */
+export type Statement = readonly [sql: string, params: readonly unknown[]]
+
+/**
+ * Runs `statements` in one transaction and returns each one's result. With a batch pool it is
+ * one round trip (`START TRANSACTION; ...; COMMIT` as one multi-statement query), which is what
+ * the hot writes (a transition, a trigger) want: a transaction of four statements was four round
+ * trips and four socket writes on both sides. MySQL stops a multi-statement query at the first
+ * failing statement, so the error is rethrown after a ROLLBACK on the same connection (destroyed
+ * rather than reused if even that fails). Values always go through mysql2's escaping.
+ */
+export async function sqlAtomic (db: Db, statements: readonly Statement[]): Promise<unknown[]> {
+  return await runBatch(db, statements, true)
+}
+
+/**
+ * Runs `statements` in order in one round trip, each in its own autocommit transaction (the
+ * batch stops at the first failing one); without a batch pool, one at a time. `nestTables` as
+ * in mysql2, for every SELECT of the batch.
+ */
+export async function sqlBatch (db: Db, statements: readonly Statement[], opts: { nestTables?: boolean } = {}): Promise<unknown[]> {
+  return await runBatch(db, statements, false, opts.nestTables === true)
+}
+
+async function runBatch (db: Db, statements: readonly Statement[], atomic: boolean, nestTables = false): Promise<unknown[]> {
+  const batch = db.$batch
+  if (batch === undefined) {
+    const each = async (conn: mysql.Pool | mysql.PoolConnection): Promise<unknown[]> => {
+      const out: unknown[] = []
+      for (const [sql, params] of statements) out.push((await conn.query({ sql, nestTables }, params as unknown[]))[0])
+      return out
+    }
+    return atomic ? await sqlTransaction(db, each) : await each(db.$client)
+  }
+  const conn = await batch.getConnection()
+  let healthy = true
+  try {
+    const body = statements.map(([sql, params]) => conn.format(sql, params as unknown[]))
+    const text = (atomic ? ['START TRANSACTION', ...body, 'COMMIT'] : body).join(';\n')
+    const [results] = await conn.query({ sql: text, nestTables }) as unknown as [unknown[]]
+    // A batch of one statement answers that statement's result, not a list of one.
+    if (!atomic && statements.length === 1) return [results]
+    return atomic ? results.slice(1, -1) : results
+  } catch (err) {
+    if (atomic) await conn.query('ROLLBACK').catch(() => { healthy = false })
+    throw err
+  } finally {
+    if (healthy) conn.release()
+    else conn.destroy()
   }
 }

@@ -11,7 +11,10 @@ declare module 'fastify' {
 }
 
 export default fp(async (fastify) => {
-  const redis = createRedis(fastify.config.REDIS_URL)
+  // Auto-pipelining: commands issued in the same tick (auth checks and rate-limit counters of
+  // concurrent requests, a transition's announcements) leave in one socket write; on a loaded
+  // host the write syscalls were a visible share of the CPU. Replies and order are unchanged.
+  const redis = createRedis(fastify.config.REDIS_URL, { enableAutoPipelining: true })
   let lastError = ''
   redis.on('error', (err: Error) => {
     // ioredis emits on every reconnect attempt: log each distinct failure once.

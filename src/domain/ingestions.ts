@@ -1,7 +1,7 @@
 import { and, desc, eq, inArray, lt, type SQL } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import type { PoolConnection } from 'mysql2/promise'
-import { sqlTransaction, type Db, type DbOrTx } from '../db.js'
+import { sqlAtomic, sqlBatch, type Db, type DbOrTx, type Statement } from '../db.js'
 import { documents, ingestionEvents, ingestions } from '../../drizzle/schema/index.js'
 import { newId, isId } from '../lib/ids.js'
 import { AppError, badRequest, conflict, forbidden, notFound, unavailable } from '../lib/errors.js'
@@ -107,15 +107,6 @@ export async function findIngestion (db: Db, id: string): Promise<IngestionRow |
   return rows[0] === undefined ? null : toIngestionRow(rows[0])
 }
 
-/** The ingestion and its document (null when the row is gone). */
-export async function findIngestionWithDocument (db: Db, id: string): Promise<{ row: IngestionRow, doc: DocumentRow | null } | null> {
-  if (!isId(id)) return null
-  const [rows] = await db.$client.execute({ sql: FIND_WITH_DOCUMENT_SQL, nestTables: true }, [id]) as unknown as [Array<{ i: RawIngestionRow, d: RawDocumentRow }>]
-  const r = rows[0]
-  if (r === undefined) return null
-  return { row: toIngestionRow(r.i), doc: r.d.id === null ? null : toDocumentRow(r.d) }
-}
-
 function toIngestionRow (r: RawIngestionRow): IngestionRow {
   return {
     id: r.id,
@@ -145,6 +136,16 @@ async function addEvents (on: Db | PoolConnection, ingestionId: string, events: 
   const rows = events.map(() => '(?, ?, ?, ?, ?)').join(', ')
   await conn.execute(`INSERT INTO ingestion_events (ingestion_id, at, type, message, data) VALUES ${rows}`,
     events.flatMap(e => [ingestionId, at, e.type, e.message.slice(0, 2000), e.data !== undefined ? JSON.stringify(e.data) : null]))
+}
+
+/**
+ * The INSERT of `events` as a statement for `sqlAtomic`, written only when the session variable
+ * `@quire_changed` is 1 (set from the preceding UPDATE's row count in the same batch).
+ */
+function guardedEventsInsert (ingestionId: string, events: NewEvent[], at: Date): Statement {
+  const select = 'SELECT ?, ?, ?, ?, ? FROM DUAL WHERE @quire_changed = 1'
+  return [`INSERT INTO ingestion_events (ingestion_id, at, type, message, data) ${events.map(() => select).join(' UNION ALL ')}`,
+    events.flatMap(e => [ingestionId, at, e.type, e.message.slice(0, 2000), e.data !== undefined ? JSON.stringify(e.data) : null])]
 }
 
 /** Appends one event. */
@@ -179,13 +180,13 @@ export async function transition (app: FastifyInstance, id: string, t: Transitio
   if (set.enqueuedAt !== undefined) { sets.push('enqueued_at = ?'); params.push(set.enqueuedAt) }
   if (attemptsPlusOne === true) sets.push('attempts = attempts + 1')
   const query = `UPDATE ingestions SET ${sets.join(', ')} WHERE id = ? AND status IN (${t.from.map(() => '?').join(', ')})`
-  const changed = await sqlTransaction(app.db, async (conn) => {
-    const [res] = await conn.execute(query, [...params, id, ...t.from]) as unknown as [{ affectedRows: number }]
-    if (res.affectedRows !== 1) return false
-    await addEvents(conn, id, [...(t.before ?? []), t.event], now)
-    return true
-  })
-  if (!changed) return false
+  // One round trip: the UPDATE, then its events only if it changed the row.
+  const [res] = await sqlAtomic(app.db, [
+    [query, [...params, id, ...t.from]],
+    ['SET @quire_changed = ROW_COUNT()', []],
+    guardedEventsInsert(id, [...(t.before ?? []), t.event], now),
+  ]) as [{ affectedRows: number }]
+  if (res.affectedRows !== 1) return false
   // One connection writes the commands in call order: subscribers get them in this order.
   const at = now.toISOString()
   await Promise.all([
@@ -291,6 +292,7 @@ async function byIdempotencyKey (db: Db, userId: string, key: string): Promise<I
 }
 
 // The trigger's writes, in plain SQL through mysql2 (the hot path of POST /documents/:id/ingestions).
+const INSERT_EVENT_SQL = 'INSERT INTO ingestion_events (ingestion_id, at, type, message) VALUES (?, ?, ?, ?)'
 const INSERT_INGESTION_SQL = 'INSERT INTO ingestions (id, document_id, status, pipeline, options, attempts, requested_by, idempotency_key, request_id, created_at, updated_at, enqueued_at) ' +
   "VALUES (?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)"
 
@@ -326,10 +328,10 @@ async function insertQueued (db: Db, actor: Actor, documentId: string, input: Tr
   }
   const event = { at: now.toISOString(), type: 'queued', message: `queued for pipeline "${row.pipeline}"`.slice(0, 2000) }
   try {
-    await sqlTransaction(db, async (conn) => {
-      await conn.execute(INSERT_INGESTION_SQL, [row.id, documentId, row.pipeline, JSON.stringify(row.options), actor.id, key, row.requestId, now, now, now])
-      await addEvent(conn, row.id, event.type, event.message, undefined, now)
-    })
+    await sqlAtomic(db, [
+      [INSERT_INGESTION_SQL, [row.id, documentId, row.pipeline, JSON.stringify(row.options), actor.id, key, row.requestId, now, now, now]],
+      [INSERT_EVENT_SQL, [row.id, now, event.type, event.message]],
+    ])
   } catch (err) {
     // Two requests with the same key raced: the unique index picked the winner.
     if (key !== null && isDuplicate(err)) {
@@ -540,15 +542,28 @@ export async function applyCallback (app: FastifyInstance, id: string, body: Cal
  * Starts an attempt: queued|running -> running, attempts + 1, started_at kept from the first one.
  * Null when the row is gone or final (cancelled meanwhile): the worker stops.
  */
-const BEGIN_ATTEMPT_SQL = "UPDATE ingestions SET status = 'running', attempts = attempts + 1, started_at = ?, updated_at = ? WHERE id = ? AND status IN ('queued', 'running')"
+const OPEN_ATTEMPT_SQL = "UPDATE ingestions SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, ?), updated_at = ? " +
+  "WHERE id = ? AND status IN ('queued', 'running') AND EXISTS (SELECT 1 FROM documents d WHERE d.id = ingestions.document_id AND d.deleted_at IS NULL)"
 
-export async function beginAttempt (app: FastifyInstance, row: IngestionRow): Promise<IngestionRow | null> {
+/**
+ * The dispatch job's opening, in one round trip: the ingestion and its document as they were,
+ * and the attempt begun (running, attempts + 1) if the row was queued or running and its
+ * document is live. `started` is null when nothing was begun: the row is final, gone or its
+ * document deleted (all visible in `row`/`doc`), or it changed between the two statements (a
+ * cancel; or a delete of the document, after which the row stays queued for the recovery sweep).
+ */
+export async function openAttempt (app: FastifyInstance, id: string): Promise<{ row: IngestionRow, doc: DocumentRow | null, started: IngestionRow | null } | null> {
+  if (!isId(id)) return null
   const now = new Date()
-  const [res] = await app.db.$client.execute(BEGIN_ATTEMPT_SQL, [row.startedAt ?? now, now, row.id]) as unknown as [{ affectedRows: number }]
-  if (res.affectedRows !== 1) return null
-  if (row.status === 'queued') await announce(app, { id: row.id, status: 'running', type: 'running', message: 'dispatching to the ingestion backend', at: now.toISOString() })
-  // What the UPDATE wrote (the job holds the row: no other writer but a cancel, which the next guarded transition sees).
-  return { ...row, status: 'running', attempts: row.attempts + 1, startedAt: row.startedAt ?? now, updatedAt: now }
+  const [rows, res] = await sqlBatch(app.db, [[FIND_WITH_DOCUMENT_SQL, [id]], [OPEN_ATTEMPT_SQL, [now, now, id]]], { nestTables: true }) as
+    [Array<{ i: RawIngestionRow, d: RawDocumentRow }>, { affectedRows: number }]
+  const r = rows[0]
+  if (r === undefined) return null
+  const row = toIngestionRow(r.i)
+  const doc = r.d.id === null ? null : toDocumentRow(r.d)
+  if (res.affectedRows !== 1 || (row.status !== 'queued' && row.status !== 'running')) return { row, doc, started: null }
+  if (row.status === 'queued') await announce(app, { id, status: 'running', type: 'running', message: 'dispatching to the ingestion backend', at: now.toISOString() })
+  return { row, doc, started: { ...row, status: 'running', attempts: row.attempts + 1, startedAt: row.startedAt ?? now, updatedAt: now } }
 }
 
 /** Remembers the last transient error while a retry waits (status stays running). */

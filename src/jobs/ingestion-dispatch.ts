@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { defineJob } from './types.js'
 import type { DocumentRow } from '../domain/document-access.js'
 import {
-  DISPATCH_JOB, armCallbackTimeout, beginAttempt, findIngestion, findIngestionWithDocument, note, setLastError, transition,
+  DISPATCH_JOB, armCallbackTimeout, findIngestion, note, openAttempt, setLastError, transition,
   type DispatchData, type IngestionRow, type Transition,
 } from '../domain/ingestions.js'
 import { signedHeaders } from '../domain/ingestion-signing.js'
@@ -115,12 +115,13 @@ export default defineJob<DispatchData>({
   async process (app, job: Job<DispatchData>) {
     const { ingestionId, requestId } = job.data
     const log = app.log.child({ ingestionId, requestId, jobId: job.id })
-    const found = await findIngestionWithDocument(app.db, ingestionId)
-    if (found === null) {
+    // The row, its document and (when it can start) the attempt begun, in one round trip.
+    const opened = await openAttempt(app, ingestionId)
+    if (opened === null) {
       log.warn('ingestion row is gone; dropping its job')
       return { skipped: 'missing' }
     }
-    const { row: initial, doc } = found
+    const { row: initial, doc, started: row } = opened
     if (initial.status !== 'queued' && initial.status !== 'running') {
       log.info({ status: initial.status }, 'ingestion is final; nothing to dispatch')
       return { skipped: initial.status }
@@ -130,7 +131,6 @@ export default defineJob<DispatchData>({
       await transition(app, ingestionId, { from: ['queued', 'running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error } })
       throw new UnrecoverableError(error)
     }
-    const row = await beginAttempt(app, initial)
     if (row === null) return { skipped: 'cancelled' }
     const max = job.opts.attempts ?? 1
     const tryNo = job.attemptsMade + 1

@@ -207,6 +207,9 @@ test('callback: signature, timestamp, replay, transitions, idempotence, late cal
   const late = await postCallback(app, id3, { status: 'succeeded', result: { late: true } })
   t.same(late.json(), { id: id3, status: 'cancelled', changed: false })
   t.equal((await ingestionRow(app, id3))!.result, null)
+  // the refused transition wrote no event (the UPDATE and its events go in one guarded batch)
+  const after = (await app.inject({ method: 'GET', url: `/ingestions/${id3}`, headers: ed.headers })).json()
+  t.same(after.events.map((e: { type: string }) => e.type), ['queued', 'cancelled'], 'no event from the ignored callback')
 })
 
 test('Redis down at trigger time: 503 and no row left in queued; the recovery sweep re-enqueues stragglers', async (t) => {
