@@ -21,6 +21,7 @@ import { documents } from '../drizzle/schema/index.js'
 import { createSession } from '../src/domain/sessions.js'
 import { hashPassword } from '../src/domain/passwords.js'
 import { newId } from '../src/lib/ids.js'
+import { loadDocumentFor } from '../src/domain/document-access.js'
 import { unauthorized } from '../src/lib/errors.js'
 
 const config = loadConfig(process.env)
@@ -81,6 +82,19 @@ async function benchRoutes (fastify: FastifyInstance): Promise<void> {
 
   // ingestion baseline: a bare BullMQ add with a dispatch-sized payload
   fastify.post('/enqueue', { config: { public: true } }, async (request) => {
+    const job = await rawQueue.add('ingestion-dispatch', { ingestionId: newId(), requestId: request.id }, { removeOnComplete: true, removeOnFail: true })
+    return { id: job.id }
+  })
+
+  // the trigger's floor, rung 1: the auth hook + the same bare add (what any authenticated enqueue costs)
+  fastify.post('/enqueue-auth', {}, async (request) => {
+    const job = await rawQueue.add('ingestion-dispatch', { ingestionId: newId(), requestId: request.id }, { removeOnComplete: true, removeOnFail: true })
+    return { id: job.id }
+  })
+  // rung 2: + the trigger's document check (visibility and write access), still nothing written
+  fastify.post<{ Params: { id: string } }>('/enqueue-doc/:id', {}, async (request) => {
+    const access = await loadDocumentFor(fastify.db, request.user, request.params.id)
+    if (access === null || !access.canWrite) throw unauthorized()
     const job = await rawQueue.add('ingestion-dispatch', { ingestionId: newId(), requestId: request.id }, { removeOnComplete: true, removeOnFail: true })
     return { id: job.id }
   })
