@@ -26,6 +26,9 @@ export function createPool (url: string, connectionLimit: number, opts: { multip
     // No Error.captureStackTrace per query (mysql2's default): a measurable share of every
     // statement's CPU. A failing query's error still carries its code, message and SQL state.
     trace: false,
+    // Server-side prepared statements (`execute`) are cached per connection; bound the cache so
+    // the list's filter combinations cannot pile up towards the server's max_prepared_stmt_count.
+    maxPreparedStatements: 256,
   })
 }
 

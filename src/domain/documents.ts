@@ -160,25 +160,29 @@ export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Prom
       args.push(...condParams, ...params)
       return `(SELECT d.id FROM ${from} WHERE ${cond} AND ${filters} ORDER BY ${orderBy} DESC LIMIT ${n})`
     }
+    // Index hints for the common listing (not the trash, no owner filter): each branch walks its
+    // index in id order anyway, and the hints spare MySQL the range estimates over every index of
+    // both tables (measured: a quarter of the statement's server CPU).
+    const hint = (index: string): string => !f.trashed && f.ownerId === undefined ? ` FORCE INDEX (${index})` : ''
     // others' documents shared with me, newest first along document_shares_user_idx
     const shared = (access: string): string => branch(
-      'document_shares s JOIN documents d ON d.id = s.document_id',
+      'document_shares s FORCE INDEX (document_shares_user_idx) STRAIGHT_JOIN documents d FORCE INDEX (PRIMARY) ON d.id = s.document_id',
       `s.user_id = ?${access}${cursor !== undefined ? ' AND s.document_id < ?' : ''} AND d.owner_id <> ?${f.trashed ? '' : " AND d.visibility <> 'internal'"}`,
       [actor.id, ...(cursor !== undefined ? [cursor] : []), actor.id],
       's.document_id')
-    const branches = [branch('documents d', 'd.owner_id = ?', [actor.id])]
+    const branches = [branch(`documents d${hint('documents_owner_idx')}`, 'd.owner_id = ?', [actor.id])]
     if (f.trashed) {
       branches.push(shared(" AND s.access = 'write'"))
     } else {
-      branches.push(branch('documents d', "d.visibility = 'internal' AND d.owner_id <> ?", [actor.id]))
+      branches.push(branch(`documents d${hint('documents_visibility_idx')}`, "d.visibility = 'internal' AND d.owner_id <> ?", [actor.id]))
       branches.push(shared(''))
     }
     // ids first (the branches mostly walk covering indexes), then only the page's rows, sorted
     // here (a filesort of the joined page cost MySQL more than sorting 21 rows in JS)
     query = `SELECT ${DOCUMENT_COLUMNS} FROM (${branches.join(' UNION ALL ')} ORDER BY id DESC LIMIT ${n}) page ` +
-      'JOIN documents d ON d.id = page.id'
+      'STRAIGHT_JOIN documents d FORCE INDEX (PRIMARY) ON d.id = page.id'
   }
-  const [raw] = await db.$client.query(query, args) as unknown as [RawDocumentRow[]]
+  const [raw] = await db.$client.execute(query, args) as unknown as [RawDocumentRow[]]
   const rows = raw.map(toDocumentRow).sort((a, b) => a.id < b.id ? 1 : a.id > b.id ? -1 : 0)
   const items = rows.slice(0, f.limit)
   const last = items[items.length - 1]
