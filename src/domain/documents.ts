@@ -130,7 +130,7 @@ const escapeLike = (s: string): string => s.replace(/[\\%_]/g, c => `\\${c}`)
 export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Promise<{ items: DocumentRow[], nextCursor: string | null }> {
   const n = Math.trunc(f.limit) + 1
   const where = [f.trashed ? 'd.deleted_at IS NOT NULL' : 'd.deleted_at IS NULL']
-  const params: unknown[] = []
+  const params: string[] = []
   const cursor = f.cursor !== undefined ? decodeCursor(f.cursor) : undefined
   if (cursor !== undefined) { where.push('d.id < ?'); params.push(cursor) }
   if (f.q !== undefined) {
@@ -151,12 +151,12 @@ export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Prom
   const filters = where.join(' AND ')
 
   let query: string
-  const args: unknown[] = []
+  const args: string[] = []
   if (actor.can('documents:manage')) {
     query = `SELECT ${DOCUMENT_COLUMNS} FROM documents d WHERE ${filters} ORDER BY d.id DESC LIMIT ${n}`
     args.push(...params)
   } else {
-    const branch = (from: string, cond: string, condParams: unknown[], orderBy = 'd.id'): string => {
+    const branch = (from: string, cond: string, condParams: string[], orderBy = 'd.id'): string => {
       args.push(...condParams, ...params)
       return `(SELECT d.id FROM ${from} WHERE ${cond} AND ${filters} ORDER BY ${orderBy} DESC LIMIT ${n})`
     }
