@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import autocannon from 'autocannon'
@@ -108,6 +108,26 @@ export function procCpu (pid: number): number {
   return t.user + t.system
 }
 
+/** Busy CPU seconds of the whole machine so far, all cores (Linux /proc/stat: everything but idle and iowait). */
+export function machineBusy (): number {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+    return (f.reduce((a, b) => a + b, 0) - (f[3] ?? 0) - (f[4] ?? 0)) / 100
+  } catch {
+    return NaN
+  }
+}
+
+/** The pid of a running program by its exact name (the local MySQL/Redis servers), or null. */
+export function pidOf (...names: string[]): number | null {
+  for (const name of names) {
+    const r = spawnSync('pgrep', ['-xo', name], { encoding: 'utf8' })
+    const pid = Number(r.stdout.trim())
+    if (r.status === 0 && pid > 0) return pid
+  }
+  return null
+}
+
 /** User and system CPU seconds of a process (all threads). */
 export function procTimes (pid: number): { user: number, system: number } {
   try {
@@ -151,6 +171,9 @@ export interface LoadResult {
   cpu: number
   /** server CPU milliseconds per 2xx answer */
   cpuMsPerReq: number
+  /** set by the runner: MySQL server and whole-machine busy CPU milliseconds per 2xx answer */
+  mysqlMsPerReq?: number
+  machineMsPerReq?: number
 }
 
 /** One autocannon run against `target`; rps counts only 2xx answers. */
