@@ -60,8 +60,12 @@ export async function sqlTransaction<T> (db: Db, fn: (conn: mysql.PoolConnection
   }
 }
 
-/** One statement with its `?` parameters (formatted client-side, escaped by mysql2). */
-export type Statement = readonly [sql: string, params: readonly unknown[]]
+/**
+ * One statement with its `?` parameters (formatted client-side, escaped by mysql2). Scalars only:
+ * mysql2 would format an object as `key = value` pairs, so JSON goes in already stringified.
+ */
+export type SqlValue = string | number | boolean | Date | null
+export type Statement = readonly [sql: string, params: readonly SqlValue[]]
 
 /**
  * Runs `statements` in one transaction and returns each one's result. With a batch pool it is
@@ -89,7 +93,7 @@ async function runBatch (db: Db, statements: readonly Statement[], atomic: boole
   if (batch === undefined) {
     const each = async (conn: mysql.Pool | mysql.PoolConnection): Promise<unknown[]> => {
       const out: unknown[] = []
-      for (const [sql, params] of statements) out.push((await conn.query({ sql, nestTables }, params as unknown[]))[0])
+      for (const [sql, params] of statements) out.push((await conn.query({ sql, nestTables }, [...params]))[0])
       return out
     }
     return atomic ? await sqlTransaction(db, each) : await each(db.$client)
@@ -97,7 +101,7 @@ async function runBatch (db: Db, statements: readonly Statement[], atomic: boole
   const conn = await batch.getConnection()
   let healthy = true
   try {
-    const body = statements.map(([sql, params]) => conn.format(sql, params as unknown[]))
+    const body = statements.map(([sql, params]) => conn.format(sql, [...params]))
     const text = (atomic ? ['START TRANSACTION', ...body, 'COMMIT'] : body).join(';\n')
     const [results] = await conn.query({ sql: text, nestTables }) as unknown as [unknown[]]
     // A batch of one statement answers that statement's result, not a list of one.
