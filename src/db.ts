@@ -11,7 +11,7 @@ export type Db = MySql2Database<typeof schema> & { $client: mysql.Pool, $batch?:
 export type DbOrTx = Db | Parameters<Parameters<Db['transaction']>[0]>[0]
 
 export function createPool (url: string, connectionLimit: number, opts: { multipleStatements?: boolean, maxIdle?: number } = {}): mysql.Pool {
-  return mysql.createPool({
+  const pool = mysql.createPool({
     uri: url,
     connectionLimit,
     maxIdle: opts.maxIdle ?? connectionLimit,
@@ -26,10 +26,19 @@ export function createPool (url: string, connectionLimit: number, opts: { multip
     // No Error.captureStackTrace per query (mysql2's default): a measurable share of every
     // statement's CPU. A failing query's error still carries its code, message and SQL state.
     trace: false,
-    // Server-side prepared statements (`execute`) are cached per connection; bound the cache so
-    // the list's filter combinations cannot pile up towards the server's max_prepared_stmt_count.
-    maxPreparedStatements: 256,
+    // Server-side prepared statements (`execute`) are cached per connection: a few dozen fixed
+    // texts are used; the bound keeps processes x connections x cache well under the server's
+    // max_prepared_stmt_count (16382 by default).
+    maxPreparedStatements: 64,
   })
+  // mysql2 formats client-side values (drizzle's queries, the batches) with backslash escapes,
+  // which are only escapes while NO_BACKSLASH_ESCAPES is off: make sure of it on every new
+  // connection (queued before any other command on it), whatever the server's default sql_mode.
+  pool.pool.on('connection', (conn) => {
+    // Best effort: a server that refuses SET sql_mode is not one that turned the mode on.
+    conn.query("SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')", () => undefined)
+  })
+  return pool
 }
 
 /** `batch`: a pool created with `multipleStatements` for `sqlAtomic`; without it, `sqlAtomic` sends one statement at a time. */
@@ -89,6 +98,7 @@ export async function sqlBatch (db: Db, statements: readonly Statement[], opts: 
 }
 
 async function runBatch (db: Db, statements: readonly Statement[], atomic: boolean, nestTables = false): Promise<unknown[]> {
+  if (statements.length === 0) return []
   const batch = db.$batch
   if (batch === undefined) {
     const each = async (conn: mysql.Pool | mysql.PoolConnection): Promise<unknown[]> => {

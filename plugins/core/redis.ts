@@ -13,8 +13,11 @@ declare module 'fastify' {
 export default fp(async (fastify) => {
   // Auto-pipelining: commands issued in the same tick (auth checks and rate-limit counters of
   // concurrent requests, a transition's announcements) leave in one socket write; on a loaded
-  // host the write syscalls were a visible share of the CPU. Replies and order are unchanged.
-  const redis = createRedis(fastify.config.REDIS_URL, { enableAutoPipelining: true })
+  // host the write syscalls were a visible share of the CPU. Replies keep their order, but a plain
+  // command waits for the end of the tick while MULTI goes at once: writes that must not be
+  // overtaken use NX (see publishSessionActive). The command timeout keeps a stalled Redis a
+  // quick failure even for commands queued behind a pipeline that waits for its replies.
+  const redis = createRedis(fastify.config.REDIS_URL, { enableAutoPipelining: true, commandTimeout: 2000 })
   let lastError = ''
   redis.on('error', (err: Error) => {
     // ioredis emits on every reconnect attempt: log each distinct failure once.

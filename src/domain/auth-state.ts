@@ -108,7 +108,9 @@ export async function publishSessionRevoked (deps: Pick<AuthStateDeps, 'redis' |
 
 /** Call after a committed session creation, so the first request needs no DB read. */
 export async function publishSessionActive (deps: Pick<AuthStateDeps, 'redis' | 'key' | 'sessionTtlSeconds'>, sid: string, uid: string): Promise<void> {
-  await deps.redis.set(deps.key('sess', sid), uid, 'EX', deps.sessionTtlSeconds).catch(() => undefined)
+  // NX: the session id is new, so only a revocation can have written its key already; that '0'
+  // must win even when this write reaches Redis after it (e.g. behind an auto-pipelined batch).
+  await deps.redis.set(deps.key('sess', sid), uid, 'EX', deps.sessionTtlSeconds, 'NX').catch(() => undefined)
 }
 
 /** Call after a committed user change (role, grants, revokes, disable, delete): writes the new state through. */

@@ -182,7 +182,10 @@ export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Prom
     query = `SELECT ${DOCUMENT_COLUMNS} FROM (${branches.join(' UNION ALL ')} ORDER BY id DESC LIMIT ${n}) page ` +
       'STRAIGHT_JOIN documents d FORCE INDEX (PRIMARY) ON d.id = page.id'
   }
-  const [raw] = await db.$client.execute(query, args) as unknown as [RawDocumentRow[]]
+  // The plain listing (no filter) as a server-side prepared statement: a few fixed texts (one per
+  // limit and cursor presence), cached per connection. Filtered ones vary too much to prepare each.
+  const plain = where.length === (cursor !== undefined ? 2 : 1)
+  const [raw] = await (plain ? db.$client.execute(query, args) : db.$client.query(query, args)) as unknown as [RawDocumentRow[]]
   const rows = raw.map(toDocumentRow).sort((a, b) => a.id < b.id ? 1 : a.id > b.id ? -1 : 0)
   const items = rows.slice(0, f.limit)
   const last = items[items.length - 1]

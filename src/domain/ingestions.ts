@@ -550,9 +550,9 @@ const OPEN_ATTEMPT_SQL = "UPDATE ingestions SET status = 'running', attempts = a
  * and the attempt begun (running, attempts + 1) if the row was queued or running and its
  * document is live. `started` is null when nothing was begun: the row is final, gone or its
  * document deleted (all visible in `row`/`doc`), or it changed between the two statements (a
- * cancel; or a delete of the document, after which the row stays queued for the recovery sweep).
+ * cancel, a delete of the document: read once more, so `row`/`doc` show it).
  */
-export async function openAttempt (app: FastifyInstance, id: string): Promise<{ row: IngestionRow, doc: DocumentRow | null, started: IngestionRow | null } | null> {
+export async function openAttempt (app: FastifyInstance, id: string, retried = false): Promise<{ row: IngestionRow, doc: DocumentRow | null, started: IngestionRow | null } | null> {
   if (!isId(id)) return null
   const now = new Date()
   const [rows, res] = await sqlBatch(app.db, [[FIND_WITH_DOCUMENT_SQL, [id]], [OPEN_ATTEMPT_SQL, [now, now, id]]], { nestTables: true }) as
@@ -561,6 +561,10 @@ export async function openAttempt (app: FastifyInstance, id: string): Promise<{ 
   if (r === undefined) return null
   const row = toIngestionRow(r.i)
   const doc = r.d.id === null ? null : toDocumentRow(r.d)
+  const dispatchable = (row.status === 'queued' || row.status === 'running') && doc !== null && doc.deletedAt === null
+  // Read as startable but not started: the row or its document changed between the two
+  // statements (a cancel, a delete). Once more, so the caller sees what stopped it.
+  if (res.affectedRows !== 1 && dispatchable && !retried) return await openAttempt(app, id, true)
   if (res.affectedRows !== 1 || (row.status !== 'queued' && row.status !== 'running')) return { row, doc, started: null }
   if (row.status === 'queued') await announce(app, { id, status: 'running', type: 'running', message: 'dispatching to the ingestion backend', at: now.toISOString() })
   return { row, doc, started: { ...row, status: 'running', attempts: row.attempts + 1, startedAt: row.startedAt ?? now, updatedAt: now } }
