@@ -538,10 +538,8 @@ export async function applyCallback (app: FastifyInstance, id: string, body: Cal
   return { id, status: row?.status ?? body.status, changed: false }
 }
 
-/**
- * Starts an attempt: queued|running -> running, attempts + 1, started_at kept from the first one.
- * Null when the row is gone or final (cancelled meanwhile): the worker stops.
- */
+// Starts an attempt: queued|running -> running, attempts + 1, started_at kept from the first one,
+// only while the document is live.
 const OPEN_ATTEMPT_SQL = "UPDATE ingestions SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, ?), updated_at = ? " +
   "WHERE id = ? AND status IN ('queued', 'running') AND EXISTS (SELECT 1 FROM documents d WHERE d.id = ingestions.document_id AND d.deleted_at IS NULL)"
 
