@@ -339,7 +339,6 @@ async function scenarioIngestE2e (ctx: Ctx): Promise<void> {
   const cpuPct: number[] = []
   const notes: string[] = []
   // The whole box's CPU per ingestion, by process: the worker is one of several on two cores.
-  const mysqldPid = MYSQLD_PID
   const redisPid = pidOf('redis-server')
   const share = { mysql: [] as number[], redis: [] as number[], runner: [] as number[], machine: [] as number[] }
   const rounds = QUICK ? 1 : 2
@@ -357,7 +356,7 @@ async function scenarioIngestE2e (ctx: Ctx): Promise<void> {
         nodeArgs: argv.profile === true && r === rounds - 1 ? ['--cpu-prof', `--cpu-prof-dir=${join(OUT_DIR, 'worker')}`] : [],
       })
       const cpu0 = procCpu(worker.pid)
-      const other0 = { mysql: mysqldPid !== null ? procCpu(mysqldPid) : NaN, redis: redisPid !== null ? procCpu(redisPid) : NaN, runner: process.cpuUsage(), machine: machineBusy() }
+      const other0 = { mysql: MYSQLD_PID !== null ? procCpu(MYSQLD_PID) : NaN, redis: redisPid !== null ? procCpu(redisPid) : NaN, runner: process.cpuUsage(), machine: machineBusy() }
       const t0 = process.hrtime.bigint()
       let left = Number(queued)
       const deadline = Date.now() + 120_000
@@ -369,7 +368,7 @@ async function scenarioIngestE2e (ctx: Ctx): Promise<void> {
       const secs = Number(process.hrtime.bigint() - t0) / 1e9
       const workerCpu = procCpu(worker.pid) - cpu0
       const runnerUs = process.cpuUsage(other0.runner)
-      const other = { mysql: (mysqldPid !== null ? procCpu(mysqldPid) : NaN) - other0.mysql, redis: (redisPid !== null ? procCpu(redisPid) : NaN) - other0.redis, runner: (runnerUs.user + runnerUs.system) / 1e6, machine: machineBusy() - other0.machine }
+      const other = { mysql: (MYSQLD_PID !== null ? procCpu(MYSQLD_PID) : NaN) - other0.mysql, redis: (redisPid !== null ? procCpu(redisPid) : NaN) - other0.redis, runner: (runnerUs.user + runnerUs.system) / 1e6, machine: machineBusy() - other0.machine }
       await worker.stop()
       const [[agg]] = await conn.query("SELECT SUM(status = 'succeeded') AS ok, SUM(status = 'failed') AS failed, TIMESTAMPDIFF(MICROSECOND, MIN(started_at), MAX(finished_at)) AS us FROM ingestions WHERE started_at IS NOT NULL AND finished_at >= NOW(3) - INTERVAL 5 MINUTE") as unknown as [[{ ok: number, failed: number, us: number }]]
       const done = Number(queued) - left

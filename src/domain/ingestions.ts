@@ -1,7 +1,6 @@
 import { and, desc, eq, inArray, lt, type SQL } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import type { PoolConnection } from 'mysql2/promise'
-import { sqlAtomic, sqlBatch, type Db, type DbOrTx, type Statement } from '../db.js'
+import { sqlAtomic, sqlBatch, type Db, type DbOrTx, type SqlValue, type Statement } from '../db.js'
 import { documents, ingestionEvents, ingestions } from '../../drizzle/schema/index.js'
 import { newId, isId } from '../lib/ids.js'
 import { AppError, badRequest, conflict, forbidden, notFound, unavailable } from '../lib/errors.js'
@@ -130,13 +129,11 @@ function toIngestionRow (r: RawIngestionRow): IngestionRow {
 
 interface NewEvent { type: string, message: string, data?: Record<string, unknown> }
 
-/** Appends events in order, in one INSERT (plain SQL: several per ingestion); `on` is the pool or a transaction's connection. */
-async function addEvents (on: Db | PoolConnection, ingestionId: string, events: NewEvent[], at = new Date()): Promise<void> {
-  const conn = '$client' in on ? on.$client : on
-  const rows = events.map(() => '(?, ?, ?, ?, ?)').join(', ')
-  await conn.execute(`INSERT INTO ingestion_events (ingestion_id, at, type, message, data) VALUES ${rows}`,
-    events.flatMap(e => [ingestionId, at, e.type, e.message.slice(0, 2000), e.data !== undefined ? JSON.stringify(e.data) : null]))
-}
+/** One event's values, in the column order of `ingestion_events` (ingestion_id, at, type, message, data). */
+const eventValues = (ingestionId: string, at: Date, e: NewEvent): SqlValue[] =>
+  [ingestionId, at, e.type, e.message.slice(0, 2000), e.data !== undefined ? JSON.stringify(e.data) : null]
+
+const INSERT_EVENT_SQL = 'INSERT INTO ingestion_events (ingestion_id, at, type, message, data) VALUES (?, ?, ?, ?, ?)'
 
 /**
  * The INSERT of `events` as a statement for `sqlAtomic`, written only when the session variable
@@ -145,12 +142,12 @@ async function addEvents (on: Db | PoolConnection, ingestionId: string, events: 
 function guardedEventsInsert (ingestionId: string, events: NewEvent[], at: Date): Statement {
   const select = 'SELECT ?, ?, ?, ?, ? FROM DUAL WHERE @quire_changed = 1'
   return [`INSERT INTO ingestion_events (ingestion_id, at, type, message, data) ${events.map(() => select).join(' UNION ALL ')}`,
-    events.flatMap(e => [ingestionId, at, e.type, e.message.slice(0, 2000), e.data !== undefined ? JSON.stringify(e.data) : null])]
+    events.flatMap(e => eventValues(ingestionId, at, e))]
 }
 
-/** Appends one event. */
-export async function addEvent (on: Db | PoolConnection, ingestionId: string, type: string, message: string, data?: Record<string, unknown>, at = new Date()): Promise<void> {
-  await addEvents(on, ingestionId, [{ type, message, data }], at)
+/** Appends one event (plain SQL: several per ingestion). */
+export async function addEvent (db: Db, ingestionId: string, type: string, message: string, data?: Record<string, unknown>, at = new Date()): Promise<void> {
+  await db.$client.execute(INSERT_EVENT_SQL, eventValues(ingestionId, at, { type, message, data }))
 }
 
 export interface Transition {
@@ -292,7 +289,6 @@ async function byIdempotencyKey (db: Db, userId: string, key: string): Promise<I
 }
 
 // The trigger's writes, in plain SQL through mysql2 (the hot path of POST /documents/:id/ingestions).
-const INSERT_EVENT_SQL = 'INSERT INTO ingestion_events (ingestion_id, at, type, message) VALUES (?, ?, ?, ?)'
 const INSERT_INGESTION_SQL = 'INSERT INTO ingestions (id, document_id, status, pipeline, options, attempts, requested_by, idempotency_key, request_id, created_at, updated_at, enqueued_at) ' +
   "VALUES (?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)"
 
@@ -330,7 +326,7 @@ async function insertQueued (db: Db, actor: Actor, documentId: string, input: Tr
   try {
     await sqlAtomic(db, [
       [INSERT_INGESTION_SQL, [row.id, documentId, row.pipeline, JSON.stringify(row.options), actor.id, key, row.requestId, now, now, now]],
-      [INSERT_EVENT_SQL, [row.id, now, event.type, event.message]],
+      [INSERT_EVENT_SQL, eventValues(row.id, now, event)],
     ])
   } catch (err) {
     // Two requests with the same key raced: the unique index picked the winner.
