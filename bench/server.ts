@@ -7,7 +7,7 @@
 import { Session } from 'node:inspector/promises'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Writable } from 'node:stream'
+import { Transform, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { Queue } from 'bullmq'
 import { eq, sql } from 'drizzle-orm'
@@ -109,6 +109,21 @@ async function benchRoutes (fastify: FastifyInstance): Promise<void> {
     let bytes = 0
     await pipeline(file.file, new Writable({ write (chunk: Buffer, _enc, cb) { bytes += chunk.length; cb() } }))
     return { bytes }
+  })
+
+  // The floor under the upload route: what any route that stores a hashed upload must do (the
+  // multipart stream, sha256 of every byte, the configured storage's put), without sniffing,
+  // limits or rows. The object is deleted right after.
+  fastify.post('/store-floor', { config: { public: true } }, async (request) => {
+    const file = await request.file()
+    if (file === undefined) throw unauthorized()
+    const hash = createHash('sha256')
+    let bytes = 0
+    const body = new Transform({ transform (chunk: Buffer, _enc, cb) { bytes += chunk.length; hash.update(chunk); cb(null, chunk) } })
+    const key = `bench/${newId()}`
+    await Promise.all([pipeline(file.file, body), app.storage.put(key, body)])
+    await app.storage.delete(key)
+    return { bytes, sha256: hash.digest('hex') }
   })
 
   // helpers for the runner
