@@ -127,6 +127,35 @@ test('rate limit counts requests that fail authentication and requests for unkno
   t.equal(health.statusCode, 200, 'health stays exempt')
 })
 
+test('authentication starts alongside the rate limit but never overtakes it', async (t) => {
+  const app = await build(t, { RATE_LIMIT_MAX: 2 })
+  app.log.level = 'silent'
+  const ip = `10.8.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`
+  const ed = await createUser(app, 'editor')
+  const viewer = await createUser(app, 'viewer')
+  const ok = await app.inject({ method: 'GET', url: '/auth/me', remoteAddress: ip, headers: ed.headers })
+  t.equal(ok.statusCode, 200, 'under the limit the session is checked and the principal is the token\'s')
+  t.equal(ok.json().id, ed.id)
+  t.equal(ok.headers['x-ratelimit-remaining'], '1')
+  const denied = await app.inject({ method: 'GET', url: '/users', remoteAddress: ip, headers: viewer.headers })
+  assertErrorShape(t, denied, 403, 'forbidden')
+  t.equal(denied.headers['x-ratelimit-remaining'], '0', 'a 403 counts')
+  // over the limit: a valid token, a revoked one and a bad one all get 429, not their auth outcome
+  const limited = await app.inject({ method: 'GET', url: '/auth/me', remoteAddress: ip, headers: ed.headers })
+  assertErrorShape(t, limited, 429, 'rate_limited')
+  await app.inject({ method: 'POST', url: '/auth/logout', headers: viewer.headers, payload: {} })
+  const revoked = await app.inject({ method: 'GET', url: '/auth/me', remoteAddress: ip, headers: viewer.headers })
+  assertErrorShape(t, revoked, 429, 'rate_limited')
+  const bad = await app.inject({ method: 'GET', url: '/auth/me', remoteAddress: ip, headers: { authorization: 'Bearer x.y.z' } })
+  assertErrorShape(t, bad, 429, 'rate_limited')
+  // from another client, the revoked session is refused and the valid one accepted
+  const other = `10.7.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`
+  const after = await app.inject({ method: 'GET', url: '/auth/me', remoteAddress: other, headers: viewer.headers })
+  assertErrorShape(t, after, 401, 'token_revoked')
+  const still = await app.inject({ method: 'GET', url: '/auth/me', remoteAddress: other, headers: ed.headers })
+  t.equal(still.statusCode, 200)
+})
+
 test('bodiless POSTs accept an empty JSON body; unknown query parameters are ignored everywhere', async (t) => {
   const app = await build(t)
   const ed = await createUser(app, 'editor')

@@ -58,19 +58,36 @@ export default fp(async (fastify) => {
 
   fastify.decorate('authenticate', authenticate)
 
-  fastify.addHook('onRequest', async (request) => {
-    if (request.is404) return
-    const config = request.routeOptions.config
-    if (config.public === true) return
+  function needsAuthentication (request: FastifyRequest): boolean {
+    if (request.is404 || request.routeOptions.config.public === true) return false
     const url = request.routeOptions.url ?? ''
-    if (PUBLIC_PREFIXES.some(p => url === p || url.startsWith(p + '/'))) return
-    request.user = await authenticate(request)
-    if (config.permission !== undefined && !request.user.can(config.permission)) throw forbidden()
+    return !PUBLIC_PREFIXES.some(p => url === p || url.startsWith(p + '/'))
+  }
+
+  const started = new WeakMap<FastifyRequest, Promise<Principal>>()
+
+  // Called by the rate limiter's hook just before it awaits its Redis counter: the session lookup
+  // leaves in the same auto-pipelined write, one round trip for both. Nothing of the outcome is
+  // used, and no error surfaces, before the hook below (so a 429 still comes before a 401).
+  fastify.decorate('beginAuthentication', (request: FastifyRequest): void => {
+    if (!needsAuthentication(request)) return
+    const pending = authenticate(request)
+    pending.catch(() => { /* surfaces in the hook below */ })
+    started.set(request, pending)
+  })
+
+  fastify.addHook('onRequest', async (request) => {
+    if (!needsAuthentication(request)) return
+    request.user = await (started.get(request) ?? authenticate(request))
+    const permission = request.routeOptions.config.permission
+    if (permission !== undefined && !request.user.can(permission)) throw forbidden()
   })
 }, { name: 'auth', dependencies: ['config', 'db', 'redis', 'jwt'] })
 
 declare module 'fastify' {
   interface FastifyInstance {
     authenticate: (request: FastifyRequest) => Promise<Principal>
+    /** Starts the request's authentication early (see the auth plugin); the auth hook awaits it. */
+    beginAuthentication: (request: FastifyRequest) => void
   }
 }

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import { AppError } from '../../src/lib/errors.js'
 
@@ -21,8 +22,15 @@ export default fp(async (fastify) => {
       new AppError(429, 'rate_limited', `Rate limit exceeded, retry in ${context.after}`),
   })
   const limit = fastify.rateLimit()
+  // The auth plugin (registered after this one) starts a request's session lookup here, so that
+  // it shares the limiter's Redis round trip; its result is only looked at once the limit passed.
+  let beginAuthentication: ((request: FastifyRequest) => void) | null = null
+  fastify.addHook('onReady', async () => {
+    if (fastify.hasDecorator('beginAuthentication')) beginAuthentication = fastify.beginAuthentication
+  })
   fastify.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config?.rateLimit === false) return
+    beginAuthentication?.(request)
     await limit.call(fastify, request, reply)
   })
 }, { name: 'rate-limit', dependencies: ['config', 'redis'] })
