@@ -20,6 +20,4 @@ COPY --from=build /app/drizzle/migrations ./drizzle/migrations
 COPY package.json ./
 USER node
 EXPOSE 3000
-# The API runs with a 4 MiB young generation (as `npm start`): streamed uploads free their
-# socket buffers at each scavenge, so a smaller new space halves peak RSS per upload (bench/ANALYSIS.md).
-CMD ["node", "--max-semi-space-size=4", "dist/src/server.js"]
+CMD ["node", "dist/src/server.js"]

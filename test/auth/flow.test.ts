@@ -170,6 +170,22 @@ test('tampered, expired, wrong-secret and alg:none tokens are refused', async (t
   assertErrorShape(t, await app.inject({ method: 'GET', url: '/auth/me', headers: { authorization: 'Basic abc' } }), 401, 'unauthorized')
 })
 
+test('a verified (cached) access token stops working when it expires, and its session is still checked each time', async (t) => {
+  const app = await build(t)
+  const u = await createUser(app, 'viewer')
+  const exp = Math.floor(Date.now() / 1000) + 2
+  const token = craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: u.id, sid: u.sessionId, iat: exp - 2, exp }, app.config.JWT_SECRET)
+  const headers = { authorization: `Bearer ${token}` }
+  for (let i = 0; i < 3; i++) t.equal((await app.inject({ method: 'GET', url: '/auth/me', headers })).statusCode, 200, `use ${i + 1} before exp`)
+  await new Promise(resolve => setTimeout(resolve, Math.max(0, exp * 1000 - Date.now()) + 1100))
+  assertErrorShape(t, await app.inject({ method: 'GET', url: '/auth/me', headers }), 401, 'token_expired')
+  // a fresh token of the same session: verified once, then revoked; the revocation wins over the cache
+  const token2 = craftJwt({ alg: 'HS256', typ: 'JWT' }, { sub: u.id, sid: u.sessionId, iat: exp, exp: exp + 600 }, app.config.JWT_SECRET)
+  t.equal((await app.inject({ method: 'GET', url: '/auth/me', headers: { authorization: `Bearer ${token2}` } })).statusCode, 200)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: u.headers, payload: {} })).statusCode, 204)
+  assertErrorShape(t, await app.inject({ method: 'GET', url: '/auth/me', headers: { authorization: `Bearer ${token2}` } }), 401, 'token_revoked')
+})
+
 test('two API instances sharing MySQL and Redis: a logout on one is honoured by the other at once', async (t) => {
   const REDIS_PREFIX = `qt-shared-${Date.now().toString(36)}`
   const a = await build(t, { REDIS_PREFIX })
