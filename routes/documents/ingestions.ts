@@ -1,7 +1,7 @@
 import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { IdParam, authErrors, errors } from '../../src/schemas/common.js'
 import { IdempotencyHeaders, Ingestion, TriggerBody } from '../../src/schemas/ingestions.js'
-import { triggerIngestions } from '../../src/domain/ingestions.js'
+import { triggerOne } from '../../src/domain/ingestions.js'
 
 /** POST /documents/:id/ingestions — the "ingest" button for one document. */
 const documentIngestions: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -22,14 +22,12 @@ const documentIngestions: FastifyPluginAsyncTypebox = async (fastify) => {
     preValidation: async (request) => { request.body ??= {} },
   }, async (request, reply) => {
     const body = request.body
-    const items = await triggerIngestions(fastify, request.user, [request.params.id], {
+    const item = await triggerOne(fastify, request, request.user, request.params.id, {
       pipeline: body.pipeline ?? 'default',
       options: body.options ?? {},
       idempotencyKey: request.headers['idempotency-key'] ?? null,
       requestId: String(request.id),
-    }, false)
-    const item = items[0]!
-    await fastify.audit(request, { action: 'ingestion.trigger', subject: `ingestion:${item.id}`, payload: { documentId: item.documentId, pipeline: item.pipeline } })
+    })
     return await reply.code(202).send(item)
   })
 }

@@ -1,7 +1,32 @@
 import { and, desc, eq, like, lt } from 'drizzle-orm'
-import type { DbOrTx } from '../db.js'
+import type { FastifyRequest } from 'fastify'
+import type { DbOrTx, SqlValue } from '../db.js'
 import { auditEvents } from '../../drizzle/schema/index.js'
 import { badRequest } from '../lib/errors.js'
+
+export interface AuditEntry {
+  action: string
+  subject?: string | null
+  actorId?: string | null
+  payload?: Record<string, unknown>
+}
+
+export const AUDIT_COLUMNS = 'at, actor_id, action, subject, ip, user_agent, request_id, payload'
+export const AUDIT_INSERT_SQL = `INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
+/** One audit row's values in AUDIT_COLUMNS order: who (the signed-in user unless given), what, from where. */
+export function auditValues (request: FastifyRequest | null, entry: AuditEntry, at = new Date()): SqlValue[] {
+  return [
+    at,
+    entry.actorId !== undefined ? entry.actorId : (request?.user?.id ?? null),
+    entry.action,
+    entry.subject ?? null,
+    request?.ip ?? null,
+    request?.headers['user-agent']?.slice(0, 512) ?? null,
+    request !== null ? String(request.id) : null,
+    entry.payload !== undefined ? JSON.stringify(entry.payload) : null,
+  ]
+}
 
 export interface AuditQuery { actorId?: string, action?: string, subject?: string, limit: number, cursor?: string }
 

@@ -1,13 +1,14 @@
 import { and, desc, eq, inArray, lt, type SQL } from 'drizzle-orm'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { sqlAtomic, sqlBatch, type Db, type DbOrTx, type SqlValue, type Statement } from '../db.js'
-import { documents, ingestionEvents, ingestions } from '../../drizzle/schema/index.js'
+import { auditEvents, documents, ingestionEvents, ingestions } from '../../drizzle/schema/index.js'
 import { newId, isId } from '../lib/ids.js'
 import { AppError, badRequest, conflict, forbidden, notFound, unavailable } from '../lib/errors.js'
 import type { Principal } from './auth-state.js'
 import { DOCUMENT_COLUMNS, loadDocumentFor, toDocumentRow, visibleCondition, type DocumentRow, type RawDocumentRow } from './document-access.js'
 import { eventsChannel, publishStatus } from './ingestion-events.js'
 import { JOB_RETENTION } from '../jobs/types.js'
+import { AUDIT_COLUMNS, auditValues, type AuditEntry } from './audit.js'
 
 export const INGESTION_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
 export type IngestionStatus = typeof INGESTION_STATUSES[number]
@@ -386,11 +387,88 @@ export async function triggerIngestions (app: FastifyInstance, actor: Actor, doc
   return results.map(r => r.event !== undefined ? toDto(r.row, [r.event]) : toDto(byId.get(r.row.id) ?? r.row, events.get(r.row.id) ?? []))
 }
 
-async function deleteRows (app: FastifyInstance, ids: string[]): Promise<void> {
+/** What the audit log records of one trigger. */
+export const triggerAuditEntry = (item: Pick<IngestionDto, 'id' | 'documentId' | 'pipeline'>): AuditEntry =>
+  ({ action: 'ingestion.trigger', subject: `ingestion:${item.id}`, payload: { documentId: item.documentId, pipeline: item.pipeline } })
+
+// The single trigger's access check IS its insert: the row is only selected from a live, ready
+// document the actor may write (owner or a `write` share; anyone with documents:manage).
+const checkedInsertSql = (manage: boolean): string =>
+  'INSERT INTO ingestions (id, document_id, status, pipeline, options, attempts, requested_by, idempotency_key, request_id, created_at, updated_at, enqueued_at) ' +
+  "SELECT ?, d.id, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ? FROM documents d WHERE d.id = ? AND d.deleted_at IS NULL AND d.status <> 'uploading'" +
+  (manage ? '' : " AND (d.owner_id = ? OR EXISTS (SELECT 1 FROM document_shares s WHERE s.document_id = d.id AND s.user_id = ? AND s.access = 'write'))")
+const GUARDED_AUDIT_SQL = `INSERT INTO audit_events (${AUDIT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE @quire_changed = 1`
+
+/**
+ * POST /documents/:id/ingestions, audit row included. The common case is one round trip to MySQL
+ * and one to Redis: a transaction whose INSERT ... SELECT writes the row only if the actor may
+ * write the document (so it is the access check), then the `queued` event and the audit row,
+ * kept only if the row was written; then the job. Anything else (no row written: unknown,
+ * invisible, read-only, trashed or not-ready document, or an Idempotency-Key seen before) takes
+ * the general path, which tells 404 from 403 from 409 and replays keyed requests.
+ */
+export async function triggerOne (app: FastifyInstance, request: FastifyRequest, actor: Actor, documentId: string, input: TriggerInput): Promise<IngestionDto> {
+  checkOptions(input.options)
+  const general = async (): Promise<IngestionDto> => {
+    const item = (await triggerIngestions(app, actor, [documentId], input, false))[0]!
+    await app.audit(request, triggerAuditEntry(item))
+    return item
+  }
+  // Without documents:read nothing is visible: the general path answers that 404.
+  if (!isId(documentId) || !actor.can('documents:read')) return await general()
+  const now = new Date()
+  const row: IngestionRow = {
+    id: newId(),
+    documentId,
+    status: 'queued',
+    pipeline: input.pipeline,
+    options: input.options,
+    attempts: 0,
+    lastError: null,
+    result: null,
+    requestedBy: actor.id,
+    idempotencyKey: input.idempotencyKey,
+    requestId: input.requestId.slice(0, 128),
+    createdAt: now,
+    updatedAt: now,
+    startedAt: null,
+    finishedAt: null,
+    enqueuedAt: now,
+  }
+  const event = { at: now.toISOString(), type: 'queued', message: `queued for pipeline "${row.pipeline}"`.slice(0, 2000) }
+  const manage = actor.can('documents:manage')
+  let written: [{ affectedRows: number }, unknown, unknown, { insertId: number }]
+  try {
+    written = await sqlAtomic(app.db, [
+      [checkedInsertSql(manage), [row.id, row.pipeline, JSON.stringify(row.options), actor.id, row.idempotencyKey, row.requestId, now, now, now,
+        documentId, ...(manage ? [] : [actor.id, actor.id])]],
+      ['SET @quire_changed = ROW_COUNT()', []],
+      guardedEventsInsert(row.id, [event], now),
+      [GUARDED_AUDIT_SQL, auditValues(request, triggerAuditEntry(row), now)],
+    ]) as typeof written
+  } catch (err) {
+    // The key was used before (or just now, by a racing request): the general path replays it.
+    if (row.idempotencyKey !== null && isDuplicate(err)) return await general()
+    throw err
+  }
+  if (written[0].affectedRows !== 1) return await general()
+  try {
+    await addDispatchJob(app, row)
+  } catch (err) {
+    await deleteRows(app, [row.id], [written[3].insertId])
+    app.log.error({ err, requestId: input.requestId }, 'could not enqueue ingestion')
+    throw unavailable('The job queue is unavailable, retry later')
+  }
+  return toDto(row, [event])
+}
+
+/** Removes ingestions that never got their job (and the audit rows that announced them). */
+async function deleteRows (app: FastifyInstance, ids: string[], auditIds: number[] = []): Promise<void> {
   try {
     await app.db.transaction(async (tx) => {
       await tx.delete(ingestionEvents).where(inArray(ingestionEvents.ingestionId, ids))
       await tx.delete(ingestions).where(and(inArray(ingestions.id, ids), eq(ingestions.status, 'queued')))
+      if (auditIds.length > 0) await tx.delete(auditEvents).where(inArray(auditEvents.id, auditIds))
     })
   } catch (err) {
     app.log.error({ err, ingestionIds: ids }, 'could not remove unenqueued ingestions; the recovery sweep will enqueue them')

@@ -1,0 +1,93 @@
+import { test } from 'tap'
+import { and, eq } from 'drizzle-orm'
+import { build, createUser, assertErrorShape, TEST_REDIS_URL } from '../helper.js'
+import { proxyFor } from '../tcp-proxy.js'
+import { auditEvents, documents, ingestionEvents, ingestions } from '../../drizzle/schema/index.js'
+import { createDocument, share, randomKey } from './helpers.js'
+import { newId } from '../../src/lib/ids.js'
+
+// POST /documents/:id/ingestions checks access inside its insert (one round trip); every refusal
+// falls back to the general path. These pin down that both agree and that a refusal writes nothing.
+
+test('single trigger: who may, what is written, and that refusals leave nothing behind', async (t) => {
+  const app = await build(t)
+  const owner = await createUser(app, 'editor')
+  const writer = await createUser(app, 'editor')
+  const reader = await createUser(app, 'editor')
+  const stranger = await createUser(app, 'editor')
+  const admin = await createUser(app, 'admin')
+  const noRead = await createUser(app, 'editor', { revokes: ['documents:read'] })
+  const doc = await createDocument(app, owner.id)
+  const internal = await createDocument(app, owner.id, { visibility: 'internal' })
+  await share(app, doc.id, writer.id, 'write')
+  await share(app, doc.id, reader.id, 'read')
+  await share(app, doc.id, noRead.id, 'write')
+
+  const rowsOf = async (documentId: string) => await app.db.select().from(ingestions).where(eq(ingestions.documentId, documentId))
+  const auditOf = async (id: string) => await app.db.select().from(auditEvents).where(and(eq(auditEvents.action, 'ingestion.trigger'), eq(auditEvents.subject, `ingestion:${id}`)))
+
+  // allowed: the owner, a write share, documents:manage on someone else's private document
+  for (const [who, user] of [['owner', owner], ['write share', writer], ['admin', admin]] as const) {
+    const res = await app.inject({ method: 'POST', url: `/documents/${doc.id}/ingestions`, headers: { ...user.headers, 'user-agent': `quire-test-${who}` }, payload: { pipeline: 'p1', options: { n: 1 } } })
+    t.equal(res.statusCode, 202, `${who} may trigger`)
+    const body = res.json()
+    t.match(body, { documentId: doc.id, status: 'queued', pipeline: 'p1', options: { n: 1 }, requestedBy: user.id, attempts: 0 })
+    t.same(body.events.map((e: { type: string }) => e.type), ['queued'])
+    const [row] = await app.db.select().from(ingestions).where(eq(ingestions.id, body.id))
+    t.match(row, { documentId: doc.id, status: 'queued', requestedBy: user.id, pipeline: 'p1', options: { n: 1 } }, `${who}: row written as answered`)
+    t.ok(row?.enqueuedAt, 'enqueued_at stamped')
+    const events = await app.db.select().from(ingestionEvents).where(eq(ingestionEvents.ingestionId, body.id))
+    t.same(events.map(e => e.type), ['queued'], 'one queued event')
+    const audit = await auditOf(body.id)
+    t.equal(audit.length, 1, `${who}: one audit row`)
+    t.match(audit[0], { actorId: user.id, payload: { documentId: doc.id, pipeline: 'p1' }, userAgent: `quire-test-${who}` })
+    t.ok(await app.queues.ingestion.getJob(body.id), 'its dispatch job exists')
+  }
+  t.equal((await rowsOf(doc.id)).length, 3)
+
+  // refused: each answers as the general rule says, and writes no row, event or audit entry
+  const auditBefore = (await app.db.select().from(auditEvents).where(eq(auditEvents.action, 'ingestion.trigger'))).length
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/documents/${doc.id}/ingestions`, headers: reader.headers, payload: {} }), 403, 'forbidden')
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/documents/${doc.id}/ingestions`, headers: stranger.headers, payload: {} }), 404, 'not_found')
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/documents/${internal.id}/ingestions`, headers: stranger.headers, payload: {} }), 403, 'forbidden')
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/documents/${doc.id}/ingestions`, headers: noRead.headers, payload: {} }), 404, 'not_found')
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/documents/${newId()}/ingestions`, headers: owner.headers, payload: {} }), 404, 'not_found')
+
+  const notReady = await createDocument(app, owner.id)
+  await app.db.update(documents).set({ status: 'uploading' }).where(eq(documents.id, notReady.id))
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/documents/${notReady.id}/ingestions`, headers: owner.headers, payload: {} }), 409, 'document_not_ready')
+  const trashed = await createDocument(app, owner.id)
+  t.equal((await app.inject({ method: 'DELETE', url: `/documents/${trashed.id}`, headers: owner.headers })).statusCode, 204)
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/documents/${trashed.id}/ingestions`, headers: owner.headers, payload: {} }), 404, 'not_found')
+
+  t.equal((await rowsOf(doc.id)).length, 3, 'no row from the refusals')
+  t.same(await rowsOf(internal.id), [])
+  t.same(await rowsOf(notReady.id), [])
+  t.same(await rowsOf(trashed.id), [])
+  t.equal((await app.db.select().from(auditEvents).where(eq(auditEvents.action, 'ingestion.trigger'))).length, auditBefore, 'no audit row from the refusals')
+
+  // Idempotency-Key: the first request takes the fast path, the replay the general one
+  const key = randomKey()
+  const first = await app.inject({ method: 'POST', url: `/documents/${doc.id}/ingestions`, headers: { ...owner.headers, 'idempotency-key': key }, payload: {} })
+  t.equal(first.statusCode, 202)
+  const again = await app.inject({ method: 'POST', url: `/documents/${doc.id}/ingestions`, headers: { ...owner.headers, 'idempotency-key': key }, payload: {} })
+  t.equal(again.statusCode, 202)
+  t.equal(again.json().id, first.json().id, 'the same ingestion')
+  const other = await createDocument(app, owner.id)
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/documents/${other.id}/ingestions`, headers: { ...owner.headers, 'idempotency-key': key }, payload: {} }), 409, 'idempotency_key_reused')
+  t.same(await rowsOf(other.id), [], 'a reused key writes nothing')
+})
+
+test('single trigger with the queue down: 503, and neither the row, its event nor its audit entry stays', async (t) => {
+  const { proxy, url } = await proxyFor(t, TEST_REDIS_URL, 6379)
+  const app = await build(t, { REDIS_URL: url })
+  const ed = await createUser(app, 'editor')
+  const doc = await createDocument(app, ed.id)
+  await proxy.cut()
+  const res = await app.inject({ method: 'POST', url: `/documents/${doc.id}/ingestions`, headers: ed.headers, payload: {} })
+  assertErrorShape(t, res, 503, 'service_unavailable')
+  t.same(await app.db.select().from(ingestions).where(eq(ingestions.documentId, doc.id)), [], 'no ingestion row')
+  const audit = await app.db.select().from(auditEvents).where(and(eq(auditEvents.action, 'ingestion.trigger'), eq(auditEvents.actorId, ed.id)))
+  t.same(audit, [], 'no audit row for a trigger that did not happen')
+  await proxy.restore()
+})
