@@ -398,7 +398,15 @@ async function scenarioIngestE2e (ctx: Ctx): Promise<void> {
   targetLine({ scenario: 'end-to-end ingestion dispatch (instant backend)', subject: 'worker', baseline: '-', target: '≥ 500 ingestions/s', value: s, unit: '/s', note: [`worker ${fmt(summarize(cpuMs).median, 2)} CPU ms/ingestion at ${fmt(summarize(cpuPct).median)}% of its core`, ...notes].join('; '), min: 500 }, s.median)
 }
 
-interface UploadCtx { server: ServerHandle, token: string, label: string, clearStorage: () => Promise<void> }
+interface UploadCtx { server: ServerHandle, token: string, label: string, clearStorage: () => Promise<void>, probeDir?: string }
+
+interface WriteProbe { mib: number, sha256: number, writeReused: number, writeAfterIdle: number }
+/** bench/write-probe.ts on the server's core: sha256 and page-cache write costs per MiB outside any route. */
+function writeProbe (dir: string): WriteProbe | null {
+  const r = spawnSync('taskset', ['-c', SERVER_CPU, process.execPath, '--import=tsx', join(here, 'write-probe.ts'), dir, QUICK ? '64' : '256'], { encoding: 'utf8' })
+  if (r.status !== 0) { log(`  write probe failed: ${r.stderr.slice(0, 200)}`); return null }
+  return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as WriteProbe
+}
 
 async function uploadScenario (u: UploadCtx): Promise<void> {
   const size = UPLOAD_MB * 1024 * 1024
@@ -410,6 +418,10 @@ async function uploadScenario (u: UploadCtx): Promise<void> {
     targetLine({ scenario: `100 MB upload (${u.label}): throughput vs discard`, subject: 'POST /documents', baseline: 'discard route', target: '≥ 0.80', note: why, min: 0.8 }, NaN)
     return
   }
+  const wp = u.probeDir !== undefined ? writeProbe(u.probeDir) : null
+  if (wp !== null) log(`  write probe (CPU ${SERVER_CPU}, ${wp.mib} MiB): sha256 ${fmt(wp.sha256, 2)} ms/MiB, write to a new file ${fmt(wp.writeReused, 2)} ms/MiB on just-freed pages, ${fmt(wp.writeAfterIdle, 2)} ms/MiB on pages freed 4 s earlier`)
+  const costs: string[] = []
+  let discardAt1 = NaN
   const rowsMd: string[] = []
   let worstPerUpload = 0
   let worstNet = 0
@@ -451,6 +463,7 @@ async function uploadScenario (u: UploadCtx): Promise<void> {
       }
       log(`  ${u.label} x${conc} round ${r + 1}/${UPLOAD_ROUNDS}: discard ${fmt(tp.discard.at(-1)!)} MiB/s (+${fmt(growth.discard.at(-1)!, 1)} MiB/upload), floor ${fmt(tp.floor.at(-1)!)} MiB/s, upload ${fmt(tp.upload.at(-1)!)} MiB/s (+${fmt(growth.upload.at(-1)!, 1)} MiB/upload); server CPU ${fmt(cpu.discard.at(-1)!)}% (${fmt(sys.discard.at(-1)!)} sys) / ${fmt(cpu.upload.at(-1)!)}% (${fmt(sys.upload.at(-1)!)} sys)`)
     }
+    if (conc === 1) discardAt1 = summarize(tp.discard).median
     const ratio = ratioOf(tp.upload, tp.discard)
     const floorRatio = ratioOf(tp.floor, tp.discard)
     floorRatios.push(floorRatio.median)
@@ -460,9 +473,16 @@ async function uploadScenario (u: UploadCtx): Promise<void> {
     worstPerUpload = Math.max(worstPerUpload, g.max)
     worstNet = Math.max(worstNet, g.max - summarize(growth.discard).median)
     const sl = (xs: number[]): string => fmt(summarize(xs).median, 0)
+    // server CPU ms per MiB moved: % of a core × 10 / (MiB/s)
+    const msPerMiB = (k: Kind): number => summarize(cpu[k].map((c, i) => c * 10 / tp[k][i]!)).median
+    costs.push(`×${conc}: ${fmt(msPerMiB('discard'), 2)} / ${fmt(msPerMiB('floor'), 2)} / ${fmt(msPerMiB('upload'), 2)}`)
     rowsMd.push(`| ${conc} | ${fmt(summarize(tp.discard).median)} | ${fmt(summarize(tp.floor).median)} | ${fmt(floorRatio.median, 2)} (${fmt(floorRatio.min, 2)}–${fmt(floorRatio.max, 2)}) | ${fmt(summarize(tp.upload).median)} | ${fmt(ratio.median, 2)} (${fmt(ratio.min, 2)}–${fmt(ratio.max, 2)}) | ${fmt(summarize(growth.discard).max, 1)} | ${fmt(g.median, 1)} / ${fmt(g.max, 1)} | ${sl(lat.upload)} | ${fmt(summarize(cpu.discard).median)} (${fmt(summarize(sys.discard).median)} sys) / ${fmt(summarize(cpu.upload).median)} (${fmt(summarize(sys.upload).median)} sys) | ${bad.length > 0 ? bad.slice(0, 2).join('; ') : ''} |`)
   }
-  sections.push(`### ${UPLOAD_MB} MiB multipart upload, ${u.label} storage\n\nStreamed client bodies (one 1 MiB buffer written repeatedly with backpressure), ${UPLOAD_ROUNDS} rounds per concurrency, discard route, floor route and real route alternated. The floor route (bench-only) does what any route storing a hashed upload must: the multipart stream, sha256 of every byte and the storage driver's put, no sniffing, limits or rows; its ratio to discard bounds what the real route can reach. RSS = server VmRSS sampled every 10 ms; growth = (peak − RSS after a forced GC just before the batch) / concurrent uploads.\n\n| at once | discard MiB/s | floor MiB/s | floor ÷ discard | upload MiB/s | upload ÷ discard, median (min–max) | discard RSS growth/upload max MiB | upload RSS growth/upload median / max MiB | upload latency median ms | server CPU % discard / upload | errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n${rowsMd.join('\n')}`)
+  const discardMiBs = discardAt1
+  sections.push(`### ${UPLOAD_MB} MiB multipart upload, ${u.label} storage\n\nStreamed client bodies (one 1 MiB buffer written repeatedly with backpressure), ${UPLOAD_ROUNDS} rounds per concurrency, discard route, floor route and real route alternated. The floor route (bench-only) does what any route storing a hashed upload must: the multipart stream, sha256 of every byte and the storage driver's put, no sniffing, limits or rows; its ratio to discard bounds what the real route can reach. RSS = server VmRSS sampled every 10 ms; growth = (peak − RSS after a forced GC just before the batch) / concurrent uploads.\n\n` +
+    `Server CPU ms per MiB, discard / floor / upload: ${costs.join('; ')}.` +
+    (wp === null ? '' : ` Outside any route, on the server's core (bench/write-probe.ts, ${wp.mib} MiB): sha256 costs ${fmt(wp.sha256, 2)} ms/MiB; writing a new file costs ${fmt(wp.writeReused, 2)} ms/MiB on pages just freed and ${fmt(wp.writeAfterIdle, 2)} ms/MiB on pages freed 4 s earlier (this VM returns freed memory to its host, which faults it in again on the next write). At the discard route's ${fmt(discardMiBs, 0)} MiB/s, 0.80 allows the route ${fmt(1000 / discardMiBs / 0.8 - 1000 / discardMiBs, 2)} ms/MiB more than discard; sha256 plus the write take ${fmt(wp.sha256 + wp.writeReused, 2)}–${fmt(wp.sha256 + wp.writeAfterIdle, 2)}.`) +
+    `\n\n| at once | discard MiB/s | floor MiB/s | floor ÷ discard | upload MiB/s | upload ÷ discard, median (min–max) | discard RSS growth/upload max MiB | upload RSS growth/upload median / max MiB | upload latency median ms | server CPU % discard / upload | errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n${rowsMd.join('\n')}`)
   targetLine({ scenario: `${UPLOAD_MB} MiB upload (${u.label}): peak RSS growth per upload, 1/4/8 at once`, subject: 'POST /documents', baseline: '-', target: '≤ 32 MiB', value: { median: worstPerUpload, min: worstPerUpload, max: worstPerUpload, n: 1 }, unit: 'MiB (worst)', note: `worst net of the discard route's growth at the same concurrency: ${fmt(worstNet, 1)} MiB (the discard route itself grows RSS by up to ~30–40 MiB at 1 upload: V8 new-space growth under allocation pressure)`, min: -Infinity }, NaN)
   targetLines[targetLines.length - 1]!.met = worstPerUpload <= 32
   const rs = summarize(allRatios)
@@ -564,6 +584,7 @@ async function main (): Promise<void> {
         token: c.token,
         label: 'local',
         clearStorage: async () => { for (const e of readdirSync(storageDir)) rmSync(join(storageDir, e), { recursive: true, force: true }) },
+        probeDir: storageDir,
       })
     })
     await server.stop()
