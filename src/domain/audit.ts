@@ -21,7 +21,7 @@ export function auditValues (request: FastifyRequest | null, entry: AuditEntry, 
     entry.actorId !== undefined ? entry.actorId : (request?.user?.id ?? null),
     entry.action,
     entry.subject ?? null,
-    request?.ip ?? null,
+    request?.ip?.slice(0, 64) ?? null, // the column's width: a long X-Forwarded-For entry must not fail the write
     request?.headers['user-agent']?.slice(0, 512) ?? null,
     request !== null ? String(request.id) : null,
     entry.payload !== undefined ? JSON.stringify(entry.payload) : null,

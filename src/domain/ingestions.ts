@@ -395,7 +395,7 @@ export const triggerAuditEntry = (item: Pick<IngestionDto, 'id' | 'documentId' |
 // document the actor may write (owner or a `write` share; anyone with documents:manage).
 const checkedInsertSql = (manage: boolean): string =>
   'INSERT INTO ingestions (id, document_id, status, pipeline, options, attempts, requested_by, idempotency_key, request_id, created_at, updated_at, enqueued_at) ' +
-  "SELECT ?, d.id, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ? FROM documents d WHERE d.id = ? AND d.deleted_at IS NULL AND d.status <> 'uploading'" +
+  "SELECT ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ? FROM documents d WHERE d.id = ? AND d.deleted_at IS NULL AND d.status <> 'uploading'" +
   (manage ? '' : " AND (d.owner_id = ? OR EXISTS (SELECT 1 FROM document_shares s WHERE s.document_id = d.id AND s.user_id = ? AND s.access = 'write'))")
 const GUARDED_AUDIT_SQL = `INSERT INTO audit_events (${AUDIT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE @quire_changed = 1`
 
@@ -440,7 +440,8 @@ export async function triggerOne (app: FastifyInstance, request: FastifyRequest,
   let written: [{ affectedRows: number }, unknown, unknown, { insertId: number }]
   try {
     written = await sqlAtomic(app.db, [
-      [checkedInsertSql(manage), [row.id, row.pipeline, JSON.stringify(row.options), actor.id, row.idempotencyKey, row.requestId, now, now, now,
+      // document_id as the general path stores it: the id as given (the collation matches it to d.id)
+      [checkedInsertSql(manage), [row.id, documentId, row.pipeline, JSON.stringify(row.options), actor.id, row.idempotencyKey, row.requestId, now, now, now,
         documentId, ...(manage ? [] : [actor.id, actor.id])]],
       ['SET @quire_changed = ROW_COUNT()', []],
       guardedEventsInsert(row.id, [event], now),
@@ -462,13 +463,22 @@ export async function triggerOne (app: FastifyInstance, request: FastifyRequest,
   return toDto(row, [event])
 }
 
-/** Removes ingestions that never got their job (and the audit rows that announced them). */
+/**
+ * Removes ingestions that never got their job, with their events (and, for a single one, the
+ * audit row that announced it). A row no longer queued did get its job after all (the enqueue
+ * only timed out here): it stays, and so does everything recorded of it.
+ */
 async function deleteRows (app: FastifyInstance, ids: string[], auditIds: number[] = []): Promise<void> {
   try {
     await app.db.transaction(async (tx) => {
-      await tx.delete(ingestionEvents).where(inArray(ingestionEvents.ingestionId, ids))
-      await tx.delete(ingestions).where(and(inArray(ingestions.id, ids), eq(ingestions.status, 'queued')))
-      if (auditIds.length > 0) await tx.delete(auditEvents).where(inArray(auditEvents.id, auditIds))
+      const [res] = await tx.delete(ingestions).where(and(inArray(ingestions.id, ids), eq(ingestions.status, 'queued')))
+      if (res.affectedRows === 0) return
+      const surviving = res.affectedRows === ids.length
+        ? new Set<string>()
+        : new Set((await tx.select({ id: ingestions.id }).from(ingestions).where(inArray(ingestions.id, ids))).map(r => r.id))
+      const gone = ids.filter(id => !surviving.has(id))
+      await tx.delete(ingestionEvents).where(inArray(ingestionEvents.ingestionId, gone))
+      if (auditIds.length > 0 && gone.length === ids.length) await tx.delete(auditEvents).where(inArray(auditEvents.id, auditIds))
     })
   } catch (err) {
     app.log.error({ err, ingestionIds: ids }, 'could not remove unenqueued ingestions; the recovery sweep will enqueue them')
