@@ -27,7 +27,8 @@ export const documents = mysqlTable('documents', {
   deletedAt: ts('deleted_at'),
 }, (t) => [
   index('documents_owner_idx').on(t.ownerId, t.deletedAt, t.id),
-  index('documents_visibility_idx').on(t.visibility, t.deletedAt, t.id),
+  // owner_id last: the listing's "others' internal documents" branch filters on it without reading rows
+  index('documents_visibility_idx').on(t.visibility, t.deletedAt, t.id, t.ownerId),
   index('documents_deleted_idx').on(t.deletedAt, t.id),
 ])
 

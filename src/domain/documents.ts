@@ -95,6 +95,42 @@ export async function insertDocument (db: Db, input: NewDocument, opts: { claimU
   return row
 }
 
+/** A DATETIME(3) (UTC) as `Date.toISOString()` writes it, as a JSON string: "YYYY-MM-DDTHH:MM:SS.mmmZ". */
+const isoSql = (col: string): string => `CONCAT('"', REPLACE(${col}, ' ', 'T'), 'Z"')`
+const quoted = (col: string): string => `JSON_QUOTE(${col})`
+
+/**
+ * A listed document as its JSON text, built by MySQL/MariaDB: the members `toDocument` and the
+ * `Document` response schema give (test/documents/list-json.test.ts compares them row by row),
+ * so a page is answered by joining these texts, without decoding 21 columns per row, mapping and
+ * serializing them again (the listing's biggest costs in the server). Strings go through
+ * JSON_QUOTE; the JSON columns are embedded as stored (valid JSON on both servers); numbers as
+ * digits. Built with CONCAT, not JSON_OBJECT: a third of JSON_OBJECT's cost per row in MariaDB
+ * (2.2 against 6.0 µs, on 50k rows). `error`, the one optional member, comes as its own column.
+ */
+const LIST_MEMBERS: Array<[name: string, sql: string]> = [
+  ['id', quoted('d.id')],
+  ['title', quoted('d.title')],
+  ['description', `IFNULL(${quoted('d.description')}, 'null')`],
+  ['filename', quoted('d.filename')],
+  ['mimeType', quoted('d.mime_type')],
+  ['size', 'd.size'],
+  ['sha256', quoted('d.sha256')],
+  ['status', quoted('d.status')],
+  ['visibility', quoted('d.visibility')],
+  ['tags', 'd.tags'],
+  ['ownerId', quoted('d.owner_id')],
+  ['version', 'd.version'],
+  ['thumbnail', "IF(d.thumbnail_key IS NOT NULL AND d.thumbnail_width IS NOT NULL AND d.thumbnail_height IS NOT NULL, CONCAT('{\"width\":', d.thumbnail_width, ',\"height\":', d.thumbnail_height, '}'), 'null')"],
+  ['metadata', 'd.metadata'],
+  ['createdAt', isoSql('d.created_at')],
+  ['updatedAt', isoSql('d.updated_at')],
+  ['deletedAt', `IF(d.deleted_at IS NULL, 'null', ${isoSql('d.deleted_at')})`],
+]
+const LIST_COLUMNS = `d.id, CONCAT(${LIST_MEMBERS.map(([name, sql], i) => `'${i === 0 ? '{' : ','}"${name}":', ${sql}`).join(', ')}, '}') AS json, ` +
+  "IF(d.status = 'failed', d.error, NULL) AS error"
+interface ListRow { id: string, json: string, error: string | null }
+
 export interface ListFilters {
   limit: number
   cursor?: string
@@ -127,7 +163,7 @@ const escapeLike = (s: string): string => s.replace(/[\\%_]/g, c => `\\${c}`)
  * me; in the trash: mine / others' shared with me for writing), each walking its own index
  * newest first for one page of ids, merged and cut to the page; then the page's rows are read.
  */
-export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Promise<{ items: DocumentRow[], nextCursor: string | null }> {
+export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Promise<{ items: string[], nextCursor: string | null }> {
   const n = Math.trunc(f.limit) + 1
   const where = [f.trashed ? 'd.deleted_at IS NOT NULL' : 'd.deleted_at IS NULL']
   const params: string[] = []
@@ -153,7 +189,7 @@ export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Prom
   let query: string
   const args: string[] = []
   if (actor.can('documents:manage')) {
-    query = `SELECT ${DOCUMENT_COLUMNS} FROM documents d WHERE ${filters} ORDER BY d.id DESC LIMIT ${n}`
+    query = `SELECT ${LIST_COLUMNS} FROM documents d WHERE ${filters} ORDER BY d.id DESC LIMIT ${n}`
     args.push(...params)
   } else {
     const branch = (from: string, cond: string, condParams: string[], orderBy = 'd.id'): string => {
@@ -179,16 +215,18 @@ export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Prom
     }
     // ids first (the branches mostly walk covering indexes), then only the page's rows, sorted
     // here (a filesort of the joined page cost MySQL more than sorting 21 rows in JS)
-    query = `SELECT ${DOCUMENT_COLUMNS} FROM (${branches.join(' UNION ALL ')} ORDER BY id DESC LIMIT ${n}) page ` +
+    query = `SELECT ${LIST_COLUMNS} FROM (${branches.join(' UNION ALL ')} ORDER BY id DESC LIMIT ${n}) page ` +
       'STRAIGHT_JOIN documents d FORCE INDEX (PRIMARY) ON d.id = page.id'
   }
   // The plain listing (no filter) as a server-side prepared statement: a few fixed texts (one per
   // limit and cursor presence), cached per connection. Filtered ones vary too much to prepare each.
   const plain = where.length === (cursor !== undefined ? 2 : 1)
-  const [raw] = await (plain ? db.$client.execute(query, args) : db.$client.query(query, args)) as unknown as [RawDocumentRow[]]
-  const rows = raw.map(toDocumentRow).sort((a, b) => a.id < b.id ? 1 : a.id > b.id ? -1 : 0)
-  const items = rows.slice(0, f.limit)
-  const last = items[items.length - 1]
+  const [raw] = await (plain ? db.$client.execute(query, args) : db.$client.query(query, args)) as unknown as [ListRow[]]
+  const rows = raw.sort((a, b) => a.id < b.id ? 1 : a.id > b.id ? -1 : 0)
+  const page = rows.slice(0, f.limit)
+  const last = page[page.length - 1]
+  // A failed document's error is the one optional member: spliced in before the closing brace.
+  const items = page.map(r => r.error === null ? r.json : `${r.json.slice(0, -1)},"error":${JSON.stringify(r.error)}}`)
   return { items, nextCursor: rows.length > f.limit && last !== undefined ? encodeCursor(last.id) : null }
 }
 
