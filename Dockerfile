@@ -20,5 +20,4 @@ COPY --from=build /app/drizzle/migrations ./drizzle/migrations
 COPY package.json ./
 USER node
 EXPOSE 3000
-# The young generation capped at 8 MiB per semi-space, as `npm start` does (README, "Memory per upload")
-CMD ["node", "--max-semi-space-size=8", "dist/src/server.js"]
+CMD ["node", "dist/src/server.js"]
