@@ -4,7 +4,7 @@ import { Description, Document, DocumentPatch, ListQuery, Title, Visibility } fr
 import { authErrors, errors, IdParam, NoContent, Page } from '../../src/schemas/common.js'
 import { requireDocument } from '../../src/domain/document-access.js'
 import {
-  deleteDocumentRow, expectedVersions, getDocumentRow, listDocuments, normalizeTags, originalKey, setTrashed, toDocument, updateDocument,
+  deleteDocumentRow, expectedVersions, getDocumentRow, listDocuments, normalizeTags, originalKey, readDocumentJson, setTrashed, toDocument, updateDocument,
 } from '../../src/domain/documents.js'
 import { checkFields, cleanFilename, createDocumentRecord } from '../../src/domain/document-create.js'
 import { inspect, isAllowedType, storeInspected, unsupportedType } from '../../src/domain/uploads.js'
@@ -111,11 +111,12 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: Document, 304: Type.Null(), ...authErrors, ...errors(404) },
     },
   }, async (request, reply) => {
-    const { doc } = await requireDocument(db, request.user, request.params.id, 'read', 'any')
-    const etag = `"${doc.version}"`
+    // The document arrives as JSON text matching the Document schema (see readDocumentJson): sent as it is.
+    const { version, json } = await readDocumentJson(db, request.user, request.params.id)
+    const etag = `"${version}"`
     reply.header('etag', etag).header('cache-control', 'private, no-cache')
     if (etagMatches(request.headers['if-none-match'], etag)) return await reply.code(304).send(null)
-    return await reply.send(toDocument(doc))
+    return await reply.type('application/json; charset=utf-8').send(json as unknown as Static<typeof Document>)
   })
 
   fastify.patch('/:id', {

@@ -46,7 +46,7 @@ export interface DocumentWithAccess {
 }
 
 /** The access `actor` has on one document row, given its share (if any). */
-export function accessOf (actor: Actor, doc: DocumentRow, share: 'read' | 'write' | null): Omit<DocumentWithAccess, 'doc'> {
+export function accessOf (actor: Actor, doc: Pick<DocumentRow, 'ownerId' | 'visibility'>, share: 'read' | 'write' | null): Omit<DocumentWithAccess, 'doc'> {
   const manage = actor.can('documents:manage')
   const isOwner = doc.ownerId === actor.id
   const canRead = actor.can('documents:read') && (manage || isOwner || doc.visibility === 'internal' || share !== null)
@@ -146,6 +146,10 @@ export async function loadDocumentFor (db: Db, actor: Actor, id: string, trashed
 
 export type Need = 'read' | 'write' | 'share'
 
+/** Whether a document is there for the actor at all (else 404): readable, and when trashed only for those who may restore it. */
+export const isReadable = (access: Pick<DocumentWithAccess, 'canRead' | 'canWrite'>, trashed: boolean): boolean =>
+  access.canRead && (!trashed || access.canWrite)
+
 /**
  * Loads a document for a route and enforces the object-level rule: null/invisible -> 404, visible
  * but without the needed access -> 403. A trashed document is visible only to those who may
@@ -153,7 +157,7 @@ export type Need = 'read' | 'write' | 'share'
  */
 export async function requireDocument (db: Db, actor: Actor, id: string, need: Need, trashed: Trashed = 'exclude'): Promise<DocumentWithAccess> {
   const found = await loadDocumentFor(db, actor, id, trashed)
-  if (found === null || (found.doc.deletedAt !== null && !found.canWrite)) throw notFound('Document')
+  if (found === null || !isReadable(found, found.doc.deletedAt !== null)) throw notFound('Document')
   if (need === 'write' && !found.canWrite) throw forbidden('You may read this document but not change it')
   if (need === 'share' && !found.canShare) throw forbidden('Only the owner may share this document')
   return found

@@ -1,9 +1,9 @@
 import { and, eq, isNotNull, isNull, lt, sql } from 'drizzle-orm'
 import type { Db, DbOrTx } from '../db.js'
 import { documents, documentShares, documentTags, uploads, users } from '../../drizzle/schema/index.js'
-import { DOCUMENT_COLUMNS, toDocumentRow, type DocumentRow, type RawDocumentRow } from './document-access.js'
+import { DOCUMENT_COLUMNS, accessOf, isReadable, toDocumentRow, type DocumentRow, type RawDocumentRow } from './document-access.js'
 import type { Principal } from './auth-state.js'
-import { AppError, badRequest, conflict } from '../lib/errors.js'
+import { AppError, badRequest, conflict, notFound } from '../lib/errors.js'
 import { isId } from '../lib/ids.js'
 import { MAX_TAG_LENGTH, MAX_TAGS, type DocumentDto } from '../schemas/documents.js'
 
@@ -127,9 +127,31 @@ const LIST_MEMBERS: Array<[name: string, sql: string]> = [
   ['updatedAt', isoSql('d.updated_at')],
   ['deletedAt', `IF(d.deleted_at IS NULL, 'null', ${isoSql('d.deleted_at')})`],
 ]
-const LIST_COLUMNS = `d.id, CONCAT(${LIST_MEMBERS.map(([name, sql], i) => `'${i === 0 ? '{' : ','}"${name}":', ${sql}`).join(', ')}, '}') AS json, ` +
+/** The document of alias `d` as JSON text (`json`) and the error a failed one carries (`error`), see withError. */
+const JSON_COLUMNS = `CONCAT(${LIST_MEMBERS.map(([name, sql], i) => `'${i === 0 ? '{' : ','}"${name}":', ${sql}`).join(', ')}, '}') AS json, ` +
   "IF(d.status = 'failed', d.error, NULL) AS error"
-interface ListRow { id: string, json: string, error: string | null }
+const LIST_COLUMNS = `d.id, ${JSON_COLUMNS}`
+interface JsonRow { json: string, error: string | null }
+interface ListRow extends JsonRow { id: string }
+/** A failed document's error is the one optional member: spliced in before the closing brace. */
+const withError = (r: JsonRow): string => r.error === null ? r.json : `${r.json.slice(0, -1)},"error":${JSON.stringify(r.error)}}`
+
+// GET /documents/:id: the access columns and the document as JSON text, in one prepared statement.
+const READ_JSON_SQL = `SELECT d.owner_id, d.visibility, d.deleted_at IS NOT NULL AS trashed, d.version, s.access AS share_access, ${JSON_COLUMNS} ` +
+  'FROM documents d LEFT JOIN document_shares s ON s.document_id = d.id AND s.user_id = ? WHERE d.id = ? LIMIT 1'
+
+/**
+ * GET /documents/:id: the document as JSON text (as `toDocument` and the Document schema give it,
+ * built by MySQL like the listing's rows) and its version for the ETag; 404 by the same rule as
+ * `requireDocument(..., 'read', 'any')`.
+ */
+export async function readDocumentJson (db: Db, actor: Actor, id: string): Promise<{ version: number, json: string }> {
+  if (!isId(id)) throw notFound('Document')
+  const [rows] = await db.$client.execute(READ_JSON_SQL, [actor.id, id]) as unknown as [Array<JsonRow & { owner_id: string, visibility: string, trashed: number, version: number, share_access: 'read' | 'write' | null }>]
+  const r = rows[0]
+  if (r === undefined || !isReadable(accessOf(actor, { ownerId: r.owner_id, visibility: r.visibility }, r.share_access), r.trashed === 1)) throw notFound('Document')
+  return { version: r.version, json: withError(r) }
+}
 
 export interface ListFilters {
   limit: number
@@ -225,8 +247,7 @@ export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Prom
   const rows = raw.sort((a, b) => a.id < b.id ? 1 : a.id > b.id ? -1 : 0)
   const page = rows.slice(0, f.limit)
   const last = page[page.length - 1]
-  // A failed document's error is the one optional member: spliced in before the closing brace.
-  const items = page.map(r => r.error === null ? r.json : `${r.json.slice(0, -1)},"error":${JSON.stringify(r.error)}}`)
+  const items = page.map(withError)
   return { items, nextCursor: rows.length > f.limit && last !== undefined ? encodeCursor(last.id) : null }
 }
 

@@ -3,12 +3,16 @@ import { eq } from 'drizzle-orm'
 import { build, createUser } from '../helper.js'
 import { documents } from '../../drizzle/schema/index.js'
 import { createDocument, share } from '../ingestion/helpers.js'
+import build2 from 'fast-json-stringify'
+import { Document } from '../../src/schemas/documents.js'
+import { getDocumentRow, toDocument } from '../../src/domain/documents.js'
 
-// GET /documents answers rows whose JSON MySQL/MariaDB built (src/domain/documents.ts LIST_COLUMNS).
-// Every listed item must be exactly what GET /documents/:id answers for it (toDocument + the
-// response schema), whatever the row holds.
+// GET /documents and GET /documents/:id answer rows whose JSON MySQL/MariaDB built
+// (src/domain/documents.ts JSON_COLUMNS). Each must be exactly what the row gives through
+// `toDocument` and the Document response schema (the reference), whatever the row holds.
+const stringify = build2(Document as never)
 
-test('listed items are member for member the documents GET /documents/:id answers', async (t) => {
+test('listed and single documents are member for member toDocument + the Document schema', async (t) => {
   const app = await build(t)
   const owner = await createUser(app, 'editor')
   const reader = await createUser(app, 'viewer')
@@ -37,9 +41,12 @@ test('listed items are member for member the documents GET /documents/:id answer
   await share(app, plain.id, reader.id, 'read')
   const ids = [plain.id, tricky.id, failed.id, failedNoError.id, readyWithError.id]
 
+  const reference = async (id: string): Promise<unknown> => JSON.parse(stringify(toDocument((await getDocumentRow(app.db, id))!)))
   const single = async (id: string, headers: Record<string, string>): Promise<string> => {
     const res = await app.inject({ url: `/documents/${id}`, headers })
     t.equal(res.statusCode, 200)
+    t.match(res.headers['content-type'], /^application\/json; charset=utf-8/)
+    t.strictSame(JSON.parse(res.body), await reference(id), `GET /documents/${id} = the reference`)
     return res.body
   }
   const listed = async (url: string, headers: Record<string, string>): Promise<{ items: unknown[], nextCursor: string | null, raw: string }> => {
