@@ -147,9 +147,9 @@ const READ_JSON_SQL = `SELECT d.owner_id, d.visibility, d.deleted_at IS NOT NULL
  */
 export async function readDocumentJson (db: Db, actor: Actor, id: string): Promise<{ version: number, json: string }> {
   if (!isId(id)) throw notFound('Document')
-  const [rows] = await db.$client.execute(READ_JSON_SQL, [actor.id, id]) as unknown as [Array<JsonRow & { owner_id: string, visibility: string, trashed: number, version: number, share_access: 'read' | 'write' | null }>]
+  const [rows] = await db.$client.execute(READ_JSON_SQL, [actor.id, id]) as unknown as [Array<JsonRow & { owner_id: string, visibility: string, trashed: number | string, version: number, share_access: 'read' | 'write' | null }>]
   const r = rows[0]
-  if (r === undefined || !isReadable(accessOf(actor, { ownerId: r.owner_id, visibility: r.visibility }, r.share_access), r.trashed === 1)) throw notFound('Document')
+  if (r === undefined || !isReadable(accessOf(actor, { ownerId: r.owner_id, visibility: r.visibility }, r.share_access), Number(r.trashed) === 1)) throw notFound('Document')
   return { version: r.version, json: withError(r) }
 }
 
