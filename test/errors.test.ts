@@ -173,3 +173,33 @@ test('bodiless POSTs accept an empty JSON body; unknown query parameters are ign
   res = await app.inject({ method: 'GET', url: '/auth/me', headers: ed.headers })
   assertErrorShape(t, res, 401, 'token_revoked')
 })
+
+test('a lone surrogate anywhere in a JSON body is a 400; surrogate pairs are text like any other', async (t) => {
+  const app = await build(t)
+  const user = await createUser(app, 'editor')
+  const { createDocument } = await import('./ingestion/helpers.js')
+  const doc = await createDocument(app, user.id)
+  const send = async (method: 'PATCH' | 'POST', url: string, payload: string) =>
+    await app.inject({ method, url, headers: { ...user.headers, 'content-type': 'application/json' }, payload })
+  // JSON columns refused these with a 500 before; text columns stored U+FFFD
+  for (const [method, url, payload] of [
+    ['PATCH', `/documents/${doc.id}`, '{"tags":["a\\ud800b"]}'],
+    ['PATCH', `/documents/${doc.id}`, '{"title":"x\\uDC00"}'],
+    ['POST', `/documents/${doc.id}/ingestions`, '{"options":{"k":["deep",{"v":"\\ud83d"}]}}'],
+    ['POST', `/documents/${doc.id}/ingestions`, '{"options":{"\\udfff":1}}'],
+  ] as const) {
+    const res = await send(method, url, payload)
+    assertErrorShape(t, res, 400, 'validation_failed')
+    t.match(res.json().message, /well-formed Unicode/, `${method} ${url} ${payload}`)
+  }
+  const after = (await app.inject({ url: `/documents/${doc.id}`, headers: user.headers })).json()
+  t.equal(after.version, 1, 'nothing was changed')
+  // a pair written as escapes, and the same character raw, are fine
+  const ok = await send('PATCH', `/documents/${doc.id}`, '{"title":"smile \\ud83d\\ude00 \u{1F600}","tags":["\\ud83d\\udcc4"]}')
+  t.equal(ok.statusCode, 200)
+  t.equal(ok.json().title, 'smile \u{1F600} \u{1F600}')
+  t.same(ok.json().tags, ['\u{1F4C4}'])
+  const ing = await send('POST', `/documents/${doc.id}/ingestions`, '{"options":{"k":"\\ud83d\\ude00"}}')
+  t.equal(ing.statusCode, 202)
+  t.same(ing.json().options, { k: '\u{1F600}' })
+})
