@@ -289,21 +289,8 @@ async function byIdempotencyKey (db: Db, userId: string, key: string): Promise<I
   return rows[0] ?? null
 }
 
-// The trigger's writes, in plain SQL through mysql2 (the hot path of POST /documents/:id/ingestions).
-const INSERT_INGESTION_SQL = 'INSERT INTO ingestions (id, document_id, status, pipeline, options, attempts, requested_by, idempotency_key, request_id, created_at, updated_at, enqueued_at) ' +
-  "VALUES (?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)"
-
-/**
- * Inserts one queued row (+ its 'queued' event) in one transaction, or returns the row an earlier
- * request with the same key created. `enqueued_at` is stamped here, just before the job is added:
- * if adding it fails the row is deleted again, and if even that fails the recovery sweep (which
- * goes by status, updated_at and the job's state, not by enqueued_at) enqueues it later.
- */
-async function insertQueued (db: Db, actor: Actor, documentId: string, input: TriggerInput, key: string | null): Promise<{ row: IngestionRow, created: boolean, event?: IngestionEventDto }> {
-  if (key !== null) {
-    const existing = await byIdempotencyKey(db, actor.id, key)
-    if (existing !== null) return { row: existing, created: false }
-  }
+/** A new queued row (enqueued_at stamped: its job is added right after it is written) and its `queued` event. */
+function newQueued (actor: Actor, documentId: string, input: TriggerInput, key: string | null): { row: IngestionRow, event: IngestionEventDto } {
   const now = new Date()
   const row: IngestionRow = {
     id: newId(),
@@ -324,6 +311,26 @@ async function insertQueued (db: Db, actor: Actor, documentId: string, input: Tr
     enqueuedAt: now,
   }
   const event = { at: now.toISOString(), type: 'queued', message: `queued for pipeline "${row.pipeline}"`.slice(0, 2000) }
+  return { row, event }
+}
+
+// The trigger's writes, in plain SQL through mysql2 (the hot path of POST /documents/:id/ingestions).
+const INSERT_INGESTION_SQL = 'INSERT INTO ingestions (id, document_id, status, pipeline, options, attempts, requested_by, idempotency_key, request_id, created_at, updated_at, enqueued_at) ' +
+  "VALUES (?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)"
+
+/**
+ * Inserts one queued row (+ its 'queued' event) in one transaction, or returns the row an earlier
+ * request with the same key created. `enqueued_at` is stamped here, just before the job is added:
+ * if adding it fails the row is deleted again, and if even that fails the recovery sweep (which
+ * goes by status, updated_at and the job's state, not by enqueued_at) enqueues it later.
+ */
+async function insertQueued (db: Db, actor: Actor, documentId: string, input: TriggerInput, key: string | null): Promise<{ row: IngestionRow, created: boolean, event?: IngestionEventDto }> {
+  if (key !== null) {
+    const existing = await byIdempotencyKey(db, actor.id, key)
+    if (existing !== null) return { row: existing, created: false }
+  }
+  const { row, event } = newQueued(actor, documentId, input, key)
+  const now = row.createdAt
   try {
     await sqlAtomic(db, [
       [INSERT_INGESTION_SQL, [row.id, documentId, row.pipeline, JSON.stringify(row.options), actor.id, key, row.requestId, now, now, now]],
@@ -416,26 +423,8 @@ export async function triggerOne (app: FastifyInstance, request: FastifyRequest,
   }
   // Without documents:read nothing is visible: the general path answers that 404.
   if (!isId(documentId) || !actor.can('documents:read')) return await general()
-  const now = new Date()
-  const row: IngestionRow = {
-    id: newId(),
-    documentId,
-    status: 'queued',
-    pipeline: input.pipeline,
-    options: input.options,
-    attempts: 0,
-    lastError: null,
-    result: null,
-    requestedBy: actor.id,
-    idempotencyKey: input.idempotencyKey,
-    requestId: input.requestId.slice(0, 128),
-    createdAt: now,
-    updatedAt: now,
-    startedAt: null,
-    finishedAt: null,
-    enqueuedAt: now,
-  }
-  const event = { at: now.toISOString(), type: 'queued', message: `queued for pipeline "${row.pipeline}"`.slice(0, 2000) }
+  const { row, event } = newQueued(actor, documentId, input, input.idempotencyKey)
+  const now = row.createdAt
   const manage = actor.can('documents:manage')
   let written: [{ affectedRows: number }, unknown, unknown, { insertId: number }]
   try {
