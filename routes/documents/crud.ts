@@ -35,9 +35,10 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: Page(Document), ...authErrors },
     },
   }, async (request, reply) => {
-    // The items arrive as JSON text matching the Document schema (see listDocuments): joined, not re-serialized.
+    // The items arrive as JSON text matching the Document schema (see listDocuments): joined, not
+    // re-serialized (Fastify sends a string with a JSON content type as it is; the cast is for the
+    // type provider, which only knows objects).
     const page = await listDocuments(db, request.user, request.query)
-    // (Fastify sends a string with a JSON content type as it is; the type provider only knows objects.)
     const body = `{"items":[${page.items.join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)}}` as unknown as Static<ReturnType<typeof Page<typeof Document>>>
     return await reply.type('application/json; charset=utf-8').send(body)
   })

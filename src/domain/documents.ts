@@ -100,15 +100,15 @@ const isoSql = (col: string): string => `CONCAT('"', REPLACE(${col}, ' ', 'T'), 
 const quoted = (col: string): string => `JSON_QUOTE(${col})`
 
 /**
- * A listed document as its JSON text, built by MySQL/MariaDB: the members `toDocument` and the
- * `Document` response schema give (test/documents/list-json.test.ts compares them row by row),
- * so a page is answered by joining these texts, without decoding 21 columns per row, mapping and
- * serializing them again (the listing's biggest costs in the server). Strings go through
+ * A document as its JSON text, built by MySQL/MariaDB (the listing's rows, GET /documents/:id):
+ * the members `toDocument` and the `Document` response schema give (test/documents/list-json.test.ts
+ * compares them row by row), so the answer is these texts, without decoding 21 columns per row,
+ * mapping and serializing them again (the listing's biggest costs in the server). Strings go through
  * JSON_QUOTE; the JSON columns are embedded as stored (valid JSON on both servers); numbers as
  * digits. Built with CONCAT, not JSON_OBJECT: a third of JSON_OBJECT's cost per row in MariaDB
  * (2.2 against 6.0 µs, on 50k rows). `error`, the one optional member, comes as its own column.
  */
-const LIST_MEMBERS: Array<[name: string, sql: string]> = [
+const DOCUMENT_JSON_MEMBERS: Array<[name: string, sql: string]> = [
   ['id', quoted('d.id')],
   ['title', quoted('d.title')],
   ['description', `IFNULL(${quoted('d.description')}, 'null')`],
@@ -128,7 +128,7 @@ const LIST_MEMBERS: Array<[name: string, sql: string]> = [
   ['deletedAt', `IF(d.deleted_at IS NULL, 'null', ${isoSql('d.deleted_at')})`],
 ]
 /** The document of alias `d` as JSON text (`json`) and the error a failed one carries (`error`), see withError. */
-const JSON_COLUMNS = `CONCAT(${LIST_MEMBERS.map(([name, sql], i) => `'${i === 0 ? '{' : ','}"${name}":', ${sql}`).join(', ')}, '}') AS json, ` +
+const JSON_COLUMNS = `CONCAT(${DOCUMENT_JSON_MEMBERS.map(([name, sql], i) => `'${i === 0 ? '{' : ','}"${name}":', ${sql}`).join(', ')}, '}') AS json, ` +
   "IF(d.status = 'failed', d.error, NULL) AS error"
 const LIST_COLUMNS = `d.id, ${JSON_COLUMNS}`
 interface JsonRow { json: string, error: string | null }
@@ -183,7 +183,8 @@ const escapeLike = (s: string): string => s.replace(/[\\%_]/g, c => `\\${c}`)
  * indexes and scans many rows per page, so unless the actor sees everything the query is a
  * UNION ALL of disjoint branches (mine / others' internal ones / others' private ones shared with
  * me; in the trash: mine / others' shared with me for writing), each walking its own index
- * newest first for one page of ids, merged and cut to the page; then the page's rows are read.
+ * newest first for one page of ids, merged and cut to the page; then the page's rows are read,
+ * as JSON text (JSON_COLUMNS).
  */
 export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Promise<{ items: string[], nextCursor: string | null }> {
   const n = Math.trunc(f.limit) + 1
