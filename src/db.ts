@@ -88,6 +88,79 @@ export async function sqlAtomic (db: Db, statements: readonly Statement[]): Prom
   return await runBatch(db, statements, true)
 }
 
+/** How many grouped transactions one pool runs at once, and how many statements one group holds at most. */
+const GROUP_IN_FLIGHT = 2
+const GROUP_MAX_STATEMENTS = 256
+
+interface Waiter { statements: readonly Statement[], resolve: (results: unknown[]) => void, reject: (err: unknown) => void }
+interface Group { waiting: Waiter[], inFlight: number }
+const groups = new WeakMap<mysql.Pool, Group>()
+
+/**
+ * `sqlAtomic` with group commit, for hot transactions that many requests run at once (the
+ * ingestion trigger): callers that arrive while GROUP_IN_FLIGHT groups are already at MySQL wait,
+ * and are then sent together as one transaction in one round trip, each caller's statements in
+ * its order, so MySQL parses one query and commits (flushes its redo log) once for all of them.
+ * Nobody waits for a timer: an idle pool sends a lone caller at once. Each caller still gets only
+ * its own statements' results and is all or nothing; when a group fails (one caller's statement
+ * failed, a deadlock), every caller of it runs again alone, so an error reaches only the caller
+ * whose statement caused it. Statements must not depend on the session state another caller's
+ * statements leave behind (each sets the user variables it reads, as the trigger's batch does).
+ * Measured (bench, ingest-post): the trigger's server CPU 0.61-0.67 -> 0.48-0.55 ms and its
+ * ratio to a bare queue.add 0.21-0.27 -> 0.28-0.30. Not used for the worker's transitions: their
+ * MySQL CPU per ingestion rose (0.97 -> 1.69 ms) when grouped.
+ */
+export async function sqlAtomicGrouped (db: Db, statements: readonly Statement[]): Promise<unknown[]> {
+  const batch = db.$batch
+  if (batch === undefined || statements.length === 0) return await sqlAtomic(db, statements)
+  let group = groups.get(batch)
+  if (group === undefined) {
+    group = { waiting: [], inFlight: 0 }
+    groups.set(batch, group)
+  }
+  const g = group
+  return await new Promise<unknown[]>((resolve, reject) => {
+    g.waiting.push({ statements, resolve, reject })
+    if (g.inFlight < GROUP_IN_FLIGHT) startGroup(db, g)
+  })
+}
+
+function startGroup (db: Db, g: Group): void {
+  sendGroup(db, g).catch(() => { /* cannot reject: every caller's outcome is settled inside */ })
+}
+
+async function sendGroup (db: Db, g: Group): Promise<void> {
+  const take: Waiter[] = []
+  let count = 0
+  while (g.waiting.length > 0 && (take.length === 0 || count + g.waiting[0]!.statements.length <= GROUP_MAX_STATEMENTS)) {
+    const w = g.waiting.shift()!
+    take.push(w)
+    count += w.statements.length
+  }
+  g.inFlight++
+  try {
+    if (take.length === 1) {
+      await sqlAtomic(db, take[0]!.statements).then(take[0]!.resolve, take[0]!.reject)
+      return
+    }
+    let results: unknown[]
+    try {
+      results = await runBatch(db, take.flatMap(w => w.statements), true)
+    } catch {
+      await Promise.all(take.map(async w => { await sqlAtomic(db, w.statements).then(w.resolve, w.reject) }))
+      return
+    }
+    let at = 0
+    for (const w of take) {
+      w.resolve(results.slice(at, at + w.statements.length))
+      at += w.statements.length
+    }
+  } finally {
+    g.inFlight--
+    if (g.waiting.length > 0 && g.inFlight < GROUP_IN_FLIGHT) startGroup(db, g)
+  }
+}
+
 /**
  * Runs `statements` in order in one round trip, each in its own autocommit transaction (the
  * batch stops at the first failing one); without a batch pool, one at a time. `nestTables` as

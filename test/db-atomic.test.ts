@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { randomBytes } from 'node:crypto'
-import { createDb, createPool, sqlAtomic, type Db } from '../src/db.js'
+import { createDb, createPool, sqlAtomic, sqlAtomicGrouped, type Db } from '../src/db.js'
 import { TEST_DATABASE_URL } from './helper.js'
 
 // sqlAtomic sends a whole transaction as one multi-statement query on its own pool. What matters:
@@ -51,4 +51,78 @@ test('sqlAtomic: one round trip, all or nothing, with and without the batch pool
       t.equal(again[0]?.v, 'second')
     })
   }
+})
+
+test('sqlAtomicGrouped: concurrent callers share a transaction, each gets its own results and errors', async (t) => {
+  const table = `${TABLE}_g`
+  const pool = createPool(TEST_DATABASE_URL, 2)
+  const batch = createPool(TEST_DATABASE_URL, 4, { multipleStatements: true })
+  t.teardown(async () => {
+    await pool.query(`DROP TABLE IF EXISTS ${table}`)
+    await Promise.all([pool.end(), batch.end()])
+  })
+  await pool.query(`CREATE TABLE ${table} (id VARCHAR(36) PRIMARY KEY, v TEXT NOT NULL)`)
+  const db = createDb(pool, batch)
+  const taken = randomBytes(8).toString('hex')
+  await pool.query(`INSERT INTO ${table} (id, v) VALUES (?, 'before')`, [taken])
+  const stored = async (): Promise<Map<string, string>> => {
+    const [rows] = await pool.query(`SELECT id, v FROM ${table}`) as unknown as [Array<{ id: string, v: string }>]
+    return new Map(rows.map(r => [r.id, r.v]))
+  }
+
+  // 40 callers at once: most of them wait while the first ones are at MySQL, then go together.
+  // `dup`: the caller's last statement inserts an existing id; `bad`: MySQL refuses its statement.
+  type Outcome = { ok: true, r: unknown[] } | { ok: false, code?: string }
+  const callers = async (kinds: Map<number, 'dup' | 'bad'>): Promise<Array<{ id: string, out: Outcome }>> => {
+    const ids = Array.from({ length: 40 }, () => randomBytes(8).toString('hex'))
+    return await Promise.all(ids.map(async (id, i) => {
+      const statements: Array<[string, string[]]> = [
+        [`INSERT INTO ${table} (id, v) VALUES (?, ?)`, [id, `v${i}`]],
+        ['SET @quire_changed = ROW_COUNT()', []],
+        [`UPDATE ${table} SET v = CONCAT(v, '!') WHERE id = ? AND @quire_changed = 1`, [id]],
+        ['SELECT ? AS echo', [id]],
+      ]
+      if (kinds.get(i) === 'dup') statements.push([`INSERT INTO ${table} (id, v) VALUES (?, 'dup')`, [taken]])
+      if (kinds.get(i) === 'bad') statements.push(['SELECT no_such_column FROM DUAL', []])
+      const out = await sqlAtomicGrouped(db, statements).then((r): Outcome => ({ ok: true, r }), (e: unknown): Outcome => ({ ok: false, code: (e as { code?: string }).code }))
+      return { id, out }
+    }))
+  }
+
+  await t.test('all callers succeed: fewer transactions than callers', async (t) => {
+    // Each transaction sent takes a connection of the batch pool.
+    let sent = 0
+    const getConnection = batch.getConnection.bind(batch)
+    batch.getConnection = async () => { sent++; return await getConnection() }
+    const results = await callers(new Map())
+    batch.getConnection = getConnection
+    const rows = await stored()
+    for (const [i, { id, out }] of results.entries()) {
+      if (!out.ok) { t.fail(`caller ${i} failed: ${out.code}`); continue }
+      t.equal(out.r.length, 4, 'one result per own statement')
+      t.equal((out.r[0] as { affectedRows: number }).affectedRows, 1)
+      t.equal((out.r[2] as { affectedRows: number }).affectedRows, 1, 'the user variable this caller set guards its own statement')
+      t.same(out.r[3], [{ echo: id }], 'its own SELECT\'s rows')
+      t.equal(rows.get(id), `v${i}!`, 'its writes are committed')
+    }
+    t.ok(sent > 0 && sent <= results.length / 4, `callers shared transactions (${sent} round trips for ${results.length})`)
+  })
+
+  await t.test('a failing caller fails alone', async (t) => {
+    const results = await callers(new Map([[7, 'dup'], [13, 'bad']]))
+    const rows = await stored()
+    for (const [i, { id, out }] of results.entries()) {
+      if (i === 7) {
+        t.same(out, { ok: false, code: 'ER_DUP_ENTRY' }, 'the caller whose statement failed gets its error')
+        t.notOk(rows.has(id), 'and nothing of its transaction is kept')
+      } else if (i === 13) {
+        t.same(out, { ok: false, code: 'ER_BAD_FIELD_ERROR' })
+        t.notOk(rows.has(id), 'nothing of its transaction is kept')
+      } else {
+        t.ok(out.ok, `caller ${i} succeeds`)
+        t.equal(rows.get(id), `v${i}!`, 'its writes are committed')
+      }
+    }
+    t.equal(rows.get(taken), 'before', 'the existing row is untouched')
+  })
 })

@@ -1,6 +1,6 @@
 import { and, desc, eq, inArray, lt, type SQL } from 'drizzle-orm'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { sqlAtomic, sqlBatch, type Db, type DbOrTx, type SqlValue, type Statement } from '../db.js'
+import { sqlAtomic, sqlAtomicGrouped, sqlBatch, type Db, type DbOrTx, type SqlValue, type Statement } from '../db.js'
 import { auditEvents, documents, ingestionEvents, ingestions } from '../../drizzle/schema/index.js'
 import { newId, isId } from '../lib/ids.js'
 import { AppError, badRequest, conflict, forbidden, notFound, unavailable } from '../lib/errors.js'
@@ -428,7 +428,7 @@ export async function triggerOne (app: FastifyInstance, request: FastifyRequest,
   const manage = actor.can('documents:manage')
   let written: [{ affectedRows: number }, unknown, unknown, { insertId: number }]
   try {
-    written = await sqlAtomic(app.db, [
+    written = await sqlAtomicGrouped(app.db, [
       // document_id as the general path stores it: the id as given (the collation matches it to d.id)
       [checkedInsertSql(manage), [row.id, documentId, row.pipeline, JSON.stringify(row.options), actor.id, row.idempotencyKey, row.requestId, now, now, now,
         documentId, ...(manage ? [] : [actor.id, actor.id])]],
