@@ -427,8 +427,11 @@ export async function triggerOne (app: FastifyInstance, request: FastifyRequest,
   const now = row.createdAt
   const manage = actor.can('documents:manage')
   let written: [{ affectedRows: number }, unknown, unknown, { insertId: number }]
+  // Unkeyed triggers share transactions (group commit); a keyed one runs alone, since a replayed
+  // key fails its transaction on the unique index and would send a whole group to its rerun.
+  const atomic = row.idempotencyKey === null ? sqlAtomicGrouped : sqlAtomic
   try {
-    written = await sqlAtomicGrouped(app.db, [
+    written = await atomic(app.db, [
       // document_id as the general path stores it: the id as given (the collation matches it to d.id)
       [checkedInsertSql(manage), [row.id, documentId, row.pipeline, JSON.stringify(row.options), actor.id, row.idempotencyKey, row.requestId, now, now, now,
         documentId, ...(manage ? [] : [actor.id, actor.id])]],

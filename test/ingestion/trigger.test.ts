@@ -94,3 +94,57 @@ test('single trigger with the queue down: 503, and neither the row, its event no
   t.same(audit, [], 'no audit row for a trigger that did not happen')
   await proxy.restore()
 })
+
+test('concurrent triggers share transactions (group commit): every answer and every row as if each ran alone', async (t) => {
+  const app = await build(t)
+  const owner = await createUser(app, 'editor')
+  const reader = await createUser(app, 'editor')
+  const docs = await Promise.all(Array.from({ length: 6 }, async () => await createDocument(app, owner.id)))
+  const readOnly = docs[0]!
+  await share(app, readOnly.id, reader.id, 'read')
+  const key = randomKey()
+  type Call = { who: typeof owner, doc: string, key?: string, expect: number, code?: string }
+  const calls: Call[] = []
+  for (let i = 0; i < 48; i++) {
+    const doc = docs[i % docs.length]!.id
+    if (i % 12 === 5) calls.push({ who: reader, doc: readOnly.id, expect: 403, code: 'forbidden' })
+    else if (i % 12 === 7) calls.push({ who: owner, doc: newId(), expect: 404, code: 'not_found' })
+    else if (i % 12 === 9) calls.push({ who: owner, doc: docs[1]!.id, key, expect: 202 })
+    else calls.push({ who: owner, doc, expect: 202 })
+  }
+  // Each transaction sent takes a connection of the batch pool: fewer than the calls means they shared.
+  const batch = app.db.$batch!
+  const getConnection = batch.getConnection.bind(batch)
+  let sent = 0
+  batch.getConnection = async () => { sent++; return await getConnection() }
+  const answers = await Promise.all(calls.map(async c => await app.inject({
+    method: 'POST',
+    url: `/documents/${c.doc}/ingestions`,
+    headers: { ...c.who.headers, ...(c.key !== undefined ? { 'idempotency-key': c.key } : {}) },
+    payload: { pipeline: 'burst' },
+  })))
+  batch.getConnection = getConnection
+  t.ok(sent > 0 && sent < calls.length / 2, `the calls shared transactions (${sent} sent for ${calls.length} calls)`)
+  const created = new Set<string>()
+  const keyed = new Set<string>()
+  for (const [i, res] of answers.entries()) {
+    const c = calls[i]!
+    if (c.expect !== 202) { assertErrorShape(t, res, c.expect, c.code!); continue }
+    t.equal(res.statusCode, 202, `call ${i} accepted`)
+    const body = res.json()
+    t.equal(body.documentId, c.doc)
+    if (c.key !== undefined) keyed.add(body.id)
+    else created.add(body.id)
+  }
+  t.equal(keyed.size, 1, 'the keyed calls share one ingestion')
+  const all = [...created, ...keyed]
+  t.equal(created.size + keyed.size, calls.filter(c => c.expect === 202 && c.key === undefined).length + 1, 'one ingestion per unkeyed call')
+  const rows = await app.db.select().from(ingestions).where(eq(ingestions.requestedBy, owner.id))
+  t.same(new Set(rows.map(r => r.id)), new Set(all), 'exactly the answered rows exist')
+  const events = await app.db.select().from(ingestionEvents).where(inArray(ingestionEvents.ingestionId, all))
+  t.equal(events.length, all.length, 'one queued event each')
+  const audit = await app.db.select().from(auditEvents).where(and(eq(auditEvents.action, 'ingestion.trigger'), inArray(auditEvents.actorId, [owner.id, reader.id])))
+  t.equal(audit.length, calls.filter(c => c.expect === 202).length, 'one audit row per accepted call (a keyed replay too), none for refusals')
+  t.same(new Set(audit.map(a => a.subject)), new Set(all.map(id => `ingestion:${id}`)), 'each names its ingestion')
+  for (const id of all) t.ok(await app.queues.ingestion.getJob(id), 'its dispatch job exists')
+})
