@@ -34,7 +34,9 @@ test('close under load: in-flight requests finish, later ones are 503, none is a
   const clients = Array.from({ length: 16 }, async (_v, i) => {
     while (!load.stop) statuses.push(await get(i % 2 === 0 ? `/documents/${doc.id}` : '/documents?limit=20'))
   })
-  await new Promise(resolve => setTimeout(resolve, 300))
+  // Until the load is well under way (a fixed delay saw only 35 answers on a busy machine).
+  const deadline = Date.now() + 10_000
+  while (statuses.length <= 50 && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 20))
   const before = statuses.length
   closed = true
   await app.close()
