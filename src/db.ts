@@ -88,11 +88,20 @@ export async function sqlAtomic (db: Db, statements: readonly Statement[]): Prom
   return await runBatch(db, statements, true)
 }
 
-/** How many grouped transactions one pool runs at once, and how many statements one group holds at most. */
+/**
+ * How many grouped transactions one pool runs at once, and how much one group holds at most: a
+ * number of statements, and about 1 MiB of SQL (well under max_allowed_packet: MariaDB's default
+ * is 16 MiB, MySQL 8's 64; a trigger's options alone may be 64 KiB).
+ */
 const GROUP_IN_FLIGHT = 2
 const GROUP_MAX_STATEMENTS = 256
+const GROUP_MAX_BYTES = 1024 * 1024
 
-interface Waiter { statements: readonly Statement[], resolve: (results: unknown[]) => void, reject: (err: unknown) => void }
+/** Roughly how long the statements are once formatted (escaping may add a little). */
+const sizeOf = (statements: readonly Statement[]): number =>
+  statements.reduce((n, [sql, params]) => n + sql.length + params.reduce<number>((m, v) => m + (typeof v === 'string' ? v.length + 2 : 24), 0), 0)
+
+interface Waiter { statements: readonly Statement[], bytes: number, resolve: (results: unknown[]) => void, reject: (err: unknown) => void }
 interface Group { waiting: Waiter[], inFlight: number }
 const groups = new WeakMap<mysql.Pool, Group>()
 
@@ -120,7 +129,7 @@ export async function sqlAtomicGrouped (db: Db, statements: readonly Statement[]
   }
   const g = group
   return await new Promise<unknown[]>((resolve, reject) => {
-    g.waiting.push({ statements, resolve, reject })
+    g.waiting.push({ statements, bytes: sizeOf(statements), resolve, reject })
     if (g.inFlight < GROUP_IN_FLIGHT) startGroup(db, g)
   })
 }
@@ -132,10 +141,13 @@ function startGroup (db: Db, g: Group): void {
 async function sendGroup (db: Db, g: Group): Promise<void> {
   const take: Waiter[] = []
   let count = 0
-  while (g.waiting.length > 0 && (take.length === 0 || count + g.waiting[0]!.statements.length <= GROUP_MAX_STATEMENTS)) {
-    const w = g.waiting.shift()!
-    take.push(w)
-    count += w.statements.length
+  let bytes = 0
+  while (g.waiting.length > 0) {
+    const next = g.waiting[0]!
+    if (take.length > 0 && (count + next.statements.length > GROUP_MAX_STATEMENTS || bytes + next.bytes > GROUP_MAX_BYTES)) break
+    take.push(g.waiting.shift()!)
+    count += next.statements.length
+    bytes += next.bytes
   }
   g.inFlight++
   try {

@@ -108,6 +108,21 @@ test('sqlAtomicGrouped: concurrent callers share a transaction, each gets its ow
     t.ok(sent > 0 && sent <= results.length / 4, `callers shared transactions (${sent} round trips for ${results.length})`)
   })
 
+  await t.test('large statements go in several groups, none over about 1 MiB', async (t) => {
+    const big = 'x'.repeat(60 * 1024) // TEXT holds 64 KiB
+    const ids = Array.from({ length: 40 }, () => randomBytes(8).toString('hex'))
+    let sent = 0
+    const getConnection = batch.getConnection.bind(batch)
+    batch.getConnection = async () => { sent++; return await getConnection() }
+    const results = await Promise.all(ids.map(async id => await sqlAtomicGrouped(db, [[`INSERT INTO ${table} (id, v) VALUES (?, ?)`, [id, big]]])))
+    batch.getConnection = getConnection
+    t.equal(results.length, ids.length)
+    // 2 go alone, the other 38 wait: at most 17 of 60 KiB fit in a group, so at least 3 more trips
+    t.ok(sent >= 5 && sent < ids.length, `split into groups (${sent} round trips for ${ids.length})`)
+    const rows = await stored()
+    for (const id of ids) t.equal(rows.get(id)?.length, big.length, 'stored whole')
+  })
+
   await t.test('a failing caller fails alone', async (t) => {
     const results = await callers(new Map([[7, 'dup'], [13, 'bad']]))
     const rows = await stored()
