@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { createDb, createPool, sqlAtomic, sqlAtomicGrouped, type Db } from '../src/db.js'
-import { TEST_DATABASE_URL } from './helper.js'
+import { TEST_DATABASE_URL, countConnections } from './helper.js'
 
 // sqlAtomic sends a whole transaction as one multi-statement query on its own pool. What matters:
 // all or nothing, the connection is clean after a failure, and values are escaped, not spliced.
@@ -90,12 +90,7 @@ test('sqlAtomicGrouped: concurrent callers share a transaction, each gets its ow
   }
 
   await t.test('all callers succeed: fewer transactions than callers', async (t) => {
-    // Each transaction sent takes a connection of the batch pool.
-    let sent = 0
-    const getConnection = batch.getConnection.bind(batch)
-    batch.getConnection = async () => { sent++; return await getConnection() }
-    const results = await callers(new Map())
-    batch.getConnection = getConnection
+    const { result: results, taken: sent } = await countConnections(batch, async () => await callers(new Map()))
     const rows = await stored()
     for (const [i, { id, out }] of results.entries()) {
       if (!out.ok) { t.fail(`caller ${i} failed: ${out.code}`); continue }
@@ -111,11 +106,8 @@ test('sqlAtomicGrouped: concurrent callers share a transaction, each gets its ow
   await t.test('large statements go in several groups, none over about 1 MiB', async (t) => {
     const big = 'x'.repeat(60 * 1024) // TEXT holds 64 KiB
     const ids = Array.from({ length: 40 }, () => randomBytes(8).toString('hex'))
-    let sent = 0
-    const getConnection = batch.getConnection.bind(batch)
-    batch.getConnection = async () => { sent++; return await getConnection() }
-    const results = await Promise.all(ids.map(async id => await sqlAtomicGrouped(db, [[`INSERT INTO ${table} (id, v) VALUES (?, ?)`, [id, big]]])))
-    batch.getConnection = getConnection
+    const { result: results, taken: sent } = await countConnections(batch, async () =>
+      await Promise.all(ids.map(async id => await sqlAtomicGrouped(db, [[`INSERT INTO ${table} (id, v) VALUES (?, ?)`, [id, big]]]))))
     t.equal(results.length, ids.length)
     // 2 go alone, the other 38 wait: at most 17 of 60 KiB fit in a group, so at least 3 more trips
     t.ok(sent >= 5 && sent < ids.length, `split into groups (${sent} round trips for ${ids.length})`)

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
+import type { Pool } from 'mysql2/promise'
 import type { Test } from 'tap'
 import { loadConfig, type Config } from '../src/config.js'
 import { buildApp } from '../src/build.js'
@@ -86,4 +87,17 @@ export function assertErrorShape (t: Test, res: { statusCode: number, body: stri
   if (code !== undefined) t.equal(body.code, code, `code ${code}`)
   t.equal(body.requestId, res.headers['x-request-id'], 'requestId echoes x-request-id')
   if (status >= 500) t.ok(!/at .+\.(ts|js):\d+|SELECT|INSERT|stack/i.test(String(body.message)), 'no leak in 5xx')
+}
+
+/** Runs `fn` and counts the connections it took from `pool`: one per transaction sent on the batch pool (sqlAtomic, a group). */
+export async function countConnections<T> (pool: Pool, fn: () => Promise<T>): Promise<{ result: T, taken: number }> {
+  const getConnection = pool.getConnection.bind(pool)
+  let taken = 0
+  pool.getConnection = async () => { taken++; return await getConnection() }
+  try {
+    const result = await fn()
+    return { result, taken }
+  } finally {
+    pool.getConnection = getConnection
+  }
 }

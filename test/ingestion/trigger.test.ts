@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { and, eq, inArray } from 'drizzle-orm'
-import { build, createUser, assertErrorShape, TEST_REDIS_URL } from '../helper.js'
+import { build, createUser, assertErrorShape, countConnections, TEST_REDIS_URL } from '../helper.js'
 import { proxyFor } from '../tcp-proxy.js'
 import { auditEvents, documents, ingestionEvents, ingestions } from '../../drizzle/schema/index.js'
 import { createDocument, share, randomKey } from './helpers.js'
@@ -112,18 +112,13 @@ test('concurrent triggers share transactions (group commit): every answer and ev
     else if (i % 12 === 9) calls.push({ who: owner, doc: docs[1]!.id, key, expect: 202 })
     else calls.push({ who: owner, doc, expect: 202 })
   }
-  // Each transaction sent takes a connection of the batch pool: fewer than the calls means they shared.
-  const batch = app.db.$batch!
-  const getConnection = batch.getConnection.bind(batch)
-  let sent = 0
-  batch.getConnection = async () => { sent++; return await getConnection() }
-  const answers = await Promise.all(calls.map(async c => await app.inject({
+  // Fewer transactions sent than calls means they shared.
+  const { result: answers, taken: sent } = await countConnections(app.db.$batch!, async () => await Promise.all(calls.map(async c => await app.inject({
     method: 'POST',
     url: `/documents/${c.doc}/ingestions`,
     headers: { ...c.who.headers, ...(c.key !== undefined ? { 'idempotency-key': c.key } : {}) },
     payload: { pipeline: 'burst' },
-  })))
-  batch.getConnection = getConnection
+  }))))
   t.ok(sent > 0 && sent < calls.length / 2, `the calls shared transactions (${sent} sent for ${calls.length} calls)`)
   const created = new Set<string>()
   const keyed = new Set<string>()
