@@ -96,6 +96,8 @@ export async function sqlAtomic (db: Db, statements: readonly Statement[]): Prom
 const GROUP_IN_FLIGHT = 2
 const GROUP_MAX_STATEMENTS = 256
 const GROUP_MAX_BYTES = 1024 * 1024
+/** Past this many waiting callers, a caller goes alone (and meets the pool's own queue limit). */
+const GROUP_MAX_WAITING = 1000
 
 /** Roughly how long the statements are once formatted (escaping may add a little). */
 const sizeOf = (statements: readonly Statement[]): number =>
@@ -111,9 +113,11 @@ const groups = new WeakMap<mysql.Pool, Group>()
  * and are then sent together as one transaction in one round trip, each caller's statements in
  * its order, so MySQL parses one query and commits (flushes its redo log) once for all of them.
  * Nobody waits for a timer: an idle pool sends a lone caller at once. Each caller still gets only
- * its own statements' results and is all or nothing; when a group fails (one caller's statement
- * failed, a deadlock), every caller of it runs again alone, so an error reaches only the caller
- * whose statement caused it. Statements must not depend on the session state another caller's
+ * its own statements' results and is all or nothing; when MySQL refuses a group (one caller's
+ * statement failed, a deadlock), nothing of it was committed and every caller runs again alone, so
+ * an error reaches only the caller whose statement caused it. A lost connection leaves the outcome
+ * unknown (the COMMIT may have landed): every caller gets that error, as from `sqlAtomic`, and
+ * none is run again. Statements must not depend on the session state another caller's
  * statements leave behind (each sets the user variables it reads, as the trigger's batch does).
  * Measured (bench, ingest-post): the trigger's server CPU 0.61-0.67 -> 0.48-0.55 ms and its
  * ratio to a bare queue.add 0.21-0.27 -> 0.28-0.30. Not used for the worker's transitions: their
@@ -128,6 +132,7 @@ export async function sqlAtomicGrouped (db: Db, statements: readonly Statement[]
     groups.set(batch, group)
   }
   const g = group
+  if (g.waiting.length >= GROUP_MAX_WAITING) return await sqlAtomic(db, statements)
   return await new Promise<unknown[]>((resolve, reject) => {
     g.waiting.push({ statements, bytes: sizeOf(statements), resolve, reject })
     if (g.inFlight < GROUP_IN_FLIGHT) startGroup(db, g)
@@ -158,8 +163,20 @@ async function sendGroup (db: Db, g: Group): Promise<void> {
     let results: unknown[]
     try {
       results = await runBatch(db, take.flatMap(w => w.statements), true)
-    } catch {
+    } catch (err) {
+      // mysql2 marks a lost connection `fatal`; anything else is MySQL's refusal of a statement,
+      // which stopped the query before its COMMIT.
+      if ((err as { fatal?: boolean }).fatal === true) {
+        for (const w of take) w.reject(err)
+        return
+      }
       await Promise.all(take.map(async w => { await sqlAtomic(db, w.statements).then(w.resolve, w.reject) }))
+      return
+    }
+    // One result per statement, or the callers' slices would not be their own (committed all the same).
+    if (results.length !== count) {
+      const err = new Error(`a grouped transaction of ${count} statements answered ${results.length} results`)
+      for (const w of take) w.reject(err)
       return
     }
     let at = 0

@@ -2,6 +2,7 @@ import { test } from 'tap'
 import { randomBytes } from 'node:crypto'
 import { createDb, createPool, sqlAtomic, sqlAtomicGrouped, type Db } from '../src/db.js'
 import { TEST_DATABASE_URL, countConnections } from './helper.js'
+import { proxyFor } from './tcp-proxy.js'
 
 // sqlAtomic sends a whole transaction as one multi-statement query on its own pool. What matters:
 // all or nothing, the connection is clean after a failure, and values are escaped, not spliced.
@@ -71,15 +72,18 @@ test('sqlAtomicGrouped: concurrent callers share a transaction, each gets its ow
   }
 
   // 40 callers at once: most of them wait while the first ones are at MySQL, then go together.
-  // `dup`: the caller's last statement inserts an existing id; `bad`: MySQL refuses its statement.
+  // `dup`: the caller's last statement inserts an existing id; `bad`: MySQL refuses its statement;
+  // `noop`: its first statement changes nothing, so the statement it guards must not run, whatever
+  // the callers before it in the same transaction set.
   type Outcome = { ok: true, r: unknown[] } | { ok: false, code?: string }
-  const callers = async (kinds: Map<number, 'dup' | 'bad'>): Promise<Array<{ id: string, out: Outcome }>> => {
+  const callers = async (kinds: Map<number, 'dup' | 'bad' | 'noop'>): Promise<Array<{ id: string, out: Outcome }>> => {
     const ids = Array.from({ length: 40 }, () => randomBytes(8).toString('hex'))
     return await Promise.all(ids.map(async (id, i) => {
+      const target = kinds.get(i) === 'noop' ? taken : id
       const statements: Array<[string, string[]]> = [
-        [`INSERT INTO ${table} (id, v) VALUES (?, ?)`, [id, `v${i}`]],
+        [`INSERT ${kinds.get(i) === 'noop' ? 'IGNORE ' : ''}INTO ${table} (id, v) VALUES (?, ?)`, [target, `v${i}`]],
         ['SET @quire_changed = ROW_COUNT()', []],
-        [`UPDATE ${table} SET v = CONCAT(v, '!') WHERE id = ? AND @quire_changed = 1`, [id]],
+        [`UPDATE ${table} SET v = CONCAT(v, '!') WHERE id = ? AND @quire_changed = 1`, [target]],
         ['SELECT ? AS echo', [id]],
       ]
       if (kinds.get(i) === 'dup') statements.push([`INSERT INTO ${table} (id, v) VALUES (?, 'dup')`, [taken]])
@@ -90,16 +94,22 @@ test('sqlAtomicGrouped: concurrent callers share a transaction, each gets its ow
   }
 
   await t.test('all callers succeed: fewer transactions than callers', async (t) => {
-    const { result: results, taken: sent } = await countConnections(batch, async () => await callers(new Map()))
+    const { result: results, taken: sent } = await countConnections(batch, async () => await callers(new Map([[9, 'noop'], [30, 'noop']])))
     const rows = await stored()
     for (const [i, { id, out }] of results.entries()) {
       if (!out.ok) { t.fail(`caller ${i} failed: ${out.code}`); continue }
+      if (i === 9 || i === 30) {
+        t.same((out.r as Array<{ affectedRows?: number }>).map(r => r.affectedRows), [0, 0, 0, undefined], 'a caller whose insert changed nothing: its guarded update does not run')
+        t.notOk(rows.has(id))
+        continue
+      }
       t.equal(out.r.length, 4, 'one result per own statement')
       t.equal((out.r[0] as { affectedRows: number }).affectedRows, 1)
       t.equal((out.r[2] as { affectedRows: number }).affectedRows, 1, 'the user variable this caller set guards its own statement')
       t.same(out.r[3], [{ echo: id }], 'its own SELECT\'s rows')
       t.equal(rows.get(id), `v${i}!`, 'its writes are committed')
     }
+    t.equal(rows.get(taken), 'before', 'the existing row is untouched')
     t.ok(sent > 0 && sent <= results.length / 4, `callers shared transactions (${sent} round trips for ${results.length})`)
   })
 
@@ -116,7 +126,9 @@ test('sqlAtomicGrouped: concurrent callers share a transaction, each gets its ow
   })
 
   await t.test('a failing caller fails alone', async (t) => {
-    const results = await callers(new Map([[7, 'dup'], [13, 'bad']]))
+    const { result: results, taken: sent } = await countConnections(batch, async () => await callers(new Map([[7, 'dup'], [13, 'bad']])))
+    // the failed group's callers ran again, one transaction each
+    t.ok(sent > results.length / 2, `the refused group was rerun caller by caller (${sent} round trips)`)
     const rows = await stored()
     for (const [i, { id, out }] of results.entries()) {
       if (i === 7) {
@@ -127,9 +139,38 @@ test('sqlAtomicGrouped: concurrent callers share a transaction, each gets its ow
         t.notOk(rows.has(id), 'nothing of its transaction is kept')
       } else {
         t.ok(out.ok, `caller ${i} succeeds`)
+        if (out.ok) t.same(out.r[3], [{ echo: id }], 'with its own results')
         t.equal(rows.get(id), `v${i}!`, 'its writes are committed')
       }
     }
     t.equal(rows.get(taken), 'before', 'the existing row is untouched')
   })
+})
+
+test('sqlAtomicGrouped: a connection lost under a group fails its callers and runs none again', async (t) => {
+  const { proxy, url } = await proxyFor(t, TEST_DATABASE_URL, 3306)
+  const table = `${TABLE}_lost`
+  const pool = createPool(TEST_DATABASE_URL, 2)
+  const batch = createPool(url, 4, { multipleStatements: true })
+  t.teardown(async () => {
+    await pool.query(`DROP TABLE IF EXISTS ${table}`)
+    await Promise.all([pool.end(), batch.end()])
+  })
+  await pool.query(`CREATE TABLE ${table} (id VARCHAR(36) PRIMARY KEY)`)
+  const db = createDb(pool, batch)
+  await sqlAtomicGrouped(db, [['SELECT 1', []]]) // a connection through the proxy
+  const ids = Array.from({ length: 10 }, () => randomBytes(8).toString('hex'))
+  const { result: outcomes, taken } = await countConnections(batch, async () => {
+    // The first two go alone and return at once; the other eight wait, then go as one group that
+    // sleeps at MySQL until the connection under it is cut.
+    const pending = ids.map(async (id, i) => await sqlAtomicGrouped(db, [[`INSERT INTO ${table} (id) VALUES (?)`, [id]], ...(i < 2 ? [] : [['SELECT SLEEP(0.5)', []] as const])])
+      .then(() => 'ok', (e: unknown) => (e as { fatal?: boolean }).fatal === true ? 'fatal' : String(e)))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    await proxy.cut()
+    return await Promise.all(pending)
+  })
+  t.same(outcomes, ids.map((_id, i) => i < 2 ? 'ok' : 'fatal'), 'every caller of the group gets the connection\'s error')
+  t.equal(taken, 3, 'two callers alone, one group of eight, and no rerun')
+  const [rows] = await pool.query(`SELECT id FROM ${table}`) as unknown as [Array<{ id: string }>]
+  t.same(rows.map(r => r.id).sort(), ids.slice(0, 2).sort(), 'only the two that went alone were committed')
 })
