@@ -1,4 +1,5 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
+import type { Pool } from 'mysql2/promise'
 import { randomBytes } from 'node:crypto'
 import { createDb, createPool, sqlAtomic, sqlAtomicGrouped, type Db } from '../src/db.js'
 import { TEST_DATABASE_URL, countConnections } from './helper.js'
@@ -8,15 +9,21 @@ import { proxyFor } from './tcp-proxy.js'
 // all or nothing, the connection is clean after a failure, and values are escaped, not spliced.
 const TABLE = `atomic_probe_${randomBytes(4).toString('hex')}`
 
-test('sqlAtomic: one round trip, all or nothing, with and without the batch pool', async (t) => {
+/** A probe table `name` (id, v), a plain pool and a batch pool of `batchSize` connections (at `batchUrl`), all removed at teardown. */
+async function probe (t: Test, name: string, batchSize: number, batchUrl = TEST_DATABASE_URL): Promise<{ pool: Pool, batch: Pool }> {
   const pool = createPool(TEST_DATABASE_URL, 2)
-  // One connection only: the statement after a failure must run on the connection that failed.
-  const batch = createPool(TEST_DATABASE_URL, 1, { multipleStatements: true })
+  const batch = createPool(batchUrl, batchSize, { multipleStatements: true })
   t.teardown(async () => {
-    await pool.query(`DROP TABLE IF EXISTS ${TABLE}`)
+    await pool.query(`DROP TABLE IF EXISTS ${name}`)
     await Promise.all([pool.end(), batch.end()])
   })
-  await pool.query(`CREATE TABLE ${TABLE} (id VARCHAR(36) PRIMARY KEY, v TEXT NOT NULL)`)
+  await pool.query(`CREATE TABLE ${name} (id VARCHAR(36) PRIMARY KEY, v TEXT NOT NULL)`)
+  return { pool, batch }
+}
+
+test('sqlAtomic: one round trip, all or nothing, with and without the batch pool', async (t) => {
+  // One batch connection only: the statement after a failure must run on the connection that failed.
+  const { pool, batch } = await probe(t, TABLE, 1)
   const count = async (id: string): Promise<number> => {
     const [rows] = await pool.query(`SELECT COUNT(*) AS n FROM ${TABLE} WHERE id = ?`, [id]) as unknown as [Array<{ n: number }>]
     return Number(rows[0]!.n)
@@ -56,13 +63,7 @@ test('sqlAtomic: one round trip, all or nothing, with and without the batch pool
 
 test('sqlAtomicGrouped: concurrent callers share a transaction, each gets its own results and errors', async (t) => {
   const table = `${TABLE}_g`
-  const pool = createPool(TEST_DATABASE_URL, 2)
-  const batch = createPool(TEST_DATABASE_URL, 4, { multipleStatements: true })
-  t.teardown(async () => {
-    await pool.query(`DROP TABLE IF EXISTS ${table}`)
-    await Promise.all([pool.end(), batch.end()])
-  })
-  await pool.query(`CREATE TABLE ${table} (id VARCHAR(36) PRIMARY KEY, v TEXT NOT NULL)`)
+  const { pool, batch } = await probe(t, table, 4)
   const db = createDb(pool, batch)
   const taken = randomBytes(8).toString('hex')
   await pool.query(`INSERT INTO ${table} (id, v) VALUES (?, 'before')`, [taken])
@@ -150,20 +151,14 @@ test('sqlAtomicGrouped: concurrent callers share a transaction, each gets its ow
 test('sqlAtomicGrouped: a connection lost under a group fails its callers and runs none again', async (t) => {
   const { proxy, url } = await proxyFor(t, TEST_DATABASE_URL, 3306)
   const table = `${TABLE}_lost`
-  const pool = createPool(TEST_DATABASE_URL, 2)
-  const batch = createPool(url, 4, { multipleStatements: true })
-  t.teardown(async () => {
-    await pool.query(`DROP TABLE IF EXISTS ${table}`)
-    await Promise.all([pool.end(), batch.end()])
-  })
-  await pool.query(`CREATE TABLE ${table} (id VARCHAR(36) PRIMARY KEY)`)
+  const { pool, batch } = await probe(t, table, 4, url)
   const db = createDb(pool, batch)
   await sqlAtomicGrouped(db, [['SELECT 1', []]]) // a connection through the proxy
   const ids = Array.from({ length: 10 }, () => randomBytes(8).toString('hex'))
   const { result: outcomes, taken } = await countConnections(batch, async () => {
     // The first two go alone and return at once; the other eight wait, then go as one group that
     // sleeps at MySQL until the connection under it is cut.
-    const pending = ids.map(async (id, i) => await sqlAtomicGrouped(db, [[`INSERT INTO ${table} (id) VALUES (?)`, [id]], ...(i < 2 ? [] : [['SELECT SLEEP(0.5)', []] as const])])
+    const pending = ids.map(async (id, i) => await sqlAtomicGrouped(db, [[`INSERT INTO ${table} (id, v) VALUES (?, '')`, [id]], ...(i < 2 ? [] : [['SELECT SLEEP(0.5)', []] as const])])
       .then(() => 'ok', (e: unknown) => (e as { fatal?: boolean }).fatal === true ? 'fatal' : String(e)))
     await new Promise(resolve => setTimeout(resolve, 200))
     await proxy.cut()
