@@ -1,18 +1,24 @@
 /**
  * Summarizes a V8 .cpuprofile (from `npm run bench -- --profile`): self time by function and by
  * package, so a missed target can be traced to its cause. Usage: tsx bench/profile.ts <file> [top]
+ * [--folded out.folded]: also writes the samples as folded stacks ("root;caller;callee µs" per
+ * line), the input of flamegraph.pl, inferno and speedscope, for a flame graph. (The .cpuprofile
+ * itself opens as a flame chart in Chrome DevTools or speedscope.)
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 
 interface Node { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, children?: number[] }
 interface Profile { nodes: Node[], samples: number[], timeDeltas: number[], startTime: number, endTime: number }
 
-const file = process.argv[2]
-if (file === undefined) {
-  console.error('usage: tsx bench/profile.ts <file.cpuprofile> [top] [filter]')
+const args = process.argv.slice(2)
+const foldedAt = args.indexOf('--folded')
+const foldedOut = foldedAt >= 0 ? args.splice(foldedAt, 2)[1] : undefined
+const file = args[0]
+if (file === undefined || (foldedAt >= 0 && foldedOut === undefined)) {
+  console.error('usage: tsx bench/profile.ts <file.cpuprofile> [top] [--folded out.folded]')
   process.exit(1)
 }
-const top = Number(process.argv[3] ?? 30)
+const top = Number(args[1] ?? 30)
 const p = JSON.parse(readFileSync(file, 'utf8')) as Profile
 const byId = new Map(p.nodes.map(n => [n.id, n]))
 const parent = new Map<number, number>()
@@ -65,3 +71,16 @@ console.log(`profile ${file}: ${(total / 1e6).toFixed(2)} s sampled`)
 show('self time by package', pkgSelf, 25)
 show('self time by function', fnSelf, top)
 show('inclusive time in our code', incl, top)
+
+if (foldedOut !== undefined) {
+  // One line per distinct stack: frames root first, joined by ';', then the sampled microseconds.
+  const frame = (n: Node): string => `${n.callFrame.functionName || '(anonymous)'} ${where(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`.replace(/;/g, ',')
+  const lines: string[] = []
+  for (const [id, t] of self) {
+    const names: string[] = []
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) names.push(frame(byId.get(cur)!))
+    lines.push(`${names.reverse().join(';')} ${Math.round(t)}`)
+  }
+  writeFileSync(foldedOut, lines.join('\n') + '\n')
+  console.log(`\nfolded stacks: ${foldedOut} (${lines.length} stacks; flamegraph.pl, inferno-flamegraph or speedscope draw it)`)
+}

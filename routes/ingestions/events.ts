@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http'
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { IdParam, authErrors, errors } from '../../src/schemas/common.js'
 import { findIngestion, loadIngestionFor } from '../../src/domain/ingestions.js'
@@ -58,7 +58,9 @@ const ingestionEvents: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     const row = await findIngestion(fastify.db, id).catch((err: unknown) => { unsubscribe(); throw err })
     reply.hijack()
+    // Hijacked, Fastify writes none of the reply's headers (the security headers among them): passed here.
     res.writeHead(200, {
+      ...(reply.getHeaders() as OutgoingHttpHeaders),
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
       connection: 'keep-alive',
