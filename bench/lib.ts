@@ -153,6 +153,8 @@ export function rssSampler (pid: number, everyMs = 10): { stop: () => number } {
 
 export interface LoadTarget {
   name: string
+  /** another server than the runner's base URL (the bare Fastify hello listens on its own port) */
+  base?: string
   method?: 'GET' | 'POST'
   path: string | (() => string)
   headers?: Record<string, string>
@@ -183,7 +185,7 @@ export async function load (baseUrl: string, target: LoadTarget, opts: { seconds
   const cpu0 = opts.pid !== undefined ? procCpu(opts.pid) : NaN
   const started = process.hrtime.bigint()
   const result = await autocannon({
-    url: baseUrl,
+    url: target.base ?? baseUrl,
     connections: opts.connections,
     ...(opts.amount !== undefined ? { amount: opts.amount } : { duration: opts.seconds ?? 3 }),
     requests: [{

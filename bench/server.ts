@@ -13,7 +13,7 @@ import { Queue } from 'bullmq'
 import { eq, sql } from 'drizzle-orm'
 import { verify } from '@node-rs/bcrypt'
 import { createHash } from 'node:crypto'
-import type { FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { loadConfig } from '../src/config.js'
 import { buildApp } from '../src/build.js'
 import { createRedis } from '../src/redis.js'
@@ -168,14 +168,30 @@ app.addHook('onClose', async () => {
 await app.listen({ port: 0, host: '127.0.0.1' })
 const address = app.server.address()
 const port = typeof address === 'object' && address !== null ? address.port : 0
-process.stdout.write(`BENCH_READY ${JSON.stringify({ port, pid: process.pid })}\n`)
+
+// A bare Fastify in the same process (same pinned core): default options, no plugin, no hook,
+// one route. The read targets are reported against it as well as against the app's own hello.
+const bare = Fastify()
+bare.get('/hello', { schema: { response: { 200: Hello } } }, async () => ({ hello: 'world' }))
+// The least any route that reads a MySQL row does: one primary-key query through the app's pool
+// (mysql2, the driver of the design), no auth, no hook; its ratio to the bare hello bounds what
+// an authenticated read can reach against that baseline.
+const Row = { type: 'object', properties: { id: { type: ['string', 'null'] }, title: { type: ['string', 'null'] } } } as const
+bare.get<{ Params: { id: string } }>('/row/:id', { schema: { response: { 200: Row } } }, async (request) => {
+  const [rows] = await app.dbPool.query('SELECT id, title FROM documents WHERE id = ? LIMIT 1', [request.params.id]) as unknown as [Array<{ id: string, title: string }>]
+  return { id: rows[0]?.id ?? null, title: rows[0]?.title ?? null }
+})
+await bare.listen({ port: 0, host: '127.0.0.1' })
+const bareAddress = bare.server.address()
+const barePort = typeof bareAddress === 'object' && bareAddress !== null ? bareAddress.port : 0
+process.stdout.write(`BENCH_READY ${JSON.stringify({ port, barePort, pid: process.pid })}\n`)
 
 let closing = false
 const shutdown = (): void => {
   if (closing) return
   closing = true
   // A normal exit lets --cpu-prof write its profile.
-  app.close().catch(() => undefined).finally(() => process.exit(0))
+  Promise.allSettled([bare.close(), app.close()]).finally(() => process.exit(0))
 }
 process.on('SIGTERM', shutdown)
 process.on('SIGINT', shutdown)
