@@ -543,8 +543,8 @@ ${lines.join('\n')}
   second Fastify instance in the same process with default options, no plugin and no hook: the
   read targets' ratios to it are in their notes and in the ladder's last ratio column. Its other
   route, "bare Fastify + one MySQL row", reads one row by primary key through the app's mysql2 pool
-  and nothing else: no route that reads a row can do better against the bare hello. The gap between the two hellos is what every request of the app pays before any route
-  runs (the rate limiter's Redis round trip is most of it).
+  and nothing else: the least a route that reads a row does. The gap between the two hellos is what every request of the app pays before any route
+  runs (the rate limiter's Redis round trip is about half of it).
 - Analysis of the misses, with profiles: bench/ANALYSIS.md.
 
 ## Details
