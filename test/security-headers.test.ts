@@ -58,10 +58,12 @@ test('every kind of answer carries the security headers', async (t) => {
     ['a 404 from the router', { url: '/no/such/route' }, 404],
     ['a 400 from validation', { url: '/documents?limit=abc', headers: auth }, 400],
     ['the API docs page', { url: '/docs/' }, 200],
+    ['a HEAD', { method: 'HEAD', url: `/documents/${doc.id}`, headers: auth }, 200],
+    ['a 304', { url: `/documents/${doc.id}`, headers: { ...auth, 'if-none-match': '*' } }, 304],
   ]
   // Each from its own address: the limit (3 a minute) is per client.
   for (const [i, [name, req, status]] of cases.entries()) {
-    const res = await app.inject({ method: (req.method ?? 'GET') as 'GET', url: req.url, headers: req.headers, remoteAddress: `10.9.${i}.1` })
+    const res = await app.inject({ method: (req.method ?? 'GET') as 'GET' | 'HEAD', url: req.url, headers: req.headers, remoteAddress: `10.9.${i}.1` })
     t.equal(res.statusCode, status, `${name}: ${status}`)
     t.same(pick(res.headers), EXPECTED, `${name}: every security header`)
   }
