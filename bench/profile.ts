@@ -1,7 +1,8 @@
 /**
  * Summarizes a V8 .cpuprofile (from `npm run bench -- --profile`): self time by function and by
  * package, so a missed target can be traced to its cause. Usage: tsx bench/profile.ts <file> [top]
- * [--folded out.folded]: also writes the samples as folded stacks ("root;caller;callee µs" per
+ * [--folded out.folded] [--skip SECONDS]: --skip leaves out the profile's first seconds (a worker's
+ * start-up, say, which a whole-process --cpu-prof includes); --folded also writes the samples as folded stacks ("root;caller;callee µs" per
  * line), the input of flamegraph.pl, inferno and speedscope, for a flame graph. (The .cpuprofile
  * itself opens as a flame chart in Chrome DevTools or speedscope.)
  */
@@ -13,9 +14,11 @@ interface Profile { nodes: Node[], samples: number[], timeDeltas: number[], star
 const args = process.argv.slice(2)
 const foldedAt = args.indexOf('--folded')
 const foldedOut = foldedAt >= 0 ? args.splice(foldedAt, 2)[1] : undefined
+const skipAt = args.indexOf('--skip')
+const skipUs = skipAt >= 0 ? Number(args.splice(skipAt, 2)[1]) * 1e6 : 0
 const file = args[0]
-if (file === undefined || (foldedAt >= 0 && foldedOut === undefined)) {
-  console.error('usage: tsx bench/profile.ts <file.cpuprofile> [top] [--folded out.folded]')
+if (file === undefined || (foldedAt >= 0 && foldedOut === undefined) || !Number.isFinite(skipUs)) {
+  console.error('usage: tsx bench/profile.ts <file.cpuprofile> [top] [--folded out.folded] [--skip SECONDS]')
   process.exit(1)
 }
 const top = Number(args[1] ?? 30)
@@ -24,7 +27,11 @@ const byId = new Map(p.nodes.map(n => [n.id, n]))
 const parent = new Map<number, number>()
 for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
 const self = new Map<number, number>()
-p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)))
+let elapsed = 0
+p.samples.forEach((id, i) => {
+  elapsed += p.timeDeltas[i] ?? 0
+  if (elapsed >= skipUs) self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0))
+})
 const total = [...self.values()].reduce((a, b) => a + b, 0)
 
 function where (url: string): string {
@@ -67,7 +74,7 @@ const show = (title: string, m: Map<string, number>, n: number): void => {
   console.log(`\n## ${title}`)
   for (const [k, t] of [...m].sort((a, b) => b[1] - a[1]).slice(0, n)) console.log(`${pct(t)}  ${k}`)
 }
-console.log(`profile ${file}: ${(total / 1e6).toFixed(2)} s sampled`)
+console.log(`profile ${file}: ${(total / 1e6).toFixed(2)} s sampled${skipUs > 0 ? ` after the first ${skipUs / 1e6} s` : ''}`)
 show('self time by package', pkgSelf, 25)
 show('self time by function', fnSelf, top)
 show('inclusive time in our code', incl, top)

@@ -223,6 +223,9 @@ function targetLine (t: Omit<TargetLine, 'met'> & { min: number }, value: number
 
 interface Ctx { server: ServerHandle, seeded: Seeded, token: string, backend: Backend }
 
+const FLOOR_GET = 'bare Fastify + GET /documents/:id\'s own work (JWT, revocation check, statement, access rule)'
+const FLOOR_LIST = 'bare Fastify + the list\'s own work (JWT, revocation check, statement)'
+
 async function scenarioRead (ctx: Ctx): Promise<void> {
   const { server, seeded, token } = ctx
   const auth = { authorization: `Bearer ${token}` }
@@ -233,6 +236,8 @@ async function scenarioRead (ctx: Ctx): Promise<void> {
   const targets: LoadTarget[] = [
     { name: 'bare Fastify hello (no plugins)', base: bareBase, path: '/hello' },
     { name: 'bare Fastify + one MySQL row (raw mysql2, no auth)', base: bareBase, path: `/row/${docId}` },
+    { name: FLOOR_GET, base: bareBase, path: `/floor/documents/${docId}`, headers: auth },
+    { name: FLOOR_LIST, base: bareBase, path: '/floor/documents', headers: auth },
     { name: 'hello', path: '/__bench/hello' },
     { name: 'hello (no rate limit)', path: '/__bench/hello-no-rl' },
     { name: 'JWT verify only', path: '/__bench/jwt', headers: auth },
@@ -254,16 +259,16 @@ async function scenarioRead (ctx: Ctx): Promise<void> {
   const md = ['| target | req/s median | min | max | p50 ms | p99 ms | server CPU % | server CPU ms/req | MySQL CPU ms/req | machine busy ms/req | vs hello: median (min–max) | vs bare Fastify hello | notes |', '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
     ...withRatio.map(r => `| ${r.label} | ${fmt(r.rps.median)} | ${fmt(r.rps.min)} | ${fmt(r.rps.max)} | ${fmt(r.p50, 1)} | ${fmt(r.p99, 1)} | ${fmt(r.cpu)} | ${fmt(r.cpuMs, 3)} | ${fmt(r.mysqlMs, 2)} | ${fmt(r.machineMs, 2)} | ${fmt(r.ratio.median, 2)} (${fmt(r.ratio.min, 2)}–${fmt(r.ratio.max, 2)}) | ${fmt(r.bare.median, 2)} (${fmt(r.bare.min, 2)}–${fmt(r.bare.max, 2)}) | ${r.notes} |`)]
   sections.push(`### Reads and the cost ladder\n\nSeeded: ${seeded.documents} documents (${seeded.internal} internal, ${seeded.shares} shares), ${seeded.userIds.length} users; the client is an editor owning ${seeded.ownDocIds.length} of them. ${CONNECTIONS} connections, ${ROUNDS} rounds of ${SECONDS} s per target, targets alternated within each round.\n\n${md.join('\n')}`)
-  const add = (name: string, subj: string, probeRes: { ok: boolean, why: string }, min: number): void => {
+  const add = (name: string, subj: string, probeRes: { ok: boolean, why: string }, min: number, floorName: string): void => {
     if (!probeRes.ok) { targetLine({ scenario: name, subject: subj, baseline: 'hello', target: `≥ ${min.toFixed(2)}`, note: probeRes.why, min }, NaN); return }
     const ratio = ratioOf(res.get(subj)!.map(x => x.rps), hello)
     const row = withRatio.find(r => r.label === subj)!
     const cr = cpuRatio(res.get(subj)!, res.get('hello')!)
     const crBare = cpuRatio(res.get(subj)!, res.get(BARE)!)
-    targetLine({ scenario: name, subject: subj, baseline: 'hello', target: `≥ ${min.toFixed(2)}`, ratio, note: `${fmt(row.rps.median)} vs ${fmt(summarize(hello).median)} req/s; CPU-cost ratio ${fmt(cr.median, 2)} (${fmt(row.cpuMs, 2)} vs ${fmt(rowFor('hello', res.get('hello')!).cpuMs, 2)} ms/req); against a bare Fastify hello (no plugins, ${fmt(summarize(bareHello).median)} req/s): ${fmt(row.bare.median, 2)}, CPU-cost ${fmt(crBare.median, 2)}, where a bare route reading one MySQL row reaches ${fmt(bareRow.median, 2)}; whole machine ${fmt(row.machineMs, 2)} vs ${fmt(rowFor('hello', res.get('hello')!).machineMs, 2)} busy ms/req, MySQL ${fmt(row.mysqlMs, 2)}; p50 ${fmt(row.p50, 1)} ms, p99 ${fmt(row.p99, 1)} ms${row.notes !== '' ? '; ' + row.notes : ''}`, min }, ratio.median)
+    targetLine({ scenario: name, subject: subj, baseline: 'hello', target: `≥ ${min.toFixed(2)}`, ratio, note: `${fmt(row.rps.median)} vs ${fmt(summarize(hello).median)} req/s; CPU-cost ratio ${fmt(cr.median, 2)} (${fmt(row.cpuMs, 2)} vs ${fmt(rowFor('hello', res.get('hello')!).cpuMs, 2)} ms/req); against a bare Fastify hello (no plugins, ${fmt(summarize(bareHello).median)} req/s): ${fmt(row.bare.median, 2)}, CPU-cost ${fmt(crBare.median, 2)}, where a bare route reading one MySQL row reaches ${fmt(bareRow.median, 2)} and the route's own work on the bare instance (no hook) ${((f: Summary) => `${fmt(f.median, 2)} (${fmt(f.min, 2)}–${fmt(f.max, 2)})`)(ratioOf(res.get(floorName)!.map(x => x.rps), bareHello))}; whole machine ${fmt(row.machineMs, 2)} vs ${fmt(rowFor('hello', res.get('hello')!).machineMs, 2)} busy ms/req, MySQL ${fmt(row.mysqlMs, 2)}; p50 ${fmt(row.p50, 1)} ms, p99 ${fmt(row.p99, 1)} ms${row.notes !== '' ? '; ' + row.notes : ''}`, min }, ratio.median)
   }
-  add('authenticated GET /documents/:id', 'GET /documents/:id (full route)', getDoc, 0.30)
-  add('authenticated GET /documents?limit=20 (100k docs, 1k users)', 'GET /documents?limit=20', list, 0.20)
+  add('authenticated GET /documents/:id', 'GET /documents/:id (full route)', getDoc, 0.30, FLOOR_GET)
+  add('authenticated GET /documents?limit=20 (100k docs, 1k users)', 'GET /documents?limit=20', list, 0.20, FLOOR_LIST)
 }
 
 async function scenarioLogin (ctx: Ctx): Promise<void> {

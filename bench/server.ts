@@ -18,7 +18,9 @@ import { loadConfig } from '../src/config.js'
 import { buildApp } from '../src/build.js'
 import { createRedis } from '../src/redis.js'
 import { documents } from '../drizzle/schema/index.js'
-import { createSession } from '../src/domain/sessions.js'
+import { authDeps, createSession, type AccessTokenPayload } from '../src/domain/sessions.js'
+import { checkSession, type Principal } from '../src/domain/auth-state.js'
+import { listDocuments, readDocumentJson } from '../src/domain/documents.js'
 import { hashPassword } from '../src/domain/passwords.js'
 import { newId } from '../src/lib/ids.js'
 import { loadDocumentFor } from '../src/domain/document-access.js'
@@ -180,6 +182,31 @@ const Row = { type: 'object', properties: { id: { type: ['string', 'null'] }, ti
 bare.get<{ Params: { id: string } }>('/row/:id', { schema: { response: { 200: Row } } }, async (request) => {
   const [rows] = await app.dbPool.query('SELECT id, title FROM documents WHERE id = ? LIMIT 1', [request.params.id]) as unknown as [Array<{ id: string, title: string }>]
   return { id: rows[0]?.id ?? null, title: rows[0]?.title ?? null }
+})
+// The floor under the read targets: what the issue's reads must do, on the bare instance (no rate
+// limiter, security headers, request id, logger or metrics): the bearer token verified, the
+// revocation check (one Redis MGET, the app's own checkSession), then the route's own statement
+// and access rule (the app's readDocumentJson / listDocuments), the JSON text sent as it is. Their
+// ratios to the bare hello bound what the full routes can reach against that baseline with the
+// design's components (mysql2, ioredis, @fastify/jwt).
+const deps = authDeps(app)
+async function floorPrincipal (authorization: string | undefined): Promise<Principal> {
+  const m = /^Bearer (\S+)$/.exec(authorization ?? '')
+  if (m?.[1] === undefined) throw unauthorized()
+  const p = app.jwt.verify<AccessTokenPayload>(m[1])
+  const res = await checkSession(deps, p.sid, p.sub)
+  if (!res.ok) throw unauthorized()
+  return res.principal
+}
+bare.get<{ Params: { id: string } }>('/floor/documents/:id', async (request, reply) => {
+  const principal = await floorPrincipal(request.headers.authorization)
+  const { json } = await readDocumentJson(app.db, principal, request.params.id)
+  return await reply.type('application/json; charset=utf-8').send(json)
+})
+bare.get('/floor/documents', async (request, reply) => {
+  const principal = await floorPrincipal(request.headers.authorization)
+  const page = await listDocuments(app.db, principal, { limit: 20, trashed: false })
+  return await reply.type('application/json; charset=utf-8').send(`{"items":[${page.items.join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)}}`)
 })
 await bare.listen({ port: 0, host: '127.0.0.1' })
 const bareAddress = bare.server.address()
