@@ -176,6 +176,8 @@ export interface LoadResult {
   /** set by the runner: MySQL server and whole-machine busy CPU milliseconds per 2xx answer */
   mysqlMsPerReq?: number
   machineMsPerReq?: number
+  /** the load generator's own CPU milliseconds per 2xx answer (autocannon runs in this process) */
+  genMsPerReq: number
 }
 
 /** One autocannon run against `target`; rps counts only 2xx answers. */
@@ -183,6 +185,7 @@ export async function load (baseUrl: string, target: LoadTarget, opts: { seconds
   const pathFn = typeof target.path === 'function' ? target.path : null
   const headers = { ...(target.body !== undefined ? { 'content-type': 'application/json' } : {}), ...target.headers }
   const cpu0 = opts.pid !== undefined ? procCpu(opts.pid) : NaN
+  const gen0 = process.cpuUsage()
   const started = process.hrtime.bigint()
   const result = await autocannon({
     url: target.base ?? baseUrl,
@@ -197,6 +200,7 @@ export async function load (baseUrl: string, target: LoadTarget, opts: { seconds
     }],
   })
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9
+  const gen = process.cpuUsage(gen0)
   const cpuUsed = (opts.pid !== undefined ? procCpu(opts.pid) : NaN) - cpu0
   const statuses: Record<string, number> = {}
   for (const [code, v] of Object.entries((result as unknown as { statusCodeStats?: Record<string, { count: number }> }).statusCodeStats ?? {})) statuses[code] = v.count
@@ -212,6 +216,7 @@ export async function load (baseUrl: string, target: LoadTarget, opts: { seconds
     statuses,
     cpu: 100 * cpuUsed / elapsed,
     cpuMsPerReq: ok > 0 ? 1000 * cpuUsed / ok : NaN,
+    genMsPerReq: ok > 0 ? (gen.user + gen.system) / 1000 / ok : NaN,
   }
 }
 
