@@ -555,7 +555,9 @@ async function uploadScenario (u: UploadCtx): Promise<void> {
 function renderReport (started: Date, pinned: boolean, secs: number, startLoad: string): string {
   const m = machineInfo()
   const lines = targetLines.map(t => {
-    const fig = t.ratio !== undefined ? `${fmt(t.ratio.median, 2)} (${fmt(t.ratio.min, 2)}–${fmt(t.ratio.max, 2)})` : t.value !== undefined ? `${fmt(t.value.median, t.unit === '/s' ? 0 : 1)} ${t.unit ?? ''}${t.value.n > 1 ? ` (${fmt(t.value.min)}–${fmt(t.value.max)})` : ''}` : '—'
+    // A median that rounds to the target from below gets a third decimal, so "0.20 … no" cannot happen.
+    const digits = t.ratio !== undefined && t.met === false && fmt(t.ratio.median, 2) === fmt(Number(t.target.replace(/[^\d.]/g, '')), 2) ? 3 : 2
+    const fig = t.ratio !== undefined ? `${fmt(t.ratio.median, digits)} (${fmt(t.ratio.min, 2)}–${fmt(t.ratio.max, 2)})` : t.value !== undefined ? `${fmt(t.value.median, t.unit === '/s' ? 0 : 1)} ${t.unit ?? ''}${t.value.n > 1 ? ` (${fmt(t.value.min)}–${fmt(t.value.max)})` : ''}` : '—'
     const met = t.met === null ? 'skipped' : t.met ? 'yes' : '**no**'
     return `| ${t.scenario} | ${t.baseline} | ${t.target} | ${fig} | ${met} | ${t.note} |`
   })
