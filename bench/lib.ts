@@ -111,8 +111,11 @@ export function procCpu (pid: number): number {
 /** Busy CPU seconds of the whole machine so far, all cores (Linux /proc/stat: everything but idle and iowait). */
 export function machineBusy (): number {
   try {
+    // user nice system idle iowait irq softirq steal guest guest_nice: busy is what this machine
+    // ran (user, nice, system, irq, softirq), not the time its host gave to others (steal) nor
+    // guest time (already counted in user)
     const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
-    return (f.reduce((a, b) => a + b, 0) - (f[3] ?? 0) - (f[4] ?? 0)) / 100
+    return ((f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0)) / 100
   } catch {
     return NaN
   }

@@ -22,7 +22,14 @@ async function startFloor (kind: string): Promise<{ close: () => Promise<void> }
     const req = http.request(target, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => { JSON.parse(Buffer.concat(chunks).toString('utf8')); resolve(res.statusCode ?? 0) })
+      res.on('end', () => {
+        try {
+          JSON.parse(Buffer.concat(chunks).toString('utf8'))
+          resolve(res.statusCode ?? 0)
+        } catch (err) {
+          reject(err)
+        }
+      })
       res.on('error', reject)
     })
     req.on('error', reject)
@@ -41,6 +48,7 @@ async function startFloor (kind: string): Promise<{ close: () => Promise<void> }
 }
 
 let close: () => Promise<void>
+if (floor !== undefined && floor !== '' && floor !== 'noop' && floor !== 'post') throw new Error(`BENCH_WORKER_FLOOR must be noop or post, not ${floor}`)
 if (floor !== undefined && floor !== '') {
   close = (await startFloor(floor)).close
 } else {
