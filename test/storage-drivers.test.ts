@@ -1,4 +1,5 @@
 import t from 'tap'
+import { Readable } from 'node:stream'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -60,4 +61,35 @@ t.test('s3: S3_PUBLIC_ENDPOINT signs client URLs for the public address, interna
     const got = await fetch(url)
     t.equal(await got.text(), 'hello')
   }
+})
+
+t.test('s3: object bodies go as UNSIGNED-PAYLOAD (no second hash of each part), the rest of the request stays signed', async (t) => {
+  const conf = loadConfig({}, { JWT_SECRET: 'x'.repeat(32), INGESTION_SECRET: 'y'.repeat(16), ...await startS3(t) })
+  const s = new S3Storage(conf)
+  t.teardown(async () => await s.close())
+  const seen: Array<{ command: string, sha: string | undefined, auth: string | undefined }> = []
+  // after the signer: what goes on the wire
+  s.client.middlewareStack.add((next, context) => async (args) => {
+    const headers = (args.request as { headers: Record<string, string> }).headers
+    seen.push({ command: String(context.commandName), sha: headers['x-amz-content-sha256'], auth: headers.authorization })
+    return await next(args)
+  }, { step: 'finalizeRequest', priority: 'low', name: 'testRecordHeaders' })
+  const size = 11 * 1024 * 1024 + 7
+  const data = Buffer.alloc(size)
+  for (let i = 0; i < size; i += 4096) data.writeUInt32LE(i, i)
+  const put = await s.put('unsigned/a', Readable.from([data.subarray(0, 3_000_000), data.subarray(3_000_000)]))
+  t.equal(put.size, size)
+  const parts = seen.filter(x => x.command === 'UploadPartCommand')
+  t.equal(parts.length, 3, 'three parts of at most 5 MiB')
+  for (const p of parts) {
+    t.equal(p.sha, 'UNSIGNED-PAYLOAD')
+    t.match(p.auth, /^AWS4-HMAC-SHA256 Credential=.*Signature=[0-9a-f]{64}$/)
+  }
+  const complete = seen.find(x => x.command === 'CompleteMultipartUploadCommand')
+  t.match(complete?.sha, /^[0-9a-f]{64}$/, 'the part list (no Body) keeps its payload hash')
+  await s.put('unsigned/small', Readable.from([Buffer.from('small body')]))
+  t.equal(seen.find(x => x.command === 'PutObjectCommand')?.sha, 'UNSIGNED-PAYLOAD', 'a single-request put too')
+  const chunks: Buffer[] = []
+  for await (const c of await s.get('unsigned/a')) chunks.push(c as Buffer)
+  t.ok(Buffer.concat(chunks).equals(data), 'the object reads back byte for byte')
 })
