@@ -665,12 +665,18 @@ const LIVE_STATES = new Set(['waiting', 'delayed', 'active', 'prioritized', 'wai
  * - running with no live dispatch job: failed if BullMQ gave up on the job (e.g. it stalled too
  *   often); otherwise it is waiting for a callback, so its callback timer is re-armed (or it
  *   fails at once when the callback window is over).
+ * `opts.ids` limits the sweep to those ingestions (tests share one database between files).
  */
-export async function recoverIngestions (app: FastifyInstance, graceMs: number): Promise<{ requeued: number, failed: number, rearmed: number }> {
+export async function recoverIngestions (app: FastifyInstance, graceMs: number, opts: { ids?: readonly string[] } = {}): Promise<{ requeued: number, failed: number, rearmed: number }> {
   const out = { requeued: 0, failed: 0, rearmed: 0 }
+  if (opts.ids?.length === 0) return out
   const cutoff = new Date(Date.now() - graceMs)
   const rows = await app.db.select().from(ingestions)
-    .where(and(inArray(ingestions.status, ['queued', 'running']), lt(ingestions.updatedAt, cutoff))).orderBy(ingestions.updatedAt).limit(500)
+    .where(and(
+      inArray(ingestions.status, ['queued', 'running']),
+      lt(ingestions.updatedAt, cutoff),
+      opts.ids !== undefined ? inArray(ingestions.id, [...opts.ids]) : undefined
+    )).orderBy(ingestions.updatedAt).limit(500)
   const q = app.queues.ingestion
   for (const row of rows) {
     const log = app.log.child({ ingestionId: row.id, requestId: row.requestId })
