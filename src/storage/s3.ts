@@ -17,21 +17,6 @@ const isNotFound = (err: unknown): boolean => {
 }
 
 /**
- * Object bodies go as `UNSIGNED-PAYLOAD`, as the SDK itself sends any streamed body: otherwise
- * SigV4 hashes every buffered 5 MiB part (lib-storage's parts are Buffers) a second time, after the
- * upload's own sha256, for a fifth of an S3 upload's CPU. The request itself stays signed.
- */
-interface BuildArgs { input: object, request: unknown }
-const unsignedPayload = (next: (args: BuildArgs) => Promise<unknown>) => async (args: BuildArgs): Promise<unknown> => {
-  const body = (args.input as { Body?: unknown }).Body
-  const request = args.request as { headers?: Record<string, string> } | undefined
-  if (body !== undefined && typeof body !== 'string' && request?.headers !== undefined) {
-    request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD'
-  }
-  return await next(args)
-}
-
-/**
  * S3 (or any S3-compatible server: MinIO, R2, Ceph) through @aws-sdk/client-s3. One client per
  * instance, created with the plugin graph and destroyed on close.
  */
@@ -55,7 +40,17 @@ export class S3Storage implements Storage {
       opts.credentials = { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY }
     }
     this.client = new S3Client(opts)
-    this.client.middlewareStack.add(unsignedPayload as never, { step: 'build', name: 'quireUnsignedPayload' })
+    // Object bodies go as UNSIGNED-PAYLOAD, as the SDK itself sends any streamed body: otherwise
+    // SigV4 hashes every buffered 5 MiB part (lib-storage's parts are Buffers) a second time, after
+    // the upload's own sha256 (13-16 % of an S3 upload's CPU). The request itself stays signed.
+    this.client.middlewareStack.add(next => async (args) => {
+      const body = (args.input as { Body?: unknown }).Body
+      const request = args.request as { headers?: Record<string, string> } | undefined
+      if (body !== undefined && typeof body !== 'string' && request?.headers !== undefined && !('x-amz-content-sha256' in request.headers)) {
+        request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD'
+      }
+      return await next(args)
+    }, { step: 'build', name: 'quireUnsignedPayload' })
     // URLs for API clients are signed for the endpoint they can reach (the host is signed too).
     const publicEndpoint = config.S3_PUBLIC_ENDPOINT ?? ''
     this.clientSigner = publicEndpoint !== '' && publicEndpoint !== config.S3_ENDPOINT ? new S3Client({ ...opts, endpoint: publicEndpoint }) : this.client
