@@ -131,9 +131,11 @@ function serverEnv (extra: Record<string, string>): Record<string, string> {
   }
 }
 
-/** The node flags `npm start` runs the API with (package.json), so the server under test runs like production. */
-const START_FLAGS = ((JSON.parse(readFileSync(join(here, '..', 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start ?? '')
+/** The node flags `npm start` (and `npm run start:worker`) run with (package.json), so the processes under test run like production. */
+const scriptFlags = (name: string): string[] => ((JSON.parse(readFileSync(join(here, '..', 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts[name] ?? '')
   .split(/\s+/).filter(a => a.startsWith('--'))
+const START_FLAGS = scriptFlags('start')
+const WORKER_FLAGS = scriptFlags('start:worker')
 
 let jwtSecret = ''
 let ingestionSecret = ''
@@ -381,7 +383,7 @@ async function scenarioIngestE2e (ctx: Ctx): Promise<void> {
     const worker = await startChild('worker', join(here, 'worker.ts'), {
       cpus: SERVER_CPU,
       env: serverEnv({ JWT_SECRET: jwtSecret, INGESTION_SECRET: ingestionSecret, INGESTION_URL: backend.url }),
-      nodeArgs: argv.profile === true ? ['--cpu-prof', `--cpu-prof-dir=${join(OUT_DIR, 'worker')}`] : [],
+      nodeArgs: [...WORKER_FLAGS, ...(argv.profile === true ? ['--cpu-prof', `--cpu-prof-dir=${join(OUT_DIR, 'worker')}`] : [])],
     })
     for (let r = 0; r < rounds; r++) {
       // The backlog is written with the queue paused (the worker idle), then released at once.
@@ -423,6 +425,7 @@ async function scenarioIngestE2e (ctx: Ctx): Promise<void> {
       const fw = await startChild(`floor worker (${kind})`, join(here, 'worker.ts'), {
         cpus: SERVER_CPU,
         env: serverEnv({ JWT_SECRET: jwtSecret, INGESTION_SECRET: ingestionSecret, INGESTION_URL: backend.url, BENCH_WORKER_FLOOR: kind }),
+        nodeArgs: WORKER_FLAGS,
       })
       const out: Array<{ rate: number, cpuMs: number }> = []
       for (let r = 0; r < 2; r++) {
@@ -471,7 +474,7 @@ async function scenarioIngestE2e (ctx: Ctx): Promise<void> {
   targetLine({ scenario: 'end-to-end ingestion dispatch (instant backend)', subject: 'worker', baseline: '-', target: '≥ 500 ingestions/s', value: s, unit: '/s', note: [`steady state (a worker past its first ${E2E_INGESTIONS}); worker ${fmt(cpuMs, 2)} CPU ms/ingestion at ${fmt(summarize(warm.map(d => d.cpuPct)).median)}% of its core; its first ${E2E_INGESTIONS} after start (cold): ${fmt(cold[0]!.rate)}/s at ${fmt(cold[0]!.cpuMs, 2)} ms`, `floors in the same scenario: ${floorText}`, ...notes].join('; '), min: 500 }, s.median)
 }
 
-interface UploadCtx { server: ServerHandle, token: string, label: string, clearStorage: () => Promise<void>, probeDir?: string }
+interface UploadCtx { server: ServerHandle, token: string, label: string, clearStorage: () => Promise<void>, probeDir?: string, s3Endpoint?: string }
 
 interface WriteProbe { mib: number, sha256: number, writeReused: number, writeAfterIdle: number }
 /** bench/write-probe.ts on the server's core: sha256 and page-cache write costs per MiB outside any route. */
@@ -479,6 +482,13 @@ function writeProbe (dir: string): WriteProbe | null {
   const r = spawnSync('taskset', ['-c', SERVER_CPU, process.execPath, '--import=tsx', join(here, 'write-probe.ts'), dir, QUICK ? '64' : '256'], { encoding: 'utf8' })
   if (r.status !== 0) { log(`  write probe failed: ${r.stderr.slice(0, 200)}`); return null }
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as WriteProbe
+}
+
+/** bench/s3-ceiling.ts on the server's core: MiB/s the S3 emulator takes in with no server in the way. */
+function s3Ceiling (endpoint: string, uploads: number): number {
+  const r = spawnSync('taskset', ['-c', SERVER_CPU, process.execPath, '--import=tsx', join(here, 's3-ceiling.ts'), endpoint, 'quire-bench', String(uploads), String(UPLOAD_MB)], { encoding: 'utf8' })
+  if (r.status !== 0) { log(`  S3 ceiling probe failed: ${r.stderr.slice(-300)}`); return NaN }
+  return (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { mibps: number }).mibps
 }
 
 async function uploadScenario (u: UploadCtx): Promise<void> {
@@ -501,6 +511,8 @@ async function uploadScenario (u: UploadCtx): Promise<void> {
   const allRatios: number[] = []
   const perConc: string[] = []
   const floorRatios: number[] = []
+  const ceilingNotes: string[] = []
+  let ceilingMax = -Infinity
   for (const conc of [1, 4, 8]) {
     type Kind = 'discard' | 'floor' | 'upload'
     const per = (): Record<Kind, number[]> => ({ discard: [], floor: [], upload: [] })
@@ -510,6 +522,7 @@ async function uploadScenario (u: UploadCtx): Promise<void> {
     const cpu = per()
     const sys = per()
     const bad: string[] = []
+    const ceiling: number[] = []
     for (let r = 0; r < UPLOAD_ROUNDS; r++) {
       for (const kind of ['discard', 'floor', 'upload'] as const) {
         await fetch(`${u.server.base}/__bench/gc`, { method: 'POST' })
@@ -535,11 +548,21 @@ async function uploadScenario (u: UploadCtx): Promise<void> {
         if (kind === 'upload') await u.clearStorage()
       }
       log(`  ${u.label} x${conc} round ${r + 1}/${UPLOAD_ROUNDS}: discard ${fmt(tp.discard.at(-1)!)} MiB/s (+${fmt(growth.discard.at(-1)!, 1)} MiB/upload), floor ${fmt(tp.floor.at(-1)!)} MiB/s, upload ${fmt(tp.upload.at(-1)!)} MiB/s (+${fmt(growth.upload.at(-1)!, 1)} MiB/upload); server CPU ${fmt(cpu.discard.at(-1)!)}% (${fmt(sys.discard.at(-1)!)} sys) / ${fmt(cpu.upload.at(-1)!)}% (${fmt(sys.upload.at(-1)!)} sys)`)
+      if (u.s3Endpoint !== undefined) {
+        ceiling.push(s3Ceiling(u.s3Endpoint, conc))
+        await u.clearStorage()
+        log(`  ${u.label} x${conc} round ${r + 1}/${UPLOAD_ROUNDS}: the emulator's intake with no server (bench/s3-ceiling.ts): ${fmt(ceiling.at(-1)!)} MiB/s`)
+      }
     }
     if (conc === 1) discardAt1 = summarize(tp.discard).median
     const ratio = ratioOf(tp.upload, tp.discard)
     const floorRatio = ratioOf(tp.floor, tp.discard)
     floorRatios.push(floorRatio.median)
+    const ceilingRatio = ceiling.length > 0 ? ratioOf(ceiling, tp.discard) : null
+    if (ceilingRatio !== null) {
+      ceilingNotes.push(`×${conc}: ${fmt(summarize(ceiling).median)} MiB/s, ${fmt(ceilingRatio.median, 2)} (${fmt(ceilingRatio.min, 2)}–${fmt(ceilingRatio.max, 2)})`)
+      ceilingMax = Math.max(ceilingMax, ceilingRatio.max)
+    }
     allRatios.push(ratio.median)
     perConc.push(`×${conc}: ${fmt(ratio.median, 2)}`)
     const g = summarize(growth.upload)
@@ -549,16 +572,17 @@ async function uploadScenario (u: UploadCtx): Promise<void> {
     // server CPU ms per MiB moved: % of a core × 10 / (MiB/s)
     const msPerMiB = (k: Kind): number => summarize(cpu[k].map((c, i) => c * 10 / tp[k][i]!)).median
     costs.push(`×${conc}: ${fmt(msPerMiB('discard'), 2)} / ${fmt(msPerMiB('floor'), 2)} / ${fmt(msPerMiB('upload'), 2)}`)
-    rowsMd.push(`| ${conc} | ${fmt(summarize(tp.discard).median)} | ${fmt(summarize(tp.floor).median)} | ${fmt(floorRatio.median, 2)} (${fmt(floorRatio.min, 2)}–${fmt(floorRatio.max, 2)}) | ${fmt(summarize(tp.upload).median)} | ${fmt(ratio.median, 2)} (${fmt(ratio.min, 2)}–${fmt(ratio.max, 2)}) | ${fmt(summarize(growth.discard).max, 1)} | ${fmt(g.median, 1)} / ${fmt(g.max, 1)} | ${sl(lat.upload)} | ${fmt(summarize(cpu.discard).median)} (${fmt(summarize(sys.discard).median)} sys) / ${fmt(summarize(cpu.upload).median)} (${fmt(summarize(sys.upload).median)} sys) | ${bad.length > 0 ? bad.slice(0, 2).join('; ') : ''} |`)
+    rowsMd.push(`| ${conc} | ${fmt(summarize(tp.discard).median)} | ${fmt(summarize(tp.floor).median)} | ${fmt(floorRatio.median, 2)} (${fmt(floorRatio.min, 2)}–${fmt(floorRatio.max, 2)}) | ${fmt(summarize(tp.upload).median)} | ${fmt(ratio.median, 2)} (${fmt(ratio.min, 2)}–${fmt(ratio.max, 2)}) | ${fmt(summarize(growth.discard).max, 1)} | ${fmt(g.median, 1)} / ${fmt(g.max, 1)} | ${sl(lat.upload)} | ${fmt(summarize(cpu.discard).median)} (${fmt(summarize(sys.discard).median)} sys) / ${fmt(summarize(cpu.upload).median)} (${fmt(summarize(sys.upload).median)} sys) | ${ceilingRatio !== null ? `${fmt(summarize(ceiling).median)} (${fmt(ceilingRatio.median, 2)})` : '—'} | ${bad.length > 0 ? bad.slice(0, 2).join('; ') : ''} |`)
   }
   sections.push(`### ${UPLOAD_MB} MiB multipart upload, ${u.label} storage\n\nStreamed client bodies (one 1 MiB buffer written repeatedly with backpressure), ${UPLOAD_ROUNDS} rounds per concurrency, discard route, floor route and real route alternated. The floor route (bench-only) does what any route storing a hashed upload must: the multipart stream, sha256 of every byte and the storage driver's put, no sniffing, limits or rows; its ratio to discard bounds what the real route can reach. RSS = server VmRSS sampled every 10 ms; growth = (peak − RSS after a forced GC just before the batch) / concurrent uploads.\n\n` +
     `Server CPU ms per MiB, discard / floor / upload: ${costs.join('; ')}.` +
+    (ceilingNotes.length === 0 ? '' : ` The S3 emulator's own intake (bench/s3-ceiling.ts, after each round's three batches, on the server's core while the server idles, as many uploads at once, each part one reused 5 MiB buffer sent by the app's S3 client, two parts in flight per upload, nothing read, parsed or hashed): ${ceilingNotes.join('; ')} of the same round's discard route. No route storing into this emulator can move more than that.`) +
     (wp === null ? '' : ` Outside any route, on the server's core (bench/write-probe.ts, ${wp.mib} MiB): sha256 costs ${fmt(wp.sha256, 2)} ms/MiB; writing a new file costs ${fmt(wp.writeReused, 2)} ms/MiB on pages just freed and ${fmt(wp.writeAfterIdle, 2)} ms/MiB on pages freed 4 s earlier (this VM returns freed memory to its host, which faults it in again on the next write). At the discard route's ${fmt(discardAt1, 0)} MiB/s, 0.80 allows the route ${fmt(1000 / discardAt1 / 0.8 - 1000 / discardAt1, 2)} ms/MiB more than discard; sha256 plus the write take ${fmt(wp.sha256 + wp.writeReused, 2)}–${fmt(wp.sha256 + wp.writeAfterIdle, 2)}.`) +
-    `\n\n| at once | discard MiB/s | floor MiB/s | floor ÷ discard | upload MiB/s | upload ÷ discard, median (min–max) | discard RSS growth/upload max MiB | upload RSS growth/upload median / max MiB | upload latency median ms | server CPU % discard / upload | errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n${rowsMd.join('\n')}`)
+    `\n\n| at once | discard MiB/s | floor MiB/s | floor ÷ discard | upload MiB/s | upload ÷ discard, median (min–max) | discard RSS growth/upload max MiB | upload RSS growth/upload median / max MiB | upload latency median ms | server CPU % discard / upload | S3 emulator's intake with no server, MiB/s (÷ discard) | errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n${rowsMd.join('\n')}`)
   targetLine({ scenario: `${UPLOAD_MB} MiB upload (${u.label}): peak RSS growth per upload, 1/4/8 at once`, subject: 'POST /documents', baseline: '-', target: '≤ 32 MiB', value: { median: worstPerUpload, min: worstPerUpload, max: worstPerUpload, n: 1 }, unit: 'MiB (worst)', note: `worst net of the discard route's growth at the same concurrency: ${fmt(worstNet, 1)} MiB (the discard route, which keeps nothing, itself grows RSS by ~30–40 MiB at 1 upload: buffers the stream allocates and the next GC frees, whatever the young generation's size)`, min: -Infinity }, NaN)
   targetLines[targetLines.length - 1]!.met = worstPerUpload <= 32
   const rs = summarize(allRatios)
-  targetLine({ scenario: `${UPLOAD_MB} MiB upload (${u.label}): throughput vs discard`, subject: 'POST /documents', baseline: 'discard route', target: '≥ 0.80', ratio: rs, note: `per-concurrency medians ${perConc.join(', ')}; met = every concurrency ≥ 0.80; the floor route (multipart + sha256 + storage put, nothing else) reaches ${floorRatios.map(x => fmt(x, 2)).join(' / ')}`, min: 0.8 }, rs.min)
+  targetLine({ scenario: `${UPLOAD_MB} MiB upload (${u.label}): throughput vs discard`, subject: 'POST /documents', baseline: 'discard route', target: '≥ 0.80', ratio: rs, note: `per-concurrency medians ${perConc.join(', ')}; met = every concurrency ≥ 0.80; the floor route (multipart + sha256 + storage put, nothing else) reaches ${floorRatios.map(x => fmt(x, 2)).join(' / ')}${ceilingNotes.length === 0 ? '' : `; the emulator's own intake with no server at all (bench/s3-ceiling.ts: the app's S3 client sending one reused 5 MiB buffer as every part, from the server's core) reaches ${ceilingNotes.map(n => n.replace(/^×\d+: [\d.]+ MiB\/s, /, '')).join(' / ')} of discard${ceilingMax < 0.8 ? ', under 0.80 in every round: the bound is the emulator on this box' : ''}`}`, min: 0.8 }, rs.min)
 }
 
 // ---------------------------------------------------------------- report
@@ -585,7 +609,7 @@ Generated by \`npm run bench${QUICK ? ' -- --quick' : ''}\` on ${started.toISOSt
 | node | ${m.node} |
 | load average (1, 5, 15 min) | ${startLoad} at the start, ${m.loadavg} at the end |
 | pinning | server ${pinned ? `CPU ${SERVER_CPU}` : 'not pinned'} (taskset), load generator ${pinned ? `CPU ${CLIENT_CPU}` : 'not pinned'}; MySQL ${'&'} Redis unpinned (they share both cores) |
-| settings | ${ROUNDS} rounds × ${SECONDS} s per target, ${CONNECTIONS} connections (login: 4), bcrypt cost ${BCRYPT_COST}, LOG_LEVEL=warn, upload ${UPLOAD_MB} MiB × ${UPLOAD_ROUNDS} rounds, server node flags as \`npm start\`: ${START_FLAGS.join(' ') || 'none'} |
+| settings | ${ROUNDS} rounds × ${SECONDS} s per target, ${CONNECTIONS} connections (login: 4), bcrypt cost ${BCRYPT_COST}, LOG_LEVEL=warn, upload ${UPLOAD_MB} MiB × ${UPLOAD_ROUNDS} rounds, node flags as \`npm start\` / \`npm run start:worker\`: ${START_FLAGS.join(' ') || 'none'} / ${WORKER_FLAGS.join(' ') || 'none'} |
 
 ## Targets (issue 7)
 
@@ -695,7 +719,7 @@ async function main (): Promise<void> {
       })
       const token = await tokenFor(server, seeded.userIds[0]!)
       const proc = s3.proc
-      await uploadScenario({ server, token, label: 'S3 (fauxqs)', clearStorage: async () => { proc.kill('SIGUSR2'); await sleep(50) } })
+      await uploadScenario({ server, token, label: 'S3 (fauxqs)', clearStorage: async () => { proc.kill('SIGUSR2'); await sleep(50) }, s3Endpoint: `http://127.0.0.1:${String(s3.ready.port)}` })
       await server.stop()
       await s3.stop()
     }
