@@ -20,5 +20,5 @@ COPY --from=build /app/drizzle/migrations ./drizzle/migrations
 COPY package.json ./
 USER node
 EXPOSE 3000
-# --initial-old-space-size: see README, "Documents and storage" (V8 otherwise marks every ~100 ms under uploads)
+# --initial-old-space-size: see README, "Documents and storage" (V8 otherwise marks every 50-100 ms under uploads)
 CMD ["node", "--initial-old-space-size=128", "dist/src/server.js"]

@@ -474,7 +474,7 @@ async function scenarioIngestE2e (ctx: Ctx): Promise<void> {
   targetLine({ scenario: 'end-to-end ingestion dispatch (instant backend)', subject: 'worker', baseline: '-', target: '≥ 500 ingestions/s', value: s, unit: '/s', note: [`steady state (a worker past its first ${E2E_INGESTIONS}); worker ${fmt(cpuMs, 2)} CPU ms/ingestion at ${fmt(summarize(warm.map(d => d.cpuPct)).median)}% of its core; its first ${E2E_INGESTIONS} after start (cold): ${fmt(cold[0]!.rate)}/s at ${fmt(cold[0]!.cpuMs, 2)} ms`, `floors in the same scenario: ${floorText}`, ...notes].join('; '), min: 500 }, s.median)
 }
 
-interface UploadCtx { server: ServerHandle, token: string, label: string, clearStorage: () => Promise<void>, probeDir?: string, s3Endpoint?: string }
+interface UploadCtx { server: ServerHandle, token: string, label: string, clearStorage: () => Promise<void>, probeDir?: string, s3?: { endpoint: string, pid: number } }
 
 interface WriteProbe { mib: number, sha256: number, writeReused: number, writeAfterIdle: number }
 /** bench/write-probe.ts on the server's core: sha256 and page-cache write costs per MiB outside any route. */
@@ -484,11 +484,17 @@ function writeProbe (dir: string): WriteProbe | null {
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as WriteProbe
 }
 
-/** bench/s3-ceiling.ts on the server's core: MiB/s the S3 emulator takes in with no server in the way. */
-function s3Ceiling (endpoint: string, uploads: number): number {
-  const r = spawnSync('taskset', ['-c', SERVER_CPU, process.execPath, '--import=tsx', join(here, 's3-ceiling.ts'), endpoint, 'quire-bench', String(uploads), String(UPLOAD_MB)], { encoding: 'utf8' })
-  if (r.status !== 0) { log(`  S3 ceiling probe failed: ${r.stderr.slice(-300)}`); return NaN }
-  return (JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { mibps: number }).mibps
+/** bench/s3-ceiling.ts on the server's core: MiB/s the S3 emulator takes in with no server in the way, and its CPU meanwhile. Null if the probe failed. */
+function s3Ceiling (s3: { endpoint: string, pid: number }, uploads: number): { mibps: number, emulatorCpuPct: number } | null {
+  const r = spawnSync('taskset', ['-c', SERVER_CPU, process.execPath, '--import=tsx', join(here, 's3-ceiling.ts'), s3.endpoint, 'quire-bench', String(uploads), String(UPLOAD_MB), String(s3.pid)], { encoding: 'utf8', timeout: 300_000 })
+  if (r.error !== undefined || r.status !== 0) { log(`  S3 ceiling probe failed: ${r.error?.message ?? ''} ${(r.stderr ?? '').slice(-300)}`); return null }
+  try {
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { mibps: number, emulatorCpuPct: number }
+    return Number.isFinite(out.mibps) ? out : null
+  } catch {
+    log(`  S3 ceiling probe printed no result: ${r.stdout.slice(-300)}`)
+    return null
+  }
 }
 
 async function uploadScenario (u: UploadCtx): Promise<void> {
@@ -513,6 +519,7 @@ async function uploadScenario (u: UploadCtx): Promise<void> {
   const perConc: string[] = []
   const floorRatios: number[] = []
   const ceilingNotes: string[] = []
+  const ceilingRatios: string[] = []
   let ceilingMax = -Infinity
   for (const conc of [1, 4, 8]) {
     type Kind = 'discard' | 'floor' | 'upload'
@@ -524,6 +531,9 @@ async function uploadScenario (u: UploadCtx): Promise<void> {
     const sys = per()
     const bad: string[] = []
     const ceiling: number[] = []
+    const ceilingDiscard: number[] = []
+    const emulatorCpu: number[] = []
+    let ceilingFailed = 0
     for (let r = 0; r < UPLOAD_ROUNDS; r++) {
       for (const kind of ['discard', 'floor', 'upload'] as const) {
         await fetch(`${u.server.base}/__bench/gc`, { method: 'POST' })
@@ -549,20 +559,33 @@ async function uploadScenario (u: UploadCtx): Promise<void> {
         if (kind === 'upload') await u.clearStorage()
       }
       log(`  ${u.label} x${conc} round ${r + 1}/${UPLOAD_ROUNDS}: discard ${fmt(tp.discard.at(-1)!)} MiB/s (+${fmt(growth.discard.at(-1)!, 1)} MiB/upload), floor ${fmt(tp.floor.at(-1)!)} MiB/s, upload ${fmt(tp.upload.at(-1)!)} MiB/s (+${fmt(growth.upload.at(-1)!, 1)} MiB/upload); server CPU ${fmt(cpu.discard.at(-1)!)}% (${fmt(sys.discard.at(-1)!)} sys) / ${fmt(cpu.upload.at(-1)!)}% (${fmt(sys.upload.at(-1)!)} sys)`)
-      if (u.s3Endpoint !== undefined) {
-        ceiling.push(s3Ceiling(u.s3Endpoint, conc))
+      if (u.s3 !== undefined) {
+        const c = s3Ceiling(u.s3, conc)
         await u.clearStorage()
-        log(`  ${u.label} x${conc} round ${r + 1}/${UPLOAD_ROUNDS}: the emulator's intake with no server (bench/s3-ceiling.ts): ${fmt(ceiling.at(-1)!)} MiB/s`)
+        if (c === null) {
+          ceilingFailed++
+        } else {
+          ceiling.push(c.mibps)
+          ceilingDiscard.push(tp.discard.at(-1)!)
+          if (Number.isFinite(c.emulatorCpuPct)) emulatorCpu.push(c.emulatorCpuPct)
+          log(`  ${u.label} x${conc} round ${r + 1}/${UPLOAD_ROUNDS}: the emulator's intake with no server (bench/s3-ceiling.ts): ${fmt(c.mibps)} MiB/s, emulator CPU ${fmt(c.emulatorCpuPct)}%`)
+        }
       }
     }
     if (conc === 1) { discardAt1 = summarize(tp.discard).median; discardGrowthAt1 = summarize(growth.discard).max }
     const ratio = ratioOf(tp.upload, tp.discard)
     const floorRatio = ratioOf(tp.floor, tp.discard)
     floorRatios.push(floorRatio.median)
-    const ceilingRatio = ceiling.length > 0 ? ratioOf(ceiling, tp.discard) : null
+    const ceilingRatio = ceiling.length > 0 ? ratioOf(ceiling, ceilingDiscard) : null
     if (ceilingRatio !== null) {
-      ceilingNotes.push(`×${conc}: ${fmt(summarize(ceiling).median)} MiB/s, ${fmt(ceilingRatio.median, 2)} (${fmt(ceilingRatio.min, 2)}–${fmt(ceilingRatio.max, 2)})`)
+      const cpuNote = emulatorCpu.length > 0 ? `, emulator ${fmt(summarize(emulatorCpu).median)} % of its core` : ''
+      ceilingNotes.push(`×${conc}: ${fmt(summarize(ceiling).median)} MiB/s${cpuNote}, ${fmt(ceilingRatio.median, 2)} (${fmt(ceilingRatio.min, 2)}–${fmt(ceilingRatio.max, 2)})${ceilingFailed > 0 ? ` (${ceilingFailed} of ${UPLOAD_ROUNDS} probes failed)` : ''}`)
       ceilingMax = Math.max(ceilingMax, ceilingRatio.max)
+      ceilingRatios.push(`${fmt(ceilingRatio.median, 2)} (${fmt(ceilingRatio.min, 2)}–${fmt(ceilingRatio.max, 2)})`)
+    } else if (u.s3 !== undefined) {
+      ceilingNotes.push(`×${conc}: every probe failed`)
+      ceilingRatios.push('n/a')
+      ceilingMax = Infinity
     }
     allRatios.push(ratio.median)
     perConc.push(`×${conc}: ${fmt(ratio.median, 2)}`)
@@ -573,17 +596,17 @@ async function uploadScenario (u: UploadCtx): Promise<void> {
     // server CPU ms per MiB moved: % of a core × 10 / (MiB/s)
     const msPerMiB = (k: Kind): number => summarize(cpu[k].map((c, i) => c * 10 / tp[k][i]!)).median
     costs.push(`×${conc}: ${fmt(msPerMiB('discard'), 2)} / ${fmt(msPerMiB('floor'), 2)} / ${fmt(msPerMiB('upload'), 2)}`)
-    rowsMd.push(`| ${conc} | ${fmt(summarize(tp.discard).median)} | ${fmt(summarize(tp.floor).median)} | ${fmt(floorRatio.median, 2)} (${fmt(floorRatio.min, 2)}–${fmt(floorRatio.max, 2)}) | ${fmt(summarize(tp.upload).median)} | ${fmt(ratio.median, 2)} (${fmt(ratio.min, 2)}–${fmt(ratio.max, 2)}) | ${fmt(summarize(growth.discard).max, 1)} | ${fmt(g.median, 1)} / ${fmt(g.max, 1)} | ${sl(lat.upload)} | ${fmt(summarize(cpu.discard).median)} (${fmt(summarize(sys.discard).median)} sys) / ${fmt(summarize(cpu.upload).median)} (${fmt(summarize(sys.upload).median)} sys) | ${ceilingRatio !== null ? `${fmt(summarize(ceiling).median)} (${fmt(ceilingRatio.median, 2)})` : '—'} | ${bad.length > 0 ? bad.slice(0, 2).join('; ') : ''} |`)
+    rowsMd.push(`| ${conc} | ${fmt(summarize(tp.discard).median)} | ${fmt(summarize(tp.floor).median)} | ${fmt(floorRatio.median, 2)} (${fmt(floorRatio.min, 2)}–${fmt(floorRatio.max, 2)}) | ${fmt(summarize(tp.upload).median)} | ${fmt(ratio.median, 2)} (${fmt(ratio.min, 2)}–${fmt(ratio.max, 2)}) | ${fmt(summarize(growth.discard).max, 1)} | ${fmt(g.median, 1)} / ${fmt(g.max, 1)} | ${sl(lat.upload)} | ${fmt(summarize(cpu.discard).median)} (${fmt(summarize(sys.discard).median)} sys) / ${fmt(summarize(cpu.upload).median)} (${fmt(summarize(sys.upload).median)} sys) ${u.s3 !== undefined ? ` ${ceilingRatio !== null ? `${fmt(summarize(ceiling).median)} (${fmt(ceilingRatio.median, 2)})` : 'n/a'} |` : ''} ${bad.length > 0 ? bad.slice(0, 2).join('; ') : ''} |`)
   }
   sections.push(`### ${UPLOAD_MB} MiB multipart upload, ${u.label} storage\n\nStreamed client bodies (one 1 MiB buffer written repeatedly with backpressure), ${UPLOAD_ROUNDS} rounds per concurrency, discard route, floor route and real route alternated. The floor route (bench-only) does what any route storing a hashed upload must: the multipart stream, sha256 of every byte and the storage driver's put, no sniffing, limits or rows; its ratio to discard bounds what the real route can reach. RSS = server VmRSS sampled every 10 ms; growth = (peak − RSS after a forced GC just before the batch) / concurrent uploads.\n\n` +
     `Server CPU ms per MiB, discard / floor / upload: ${costs.join('; ')}.` +
-    (ceilingNotes.length === 0 ? '' : ` The S3 emulator's own intake (bench/s3-ceiling.ts, after each round's three batches, on the server's core while the server idles, as many uploads at once, each part one reused 5 MiB buffer sent by the app's S3 client, two parts in flight per upload, nothing read, parsed or hashed): ${ceilingNotes.join('; ')} of the same round's discard route. No route storing into this emulator can move more than that.`) +
+    (ceilingNotes.length === 0 ? '' : ` The S3 emulator's own intake (bench/s3-ceiling.ts, after each round's three batches, on the server's core while the server idles, as many uploads at once, each part one reused 5 MiB buffer sent by the app's S3 client, two parts in flight per upload, nothing read, parsed or hashed; the emulator has its core to itself meanwhile, which it shares with the load generator during the route's batches): ${ceilingNotes.join('; ')} of the same round's discard route. A route storing into this emulator with the S3 driver's settings (5 MiB parts, two in flight) cannot move more than that.`) +
     (wp === null ? '' : ` Outside any route, on the server's core (bench/write-probe.ts, ${wp.mib} MiB): sha256 costs ${fmt(wp.sha256, 2)} ms/MiB; writing a new file costs ${fmt(wp.writeReused, 2)} ms/MiB on pages just freed and ${fmt(wp.writeAfterIdle, 2)} ms/MiB on pages freed 4 s earlier (this VM returns freed memory to its host, which faults it in again on the next write). At the discard route's ${fmt(discardAt1, 0)} MiB/s, 0.80 allows the route ${fmt(1000 / discardAt1 / 0.8 - 1000 / discardAt1, 2)} ms/MiB more than discard; sha256 plus the write take ${fmt(wp.sha256 + wp.writeReused, 2)}–${fmt(wp.sha256 + wp.writeAfterIdle, 2)}.`) +
-    `\n\n| at once | discard MiB/s | floor MiB/s | floor ÷ discard | upload MiB/s | upload ÷ discard, median (min–max) | discard RSS growth/upload max MiB | upload RSS growth/upload median / max MiB | upload latency median ms | server CPU % discard / upload | S3 emulator's intake with no server, MiB/s (÷ discard) | errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n${rowsMd.join('\n')}`)
+    `\n\n| at once | discard MiB/s | floor MiB/s | floor ÷ discard | upload MiB/s | upload ÷ discard, median (min–max) | discard RSS growth/upload max MiB | upload RSS growth/upload median / max MiB | upload latency median ms | server CPU % discard / upload |${u.s3 !== undefined ? ' S3 emulator\'s intake with no server, MiB/s (÷ discard) |' : ''} errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|${u.s3 !== undefined ? '---:|' : ''}---|\n${rowsMd.join('\n')}`)
   targetLine({ scenario: `${UPLOAD_MB} MiB upload (${u.label}): peak RSS growth per upload, 1/4/8 at once`, subject: 'POST /documents', baseline: '-', target: '≤ 32 MiB', value: { median: worstPerUpload, min: worstPerUpload, max: worstPerUpload, n: 1 }, unit: 'MiB (worst)', note: `worst net of the discard route's growth at the same concurrency: ${fmt(worstNet, 1)} MiB; the discard route, which keeps nothing, itself grew up to ${fmt(discardGrowthAt1, 1)} MiB at 1 upload: V8 frees consumed body chunks only at a scavenge, which young array buffers force once they add up to 32 MiB, whatever the young generation's size (bench/ANALYSIS.md)`, min: -Infinity }, NaN)
   targetLines[targetLines.length - 1]!.met = worstPerUpload <= 32
   const rs = summarize(allRatios)
-  targetLine({ scenario: `${UPLOAD_MB} MiB upload (${u.label}): throughput vs discard`, subject: 'POST /documents', baseline: 'discard route', target: '≥ 0.80', ratio: rs, note: `per-concurrency medians ${perConc.join(', ')}; met = every concurrency ≥ 0.80; the floor route (multipart + sha256 + storage put, nothing else) reaches ${floorRatios.map(x => fmt(x, 2)).join(' / ')}${ceilingNotes.length === 0 ? '' : `; the emulator's own intake with no server at all (bench/s3-ceiling.ts: the app's S3 client sending one reused 5 MiB buffer as every part, from the server's core) reaches ${ceilingNotes.map(n => n.replace(/^×\d+: [\d.]+ MiB\/s, /, '')).join(' / ')} of discard${ceilingMax < 0.8 ? ', under 0.80 in every round: the bound is the emulator on this box' : ''}`}`, min: 0.8 }, rs.min)
+  targetLine({ scenario: `${UPLOAD_MB} MiB upload (${u.label}): throughput vs discard`, subject: 'POST /documents', baseline: 'discard route', target: '≥ 0.80', ratio: rs, note: `per-concurrency medians ${perConc.join(', ')}; met = every concurrency ≥ 0.80; the floor route (multipart + sha256 + storage put, nothing else) reaches ${floorRatios.map(x => fmt(x, 2)).join(' / ')}${ceilingRatios.length === 0 ? '' : `; the emulator's own intake with no server at all (bench/s3-ceiling.ts: the app's S3 client sending one reused 5 MiB buffer as every part, from the server's core) reaches ${ceilingRatios.join(' / ')} of discard${ceilingMax < 0.8 ? ', under 0.80 in every round: with the S3 driver\'s settings, the bound is the emulator on this box' : ''}`}`, min: 0.8 }, rs.min)
 }
 
 // ---------------------------------------------------------------- report
@@ -720,7 +743,7 @@ async function main (): Promise<void> {
       })
       const token = await tokenFor(server, seeded.userIds[0]!)
       const proc = s3.proc
-      await uploadScenario({ server, token, label: 'S3 (fauxqs)', clearStorage: async () => { proc.kill('SIGUSR2'); await sleep(50) }, s3Endpoint: `http://127.0.0.1:${String(s3.ready.port)}` })
+      await uploadScenario({ server, token, label: 'S3 (fauxqs)', clearStorage: async () => { proc.kill('SIGUSR2'); await sleep(50) }, s3: { endpoint: `http://127.0.0.1:${String(s3.ready.port)}`, pid: Number(s3.ready.pid) } })
       await server.stop()
       await s3.stop()
     }
