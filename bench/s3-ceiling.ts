@@ -71,5 +71,5 @@ await Promise.all(Array.from({ length: uploads }, async (_, i) => { await upload
 const secs = Number(process.hrtime.bigint() - t0) / 1e9
 const cpu = cpuMs() - c0
 const emulatorCpuPct = (procCpuMs(pidArg) - e0) / (secs * 10)
-storage.client.destroy()
+await storage.close()
 console.log(JSON.stringify({ uploads, mib, secs, mibps: uploads * mib / secs, cpuMsPerMiB: cpu / (uploads * mib), emulatorCpuPct }))
