@@ -1,7 +1,7 @@
 import { Worker, type Job } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
 import { createRedis } from './redis.js'
-import { QUEUE_NAMES, jobs, schedules, type QueueName } from './jobs/index.js'
+import { QUEUE_NAMES, SCHEDULED_RUN_OPTIONS, jobs, schedules, type QueueName } from './jobs/index.js'
 
 export interface RunningWorkers {
   workers: Worker[]
@@ -35,7 +35,7 @@ export async function startWorkers (app: FastifyInstance, only: readonly QueueNa
   }
   for (const s of schedules) {
     if (!only.includes(s.queue)) continue
-    await app.queues[s.queue].upsertJobScheduler(s.id, s.pattern !== undefined ? { pattern: s.pattern } : { every: s.every ?? 60_000 }, { name: s.job, data: {} })
+    await app.queues[s.queue].upsertJobScheduler(s.id, s.pattern !== undefined ? { pattern: s.pattern } : { every: s.every ?? 60_000 }, { name: s.job, data: {}, opts: SCHEDULED_RUN_OPTIONS })
   }
   await Promise.all(workers.map(async w => await w.waitUntilReady()))
   return {

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Job, JobType, Queue } from 'bullmq'
-import { QUEUE_NAMES, type QueueName } from '../../src/jobs/index.js'
+import { QUEUE_NAMES, schedules, type QueueName } from '../../src/jobs/index.js'
 import { authErrors, errors, NoContent } from '../../src/schemas/common.js'
 import { AppError, conflict, notFound } from '../../src/lib/errors.js'
 
@@ -8,7 +8,13 @@ const STATES = ['waiting', 'active', 'delayed', 'completed', 'failed', 'prioriti
 const COUNTED = ['waiting', 'active', 'delayed', 'completed', 'failed', 'paused'] as const
 
 const Counts = Type.Object(Object.fromEntries(COUNTED.map(s => [s, Type.Integer()])) as Record<typeof COUNTED[number], ReturnType<typeof Type.Integer>>)
-const QueueInfo = Type.Object({ name: Type.String(), counts: Counts })
+const Schedule = Type.Object({
+  id: Type.String(),
+  job: Type.String(),
+  every: Type.Union([Type.Integer({ description: 'milliseconds' }), Type.Null()]),
+  next: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+})
+const QueueInfo = Type.Object({ name: Type.String(), counts: Counts, schedules: Type.Array(Schedule, { description: 'internal repeating jobs; their pending runs are not in `counts`' }) })
 const JobInfo = Type.Object({
   id: Type.String(),
   name: Type.String(),
@@ -59,15 +65,35 @@ const adminQueues: FastifyPluginAsyncTypebox = async (fastify) => {
     return job
   }
 
+  /** The queue's internal schedules, and which of their pending runs sit in which state. */
+  async function schedulesOf (name: QueueName) {
+    const q = fastify.queues[name]
+    const found = await q.getJobSchedulers()
+    const pending = await Promise.all(found.map(async s => s.next === undefined ? null : await q.getJobState(`repeat:${s.key}:${s.next}`)))
+    const mine = schedules.filter(s => s.queue === name)
+    return {
+      list: found.filter(s => mine.some(m => m.id === s.key)).map(s => ({ id: s.key, job: s.name, every: s.every === undefined || s.every === null ? null : Number(s.every), next: s.next === undefined ? null : new Date(s.next).toISOString() })),
+      pending: pending.filter(st => st !== null && st !== 'unknown'),
+    }
+  }
+
   fastify.get('/queues', {
     config: { permission: 'jobs:manage' },
-    schema: { tags: ['admin'], summary: 'Every queue with its job counts', description: '`waiting` includes prioritized jobs; `paused` is the number of waiting jobs held back when the queue is paused (0 otherwise).', response: { 200: Type.Array(QueueInfo), ...authErrors } },
+    schema: {
+      tags: ['admin'],
+      summary: 'Every queue with its job counts and internal schedules',
+      description: '`waiting` includes prioritized jobs; `paused` is the number of waiting jobs held back when the queue is paused (0 otherwise). ' +
+        'Internal schedules (the ingestion recovery sweep, purges) are listed under `schedules`; their pending runs are left out of `counts` and completed runs are not kept (failed ones are counted, and listed with `internal=true`).',
+      response: { 200: Type.Array(QueueInfo), ...authErrors },
+    },
   }, async () => {
     return await Promise.all(QUEUE_NAMES.map(async (name) => {
       const q = fastify.queues[name]
-      const [c, paused] = await Promise.all([q.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized'), q.isPaused()])
-      const waiting = (c.waiting ?? 0) + (c.prioritized ?? 0)
-      return { name, counts: { waiting, active: c.active ?? 0, delayed: c.delayed ?? 0, completed: c.completed ?? 0, failed: c.failed ?? 0, paused: paused ? waiting : 0 } }
+      const [c, paused, sched] = await Promise.all([q.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized'), q.isPaused(), schedulesOf(name)])
+      const internal = (state: string): number => sched.pending.filter(st => st === state).length
+      const waiting = Math.max(0, (c.waiting ?? 0) + (c.prioritized ?? 0) - internal('waiting') - internal('prioritized'))
+      const delayed = Math.max(0, (c.delayed ?? 0) - internal('delayed'))
+      return { name, counts: { waiting, active: c.active ?? 0, delayed, completed: c.completed ?? 0, failed: c.failed ?? 0, paused: paused ? waiting : 0 }, schedules: sched.list }
     }))
   })
 
@@ -76,21 +102,28 @@ const adminQueues: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['admin'],
       summary: 'Jobs of a queue, newest first',
-      description: 'With `state`, the jobs in that state; without it, the newest jobs in any state.',
+      description: 'With `state`, the jobs in that state; without it, the newest jobs in any state. Runs of internal schedules are left out unless `internal=true`.',
       params: QueueParam,
-      querystring: Type.Object({ state: Type.Optional(Type.Union(STATES.map(s => Type.Literal(s)))), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })) }, { additionalProperties: false }),
+      querystring: Type.Object({
+        state: Type.Optional(Type.Union(STATES.map(s => Type.Literal(s)))),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+        internal: Type.Optional(Type.Boolean({ default: false, description: 'include runs of internal schedules' })),
+      }, { additionalProperties: false }),
       response: { 200: Type.Object({ items: Type.Array(JobInfo) }), ...authErrors, ...errors(404) },
     },
   }, async (request) => {
     const queue = queueOf(request.params.queue)
     const limit = request.query.limit ?? 20
     const state = request.query.state
+    const shown = (j: Job | undefined | null): j is Job => j !== undefined && j !== null && (request.query.internal === true || j.repeatJobKey === undefined)
+    // Read a few more than `limit`: the pending run of each internal schedule may be among them.
+    const read = limit - 1 + (request.query.internal === true ? 0 : schedules.length)
     if (state !== undefined) {
-      const jobs = await queue.getJobs([state as JobType], 0, limit - 1, false)
-      return { items: await Promise.all(jobs.filter(j => j !== undefined && j !== null).map(async j => await describe(j, state))) }
+      const jobs = (await queue.getJobs([state as JobType], 0, read, false)).filter(shown).slice(0, limit)
+      return { items: await Promise.all(jobs.map(async j => await describe(j, state))) }
     }
     // Each state's newest `limit`, then the newest `limit` of those (states read one by one, so each job has its state).
-    const perState = await Promise.all(STATES.map(async st => (await queue.getJobs([st as JobType], 0, limit - 1, false)).filter(j => j !== undefined && j !== null).map(job => ({ job, st }))))
+    const perState = await Promise.all(STATES.map(async st => (await queue.getJobs([st as JobType], 0, read, false)).filter(shown).map(job => ({ job, st }))))
     const newest = perState.flat().sort((a, b) => b.job.timestamp - a.job.timestamp).slice(0, limit)
     return { items: await Promise.all(newest.map(async ({ job, st }) => await describe(job, st))) }
   })

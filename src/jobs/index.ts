@@ -23,4 +23,10 @@ export const schedules: ScheduleDefinition[] = [
   { id: 'storage-reconcile-daily', queue: 'cleanup', job: STORAGE_RECONCILE_JOB, every: 24 * 3600_000 },
 ]
 
+/**
+ * Runs of internal schedules leave no completed entry (the recovery sweep alone would leave 2,880 a
+ * day beside the real jobs); a few failed ones stay for operators to read.
+ */
+export const SCHEDULED_RUN_OPTIONS = { removeOnComplete: true, removeOnFail: { count: 20 } } as const
+
 export * from './types.js'

@@ -51,3 +51,29 @@ test('admin job control: counts, list by state, detail, retry, delete; jobs:mana
   await eventually(async () => (await app.queues.cleanup.getJob(job.id!))?.attemptsMade === 2 || (await job.isFailed() && (await app.queues.cleanup.getJob(job.id!))!.attemptsStarted >= 2))
   t.pass('the job ran again')
 })
+
+test('internal schedules are listed apart: not in the counts, not in the default job list', async (t) => {
+  const app = await build(t)
+  const admin = await createUser(app, 'admin')
+  const workers = await startWorkers(app, ['ingestion', 'cleanup'])
+  t.teardown(workers.close)
+  // the recovery sweep's next run sits delayed in the ingestion queue
+  const pending = await eventually(async () => (await app.queues.ingestion.getDelayed()).find(j => j.repeatJobKey !== undefined))
+  t.ok(pending, 'the recovery schedule has a pending run')
+
+  const res = await app.inject({ method: 'GET', url: '/admin/queues', headers: admin.headers })
+  t.equal(res.statusCode, 200)
+  const ingestion = res.json().find((q: { name: string }) => q.name === 'ingestion')
+  t.equal(ingestion.counts.delayed, 0, 'the pending run of the schedule is not counted as a job')
+  t.match(ingestion.schedules, [{ id: 'ingestion-recovery', job: 'ingestion-recovery', every: 30000, next: String }])
+  const cleanup = res.json().find((q: { name: string }) => q.name === 'cleanup')
+  t.same(cleanup.schedules.map((s: { id: string }) => s.id).sort(), ['audit-purge-hourly', 'storage-reconcile-daily', 'trash-purge-hourly', 'uploads-sweep'])
+  t.equal(cleanup.counts.delayed + cleanup.counts.waiting, 0)
+
+  let list = await app.inject({ method: 'GET', url: '/admin/queues/ingestion/jobs', headers: admin.headers })
+  t.same(list.json().items, [], 'no job of a schedule in the default list')
+  list = await app.inject({ method: 'GET', url: '/admin/queues/ingestion/jobs?state=delayed', headers: admin.headers })
+  t.same(list.json().items, [], 'nor by state')
+  list = await app.inject({ method: 'GET', url: '/admin/queues/ingestion/jobs?internal=true', headers: admin.headers })
+  t.ok(list.json().items.some((j: { name: string }) => j.name === 'ingestion-recovery'), 'internal=true shows it')
+})
