@@ -41,7 +41,7 @@ async function readStdin (): Promise<string> {
 /** Asks without echoing what is typed. */
 async function prompt (question: string): Promise<string> {
   const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true })
-  const write = (rl as unknown as { _writeToOutput: (s: string) => void })
+  const write = rl as unknown as { _writeToOutput: (s: string) => void }
   let asked = false
   write._writeToOutput = (s: string) => { if (!asked) { process.stderr.write(s); asked = true } }
   try {
