@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import sharp from 'sharp'
 import { and, eq, inArray, isNull } from 'drizzle-orm'
-import { loadConfig, loadDotEnv } from '../src/config.js'
+import { loadConfig, loadDotEnv, type Config } from '../src/config.js'
 import { buildApp } from '../src/build.js'
 import { runMigrations } from './migrate.js'
 import { documents, documentTags } from './schema/index.js'
@@ -96,13 +96,16 @@ async function seedUsers (app: FastifyInstance): Promise<Map<string, { id: strin
 
 async function main (): Promise<void> {
   loadDotEnv()
-  const config = loadConfig()
+  // The app's request log would bury the summary: only warnings and errors, unless asked for.
+  const config = loadConfig(process.env, { LOG_LEVEL: (process.env.SEED_LOG_LEVEL ?? 'warn') as Config['LOG_LEVEL'] })
   await runMigrations(config.DATABASE_URL)
   const app = await buildApp(config)
   await app.ready()
+  let seeded = new Map<string, { id: string, created: boolean }>()
   const summary = { usersCreated: 0, usersExisting: 0, documentsCreated: 0, documentsExisting: 0, shares: 0, ingestions: 0, skipped: [] as string[] }
   try {
     const users = await seedUsers(app)
+    seeded = users
     for (const u of users.values()) u.created ? summary.usersCreated++ : summary.usersExisting++
 
     // Seeded documents already there (by owner and title), so a re-run adds nothing twice.
@@ -123,7 +126,7 @@ async function main (): Promise<void> {
       const doc = res.json<{ id: string, mimeType: string, size: number }>()
       docIds.set(key, doc.id)
       summary.documentsCreated++
-      console.log(`  document ${f.filename.padEnd(16)} ${doc.mimeType.padEnd(18)} ${String(doc.size).padStart(7)} bytes  ${f.visibility}  ${f.owner}`)
+      console.log(`document ${f.filename.padEnd(16)} ${doc.mimeType.padEnd(18)} ${String(doc.size).padStart(7)} bytes  ${f.visibility}  ${f.owner}`)
     }
 
     const id = (owner: string, title: string): string | undefined => docIds.get(`${users.get(owner)?.id ?? ''}/${title}`)
@@ -162,14 +165,20 @@ async function main (): Promise<void> {
     await app.close()
   }
 
-  console.log(`\nSeed done on ${new URL(config.DATABASE_URL).pathname.slice(1)}:`)
-  console.log(`  users:      ${summary.usersCreated} created, ${summary.usersExisting} already there`)
-  console.log(`  documents:  ${summary.documentsCreated} uploaded, ${summary.documentsExisting} already there (tag "${SEED_TAG}")`)
-  console.log(`  shares:     ${summary.shares} set   ingestions: ${summary.ingestions} requested (idempotent)`)
-  for (const s of summary.skipped) console.log(`  skipped:    ${s}`)
-  console.log(`\nSign in as ${USERS.map(u => u.email).join(', ')}`)
-  console.log(`  password (new users only): ${PASSWORD}   (set SEED_PASSWORD to choose another)`)
+  const line = '-'.repeat(72)
+  console.log(`\n${line}\nSeed done on database ${new URL(config.DATABASE_URL).pathname.slice(1)}\n${line}`)
+  console.log(`documents   ${summary.documentsCreated} uploaded, ${summary.documentsExisting} already there (tag "${SEED_TAG}")`)
+  console.log(`shares      ${summary.shares} set`)
+  console.log(`ingestions  ${summary.ingestions} requested (idempotent: a re-run adds none)`)
+  for (const s of summary.skipped) console.log(`skipped     ${s}`)
+  console.log(`\n${'email'.padEnd(24)}${'role'.padEnd(9)}${'id'.padEnd(38)}password`)
+  for (const u of USERS) {
+    const row = seeded.get(u.email)
+    console.log(`${u.email.padEnd(24)}${u.role.padEnd(9)}${(row?.id ?? '-').padEnd(38)}${row?.created === true ? PASSWORD : '(unchanged: the user existed)'}`)
+  }
+  console.log(`\nSet SEED_PASSWORD to choose the password of new users; SEED_LOG_LEVEL=info shows the request log.`)
   console.log('Thumbnails and ingestion dispatch run in the worker: `npm run dev:worker`.')
+  console.log(line)
 }
 
 main().catch((err: unknown) => {
