@@ -176,7 +176,7 @@ async function main (): Promise<void> {
     const row = seeded.get(u.email)
     console.log(`${u.email.padEnd(24)}${u.role.padEnd(9)}${(row?.id ?? '-').padEnd(38)}${row?.created === true ? PASSWORD : '(unchanged: the user existed)'}`)
   }
-  console.log(`\nSet SEED_PASSWORD to choose the password of new users; SEED_LOG_LEVEL=info shows the request log.`)
+  console.log('\nSet SEED_PASSWORD to choose the password of new users; SEED_LOG_LEVEL=info shows the request log.')
   console.log('Thumbnails and ingestion dispatch run in the worker: `npm run dev:worker`.')
   console.log(line)
 }
