@@ -1,8 +1,7 @@
 import { test } from 'tap'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { build, assertErrorShape } from './helper.js'
+import { build, assertErrorShape, testTempDir } from './helper.js'
 
 test('liveness and readiness against the real services', async (t) => {
   const app = await build(t)
@@ -34,7 +33,7 @@ test('readiness is 503 naming db when MySQL is unreachable', async (t) => {
 })
 
 test('readiness names storage when the directory is unusable', async (t) => {
-  const file = join(mkdtempSync(join(tmpdir(), 'quire-')), 'a-file')
+  const file = join(testTempDir('health'), 'a-file')
   writeFileSync(file, 'not a directory')
   const app = await build(t, { STORAGE_DIR: join(file, 'storage') })
   const ready = await app.inject({ method: 'GET', url: '/health/ready' })

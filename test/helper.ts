@@ -16,6 +16,20 @@ import type { Role } from '../src/domain/permissions.js'
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/quire_test'
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
+/**
+ * This run of the suite: every test file, and tap's before/after scripts, are children of one tap
+ * process. Redis prefixes and temp directories carry it, so test/global-teardown.ts removes exactly
+ * what this run left (and nothing of a run beside it).
+ */
+export const TEST_RUN = process.env.QUIRE_TEST_RUN ?? String(process.ppid)
+export const TEST_PREFIX_ROOT = `qt-${TEST_RUN}-`
+export const TEST_TMP_ROOT = `quire-test-${TEST_RUN}-`
+
+/** A Redis key prefix of this run's own. */
+export const testPrefix = (tag = 'app'): string => `${TEST_PREFIX_ROOT}${tag}-${randomBytes(4).toString('hex')}`
+/** A new temp directory of this run's own. */
+export const testTempDir = (tag = 'tmp'): string => mkdtempSync(join(tmpdir(), `${TEST_TMP_ROOT}${tag}-`))
+
 interface Teardownable { teardown: (fn: () => unknown) => void }
 
 /** A config for tests: the test database, a Redis key prefix of its own, fast bcrypt, a temp storage dir. */
@@ -23,12 +37,12 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
   return loadConfig({}, {
     DATABASE_URL: TEST_DATABASE_URL,
     REDIS_URL: TEST_REDIS_URL,
-    REDIS_PREFIX: `qt-${randomBytes(4).toString('hex')}`,
+    REDIS_PREFIX: testPrefix(),
     JWT_SECRET: 'test-secret-test-secret-test-secret-0123',
     INGESTION_SECRET: 'test-ingestion-secret-0123456789',
     LOG_LEVEL: 'silent',
     BCRYPT_COST: 4,
-    STORAGE_DIR: mkdtempSync(join(tmpdir(), 'quire-test-')),
+    STORAGE_DIR: testTempDir('storage'),
     RATE_LIMIT_MAX: 100000,
     ...overrides,
   })

@@ -3,13 +3,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer, type IncomingMessage } from 'node:http'
 import net from 'node:net'
 import { once } from 'node:events'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { buildApp } from '../src/build.js'
-import { createUser, testConfig, TEST_DATABASE_URL, TEST_REDIS_URL } from './helper.js'
+import { createUser, testConfig, testPrefix, testTempDir, TEST_DATABASE_URL, TEST_REDIS_URL } from './helper.js'
 
 const root = new URL('..', import.meta.url).pathname
 
@@ -56,8 +52,8 @@ test('2 API + 2 worker processes on shared MySQL/Redis/storage', { timeout: 2400
   await once(backend, 'listening')
   t.teardown(() => backend.close())
 
-  const prefix = `qt-scale-${randomBytes(4).toString('hex')}`
-  const storageDir = mkdtempSync(join(tmpdir(), 'quire-scale-'))
+  const prefix = testPrefix('scale')
+  const storageDir = testTempDir('scale')
   const [portA, portB] = [await freePort(), await freePort()]
   const rateMax = 3000
   const env = (port: number) => ({

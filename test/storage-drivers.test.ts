@@ -1,15 +1,13 @@
 import t from 'tap'
 import { Readable } from 'node:stream'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { LocalStorage } from '../src/storage/local.js'
 import { S3Storage } from '../src/storage/s3.js'
 import { loadConfig } from '../src/config.js'
 import { storageSuite } from './documents/storage-suite.js'
 import { startS3 } from './documents/s3-server.js'
+import { testTempDir } from './helper.js'
 
-storageSuite(t, 'local', async () => new LocalStorage(mkdtempSync(join(tmpdir(), 'quire-drv-'))))
+storageSuite(t, 'local', async () => new LocalStorage(testTempDir('drv')))
 
 storageSuite(t, 's3', async (tt) => {
   const conf = loadConfig({}, { JWT_SECRET: 'x'.repeat(32), INGESTION_SECRET: 'y'.repeat(16), ...await startS3(tt) })

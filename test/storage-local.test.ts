@@ -1,14 +1,14 @@
 import { test } from 'tap'
 import { Readable } from 'node:stream'
 import { text } from 'node:stream/consumers'
-import { mkdtempSync, readdirSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { LocalStorage } from '../src/storage/local.js'
 import { StorageNotFound } from '../src/storage/types.js'
+import { testTempDir } from './helper.js'
 
 test('local storage: put, head, ranged get, delete, and keys that cannot escape', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'quire-local-'))
+  const dir = testTempDir('local')
   const s = new LocalStorage(dir)
   await s.check()
   const r = await s.put('docs/ab/file-1', Readable.from([Buffer.from('hello '), Buffer.from('world')]))
@@ -26,7 +26,7 @@ test('local storage: put, head, ranged get, delete, and keys that cannot escape'
 })
 
 test('local storage: a failing stream leaves no object and no temp file', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'quire-local-'))
+  const dir = testTempDir('local')
   const s = new LocalStorage(dir)
   const body = new Readable({ read () {} })
   body.push('partial data')

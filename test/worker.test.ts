@@ -4,7 +4,7 @@ import { once } from 'node:events'
 import { QueueEvents } from 'bullmq'
 import { buildWorkerApp } from '../src/build.js'
 import { startWorkers } from '../src/worker-runner.js'
-import { testConfig, TEST_DATABASE_URL, TEST_REDIS_URL } from './helper.js'
+import { testConfig, testPrefix, TEST_DATABASE_URL, TEST_REDIS_URL } from './helper.js'
 import { eventually, freePort } from './ingestion/helpers.js'
 
 test('worker instance has the plugins but no routes, and runs a registered job', async (t) => {
@@ -32,7 +32,7 @@ test('the worker process boots and stops cleanly on SIGTERM', async (t) => {
       ...process.env,
       DATABASE_URL: TEST_DATABASE_URL,
       REDIS_URL: TEST_REDIS_URL,
-      REDIS_PREFIX: 'qt-worker-proc',
+      REDIS_PREFIX: testPrefix('worker-proc'),
       JWT_SECRET: 'x'.repeat(32),
       INGESTION_SECRET: 'y'.repeat(16),
       LOG_LEVEL: 'info',

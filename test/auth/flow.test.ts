@@ -5,7 +5,7 @@ import { eq } from 'drizzle-orm'
 import { buildApp } from '../../src/build.js'
 import { serverOptions } from '../../src/options.js'
 import { refreshTokens, sessions, users } from '../../drizzle/schema/index.js'
-import { assertErrorShape, build, createUser, testConfig, uniqueEmail } from '../helper.js'
+import { assertErrorShape, build, createUser, testConfig, testPrefix, uniqueEmail } from '../helper.js'
 
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url')
 function craftJwt (header: Record<string, unknown>, payload: Record<string, unknown>, secret: string | null): string {
@@ -187,7 +187,7 @@ test('a verified (cached) access token stops working when it expires, and its se
 })
 
 test('two API instances sharing MySQL and Redis: a logout on one is honoured by the other at once', async (t) => {
-  const REDIS_PREFIX = `qt-shared-${Date.now().toString(36)}`
+  const REDIS_PREFIX = testPrefix('shared')
   const a = await build(t, { REDIS_PREFIX })
   const b = await build(t, { REDIS_PREFIX })
   const u = await createUser(a, 'editor')

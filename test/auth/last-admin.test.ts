@@ -5,11 +5,11 @@ import mysql from 'mysql2/promise'
 import { eq } from 'drizzle-orm'
 import { runMigrations } from '../../drizzle/migrate.js'
 import { users } from '../../drizzle/schema/index.js'
-import { assertErrorShape, build, createUser, TEST_DATABASE_URL, uniqueEmail } from '../helper.js'
+import { assertErrorShape, build, createUser, TEST_DATABASE_URL, TEST_RUN, uniqueEmail } from '../helper.js'
 
 // "The last admin" is a property of the whole database, so these tests get a database of their own.
 const url = new URL(TEST_DATABASE_URL)
-url.pathname = `${url.pathname}_admins`
+url.pathname = `${url.pathname}_r${TEST_RUN}_admins`
 const DATABASE_URL = url.toString()
 
 test('setup: a fresh database without any admin', async () => {
@@ -39,10 +39,10 @@ test('admin bootstrap from ADMIN_EMAIL/ADMIN_PASSWORD: once, even with two proce
 test('CLI create-admin', async (t) => {
   const run = promisify(execFile)
   const email = uniqueEmail('cli')
-  const env = { ...process.env, DATABASE_URL, BCRYPT_COST: '4' }
-  const out = await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'create-admin', '--email', email.toUpperCase(), '--password', 'cli password 1'], { env })
+  const env = { ...process.env, DATABASE_URL, BCRYPT_COST: '4', ADMIN_PASSWORD: 'cli password 1' }
+  const out = await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'create-admin', '--email', email.toUpperCase()], { env })
   t.match(out.stdout, /admin created/)
-  const again = await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'create-admin', '--email', email, '--password', 'cli password 1'], { env }).catch((e: { code: number, stderr: string }) => e)
+  const again = await run(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'create-admin', '--email', email], { env }).catch((e: { code: number, stderr: string }) => e)
   t.equal((again as { code: number }).code, 1, 'existing email: exit 1')
   const app = await build(t, { DATABASE_URL })
   const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { email, password: 'cli password 1' } })

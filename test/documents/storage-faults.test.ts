@@ -18,7 +18,7 @@ import { insertUpload } from '../../src/domain/uploads.js'
 import { newId } from '../../src/lib/ids.js'
 import mysql from 'mysql2/promise'
 import { runMigrations } from '../../drizzle/migrate.js'
-import { createUser, TEST_DATABASE_URL } from '../helper.js'
+import { createUser, TEST_DATABASE_URL, TEST_RUN } from '../helper.js'
 import { eventually } from '../ingestion/helpers.js'
 import { buildWith, multipart, storedFiles, upload } from './helpers.js'
 
@@ -36,7 +36,7 @@ async function objects (app: FastifyInstance): Promise<string[]> {
  */
 async function privateDatabase (t: { teardown: (fn: () => unknown) => void }): Promise<string> {
   const url = new URL(TEST_DATABASE_URL)
-  const name = `${url.pathname.slice(1)}_sf${randomBytes(4).toString('hex')}`
+  const name = `${url.pathname.slice(1)}_r${TEST_RUN}_sf${randomBytes(4).toString('hex')}`
   const server = new URL(TEST_DATABASE_URL)
   server.pathname = '/'
   const conn = await mysql.createConnection({ uri: server.toString() })
