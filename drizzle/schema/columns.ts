@@ -10,8 +10,12 @@ import { customType } from 'drizzle-orm/mysql-core'
  */
 const binaryText = (sqlType: string) => customType<{ data: string, driverData: string }>({ dataType: () => sqlType })
 
-/** A UUIDv7 id or a reference to one (always lower case: see `Id` in src/schemas/common.ts). */
-export const idColumn = binaryText('varchar(36) CHARACTER SET ascii COLLATE ascii_bin')
+/**
+ * A UUIDv7 id or a reference to one (always lower case: see `Id` in src/schemas/common.ts).
+ * utf8mb4, not ascii: an ascii column compared with a non-ASCII parameter (`?ownerId=é`) is an
+ * "Illegal mix of collations" error, not a miss. ASCII text takes one byte per character anyway.
+ */
+export const idColumn = binaryText('varchar(36) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin')
 
 /** Exactly compared text of `length` characters (emails, tags, idempotency keys). */
 export const exactText = (name: string, length: number) => binaryText(`varchar(${length}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`)(name)

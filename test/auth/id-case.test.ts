@@ -93,3 +93,18 @@ test('ingestions triggered through upper-case document ids store the canonical i
   t.equal(b.statusCode, 202)
   t.equal(b.json().id, a.json().id)
 })
+
+test('ids that are not ASCII are a miss (404, empty list, 400 for transferTo), never a database error', async (t) => {
+  const app = await build(t)
+  const admin = await createUser(app, 'admin')
+  const odd = encodeURIComponent('é😀')
+  assertErrorShape(t, await app.inject({ method: 'GET', url: `/documents/${odd}`, headers: admin.headers }), 404, 'not_found')
+  assertErrorShape(t, await app.inject({ method: 'GET', url: `/users/${odd}`, headers: admin.headers }), 404, 'not_found')
+  for (const url of [`/documents?ownerId=${odd}`, `/audit-events?actorId=${odd}`, `/ingestions?documentId=${odd}`]) {
+    const res = await app.inject({ method: 'GET', url, headers: admin.headers })
+    t.equal(res.statusCode, 200, url)
+    t.same(res.json().items, [], url)
+  }
+  const victim = await createUser(app, 'viewer')
+  assertErrorShape(t, await app.inject({ method: 'DELETE', url: `/users/${victim.id}?transferTo=${odd}`, headers: admin.headers }), 400, 'invalid_transfer_target')
+})
