@@ -4,6 +4,7 @@ import type { IncomingMessage } from 'node:http'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import type { Config } from './config.js'
 import { sendError, toErrorBody } from './lib/error-reply.js'
+import { lowercaseKeyword } from './lib/lowercase-keyword.js'
 
 const ajvCompilers = AjvCompiler()
 
@@ -43,7 +44,8 @@ export function serverOptions (config: Config, extra: Partial<FastifyServerOptio
       const h = req.headers['x-request-id']
       return typeof h === 'string' && SANE_ID.test(h) ? h : randomUUID()
     },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    // `x-lowercase`: ids (schemas/common.ts `Id`) are lower-cased as they are validated.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, keywords: [lowercaseKeyword] } },
     schemaController: { compilersFactory: { buildValidator: buildValidator as never } },
     return503OnClosing: true,
     // Router-level failures (bad URL encoding, over-long params) get the contract's error shape too.

@@ -1,11 +1,12 @@
 import { mysqlTable, varchar, json, int, datetime, char, bigint, text, index, primaryKey } from 'drizzle-orm/mysql-core'
+import { exactText, idColumn } from './columns.js'
 
 const ts = (name: string) => datetime(name, { mode: 'date', fsp: 3 })
 
 export const documents = mysqlTable('documents', {
   /** UUIDv7: ordering by id is ordering by creation time */
-  id: varchar('id', { length: 36 }).primaryKey(),
-  ownerId: varchar('owner_id', { length: 36 }).notNull(),
+  id: idColumn('id').primaryKey(),
+  ownerId: idColumn('owner_id').notNull(),
   title: varchar('title', { length: 500 }).notNull(),
   description: text('description'),
   filename: varchar('filename', { length: 255 }).notNull(),
@@ -33,16 +34,16 @@ export const documents = mysqlTable('documents', {
 ])
 
 export const documentTags = mysqlTable('document_tags', {
-  documentId: varchar('document_id', { length: 36 }).notNull(),
-  tag: varchar('tag', { length: 64 }).notNull(),
+  documentId: idColumn('document_id').notNull(),
+  tag: exactText('tag', 64).notNull(),
 }, (t) => [
   primaryKey({ columns: [t.documentId, t.tag] }),
   index('document_tags_tag_idx').on(t.tag, t.documentId),
 ])
 
 export const documentShares = mysqlTable('document_shares', {
-  documentId: varchar('document_id', { length: 36 }).notNull(),
-  userId: varchar('user_id', { length: 36 }).notNull(),
+  documentId: idColumn('document_id').notNull(),
+  userId: idColumn('user_id').notNull(),
   access: varchar('access', { length: 8 }).notNull(),
   createdAt: ts('created_at').notNull(),
 }, (t) => [
@@ -52,8 +53,8 @@ export const documentShares = mysqlTable('document_shares', {
 
 /** Pre-signed uploads waiting for their bytes and the complete call. */
 export const uploads = mysqlTable('uploads', {
-  id: varchar('id', { length: 36 }).primaryKey(),
-  userId: varchar('user_id', { length: 36 }).notNull(),
+  id: idColumn('id').primaryKey(),
+  userId: idColumn('user_id').notNull(),
   filename: varchar('filename', { length: 255 }).notNull(),
   mimeType: varchar('mime_type', { length: 255 }).notNull(),
   size: bigint('size', { mode: 'number', unsigned: true }).notNull(),

@@ -1,18 +1,19 @@
 import { mysqlTable, varchar, json, int, datetime, bigint, text, index, uniqueIndex } from 'drizzle-orm/mysql-core'
+import { exactText, idColumn } from './columns.js'
 
 const ts = (name: string) => datetime(name, { mode: 'date', fsp: 3 })
 
 export const ingestions = mysqlTable('ingestions', {
-  id: varchar('id', { length: 36 }).primaryKey(),
-  documentId: varchar('document_id', { length: 36 }).notNull(),
+  id: idColumn('id').primaryKey(),
+  documentId: idColumn('document_id').notNull(),
   status: varchar('status', { length: 16 }).notNull(),
   pipeline: varchar('pipeline', { length: 100 }).notNull(),
   options: json('options').$type<Record<string, unknown>>().notNull(),
   attempts: int('attempts').notNull().default(0),
   lastError: text('last_error'),
   result: json('result').$type<unknown>(),
-  requestedBy: varchar('requested_by', { length: 36 }).notNull(),
-  idempotencyKey: varchar('idempotency_key', { length: 200 }),
+  requestedBy: idColumn('requested_by').notNull(),
+  idempotencyKey: exactText('idempotency_key', 200),
   requestId: varchar('request_id', { length: 128 }),
   createdAt: ts('created_at').notNull(),
   updatedAt: ts('updated_at').notNull(),
@@ -28,7 +29,7 @@ export const ingestions = mysqlTable('ingestions', {
 
 export const ingestionEvents = mysqlTable('ingestion_events', {
   id: bigint('id', { mode: 'number', unsigned: true }).autoincrement().primaryKey(),
-  ingestionId: varchar('ingestion_id', { length: 36 }).notNull(),
+  ingestionId: idColumn('ingestion_id').notNull(),
   at: ts('at').notNull(),
   type: varchar('type', { length: 32 }).notNull(),
   message: text('message').notNull(),

@@ -1,10 +1,11 @@
 import { mysqlTable, varchar, boolean, json, int, datetime, char, bigint, index, uniqueIndex } from 'drizzle-orm/mysql-core'
+import { exactText, idColumn } from './columns.js'
 
 const ts = (name: string) => datetime(name, { mode: 'date', fsp: 3 })
 
 export const users = mysqlTable('users', {
-  id: varchar('id', { length: 36 }).primaryKey(),
-  email: varchar('email', { length: 254 }).notNull(),
+  id: idColumn('id').primaryKey(),
+  email: exactText('email', 254).notNull(),
   name: varchar('name', { length: 200 }),
   passwordHash: varchar('password_hash', { length: 100 }).notNull(),
   role: varchar('role', { length: 16 }).notNull().default('viewer'),
@@ -21,8 +22,8 @@ export const users = mysqlTable('users', {
 ])
 
 export const sessions = mysqlTable('sessions', {
-  id: varchar('id', { length: 36 }).primaryKey(),
-  userId: varchar('user_id', { length: 36 }).notNull(),
+  id: idColumn('id').primaryKey(),
+  userId: idColumn('user_id').notNull(),
   createdAt: ts('created_at').notNull(),
   lastUsedAt: ts('last_used_at').notNull(),
   expiresAt: ts('expires_at').notNull(),
@@ -37,7 +38,7 @@ export const sessions = mysqlTable('sessions', {
 /** Every refresh token ever issued, stored only as a sha256 hash; rotated ones are kept for reuse detection. */
 export const refreshTokens = mysqlTable('refresh_tokens', {
   tokenHash: char('token_hash', { length: 64 }).primaryKey(),
-  sessionId: varchar('session_id', { length: 36 }).notNull(),
+  sessionId: idColumn('session_id').notNull(),
   createdAt: ts('created_at').notNull(),
   rotatedAt: ts('rotated_at'),
 }, (t) => [
@@ -47,7 +48,7 @@ export const refreshTokens = mysqlTable('refresh_tokens', {
 export const auditEvents = mysqlTable('audit_events', {
   id: bigint('id', { mode: 'number', unsigned: true }).autoincrement().primaryKey(),
   at: ts('at').notNull(),
-  actorId: varchar('actor_id', { length: 36 }),
+  actorId: idColumn('actor_id'),
   action: varchar('action', { length: 64 }).notNull(),
   subject: varchar('subject', { length: 128 }),
   ip: varchar('ip', { length: 64 }),

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { listAuditEvents } from '../../src/domain/audit.js'
-import { Page, PageQuery, authErrors } from '../../src/schemas/common.js'
+import { Id, Page, PageQuery, authErrors } from '../../src/schemas/common.js'
 import { AuditEvent } from '../../src/schemas/auth.js'
 
 /** The audit log (`audit:read`): who did what, when, from where. */
@@ -12,7 +12,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Audit events, newest first',
       querystring: Type.Object({
         ...PageQuery,
-        actorId: Type.Optional(Type.String({ maxLength: 64 })),
+        actorId: Type.Optional(Id()),
         action: Type.Optional(Type.String({ maxLength: 64, description: 'exact action, or a prefix ending in ".*" such as "auth.*"' })),
         subject: Type.Optional(Type.String({ maxLength: 128, description: 'exact: "user:<id>", "session:<id>", "document:<id>", "ingestion:<id>", "job:<queue>/<id>"' })),
       }, { additionalProperties: false }),

@@ -1,12 +1,11 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { authErrors, errors, NoContent } from '../../src/schemas/common.js'
+import { authErrors, errors, Id, IdParam, NoContent } from '../../src/schemas/common.js'
 import { Share, ShareAccess } from '../../src/schemas/documents.js'
 import { requireDocument } from '../../src/domain/document-access.js'
 import { deleteShare, listShares, putShare, userExists } from '../../src/domain/documents.js'
 import { badRequest, notFound } from '../../src/lib/errors.js'
 
-const ShareParams = Type.Object({ id: Type.String({ maxLength: 64 }), userId: Type.String({ maxLength: 64 }) }, { additionalProperties: false })
-const IdParam = Type.Object({ id: Type.String({ maxLength: 64 }) }, { additionalProperties: false })
+const ShareParams = Type.Object({ id: Id(), userId: Id() }, { additionalProperties: false })
 
 /** Per-document shares: one user gets `read` or `write`. Managed by the owner (or documents:manage). */
 const shareRoutes: FastifyPluginAsyncTypebox = async (fastify) => {

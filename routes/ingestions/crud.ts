@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { IdParam, Page, PageQuery, authErrors, errors } from '../../src/schemas/common.js'
+import { Id, IdParam, Page, PageQuery, authErrors, errors } from '../../src/schemas/common.js'
 import { BulkTriggerBody, IdempotencyHeaders, Ingestion, IngestionStatus } from '../../src/schemas/ingestions.js'
 import { cancelIngestion, dtosOf, listIngestions, loadIngestionFor, retryIngestion, triggerIngestions } from '../../src/domain/ingestions.js'
 import { notFound } from '../../src/lib/errors.js'
@@ -10,7 +10,7 @@ const ingestionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['ingestions'],
       summary: 'List ingestions of documents I can see, newest first',
-      querystring: Type.Object({ ...PageQuery, documentId: Type.Optional(Type.String({ maxLength: 64 })), status: Type.Optional(IngestionStatus) }, { additionalProperties: false }),
+      querystring: Type.Object({ ...PageQuery, documentId: Type.Optional(Id()), status: Type.Optional(IngestionStatus) }, { additionalProperties: false }),
       response: { 200: Page(Ingestion), ...authErrors },
     },
   }, async (request) => {

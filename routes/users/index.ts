@@ -4,7 +4,7 @@ import { hashPassword } from '../../src/domain/passwords.js'
 import { authDeps } from '../../src/domain/sessions.js'
 import { deleteUser, getUser, insertUser, listUsers, toUserView, updateUser } from '../../src/domain/users.js'
 import { notFound } from '../../src/lib/errors.js'
-import { IdParam, NoContent, Page, PageQuery, authErrors, errors } from '../../src/schemas/common.js'
+import { Id, IdParam, NoContent, Page, PageQuery, authErrors, errors } from '../../src/schemas/common.js'
 import { Email, Name, NewPassword, PermissionList, RoleName, User, trimEmail } from '../../src/schemas/auth.js'
 
 /** User administration (`users:manage`). Every change is audited and takes effect on the user's next request. */
@@ -77,7 +77,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['users'],
       summary: 'Delete a user; their documents go to transferTo, or to the trash',
       params: IdParam,
-      querystring: Type.Object({ transferTo: Type.Optional(Type.String({ maxLength: 64, description: 'id of the user who receives the documents' })) }, { additionalProperties: false }),
+      querystring: Type.Object({ transferTo: Type.Optional(Id({ description: 'id of the user who receives the documents' })) }, { additionalProperties: false }),
       response: { 204: NoContent, ...authErrors, ...errors(404, 409) },
     },
   }, async (request, reply) => {

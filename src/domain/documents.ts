@@ -16,10 +16,16 @@ export const thumbnailKey = (id: string): string => `documents/${id}/thumbnail.w
 const THUMBNAIL_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif', 'image/tiff'])
 export const wantsThumbnail = (mimeType: string): boolean => THUMBNAIL_TYPES.has(mimeType)
 
-/** Trimmed, lower-cased, unique; at most MAX_TAGS of MAX_TAG_LENGTH characters (else 400). */
+/**
+ * A tag's one canonical form (Unicode NFC, trimmed, lower case), used when tags are stored and
+ * when they are looked up: the tag column compares bytes (utf8mb4_bin), as the JS Set below does.
+ */
+export const normalizeTag = (tag: string): string => tag.trim().toLowerCase().normalize('NFC')
+
+/** Canonical (normalizeTag), unique; at most MAX_TAGS of MAX_TAG_LENGTH characters (else 400). */
 export function normalizeTags (tags: readonly string[] | undefined): string[] {
   if (tags === undefined) return []
-  const out = [...new Set(tags.map(t => t.trim().toLowerCase()).filter(t => t !== ''))]
+  const out = [...new Set(tags.map(normalizeTag).filter(t => t !== ''))]
   const long = out.find(t => [...t].length > MAX_TAG_LENGTH)
   if (long !== undefined) throw new AppError(400, 'validation_failed', `Tags may have at most ${MAX_TAG_LENGTH} characters`, [{ path: '/tags', message: 'tag too long' }])
   if (out.length > MAX_TAGS) throw new AppError(400, 'validation_failed', `At most ${MAX_TAGS} tags`, [{ path: '/tags', message: 'too many tags' }])
@@ -199,7 +205,7 @@ export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Prom
   }
   if (f.tag !== undefined) {
     where.push('EXISTS (SELECT 1 FROM document_tags t WHERE t.document_id = d.id AND t.tag = ?)')
-    params.push(f.tag.trim().toLowerCase())
+    params.push(normalizeTag(f.tag))
   }
   if (f.mimeType !== undefined) {
     where.push(f.mimeType.endsWith('/*') ? 'd.mime_type LIKE ?' : 'd.mime_type = ?')

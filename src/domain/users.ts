@@ -8,8 +8,11 @@ import { revokeUserSessions } from './sessions.js'
 
 export type UserRow = typeof users.$inferSelect
 
-/** Emails are compared trimmed and lowercased (the unique index sees the normalised form). */
-export const normalizeEmail = (email: string): string => email.trim().toLowerCase()
+/**
+ * Emails are compared trimmed, lower-cased and in Unicode NFC: the one form stored, looked up and
+ * used for the login throttle's key; the column compares bytes (utf8mb4_bin), as JS does.
+ */
+export const normalizeEmail = (email: string): string => email.trim().toLowerCase().normalize('NFC')
 
 export interface MeView {
   id: string
@@ -103,7 +106,8 @@ export async function listUsers (db: DbOrTx, query: UserListQuery): Promise<{ it
   if (query.role !== undefined) conds.push(eq(users.role, query.role))
   if (query.q !== undefined && query.q !== '') {
     const pattern = `%${escapeLike(query.q)}%`
-    conds.push(or(like(users.email, pattern), like(users.name, pattern)))
+    // emails are stored in canonical form and compared byte for byte (utf8mb4_bin): search that form
+    conds.push(or(like(users.email, `%${escapeLike(normalizeEmail(query.q))}%`), like(users.name, pattern)))
   }
   const rows = await db.select().from(users).where(and(...conds)).orderBy(desc(users.id)).limit(query.limit + 1)
   const page = rows.slice(0, query.limit)

@@ -9,8 +9,22 @@ export const ErrorResponse = Type.Object({
   details: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
 }, { $id: 'ErrorResponse', additionalProperties: false })
 
+/**
+ * Marks a string as case-insensitive: validation lower-cases it in place (the `x-lowercase`
+ * keyword, src/lib/lowercase-keyword.ts), and path params so marked are lower-cased before any
+ * hook sees them (plugins/core/canonical-params.ts). Ids are UUIDv7 text: MySQL, JS and Redis
+ * must all see the one canonical (lower-case) form.
+ */
+export const LOWERCASE = { 'x-lowercase': true } as const
+
+/**
+ * An id in a path, query string or body: any string up to 64 characters (a malformed one is
+ * answered 404 by the handlers, not 400: no shape leak), lower-cased on the way in.
+ */
+export const Id = (options: { description?: string } = {}) => Type.String({ maxLength: 64, ...LOWERCASE, ...options })
+
 /** Opaque id in a path. Malformed ids are answered 404 by the handlers, not 400 (no shape leak). */
-export const IdParam = Type.Object({ id: Type.String({ maxLength: 64 }) }, { additionalProperties: false })
+export const IdParam = Type.Object({ id: Id() }, { additionalProperties: false })
 
 export const PageQuery = {
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { IsoDate, NullableDate } from './common.js'
+import { Id, IsoDate, NullableDate } from './common.js'
 
 export const MAX_TAGS = 20
 export const MAX_TAG_LENGTH = 64
@@ -53,7 +53,7 @@ export const ListQuery = Type.Object({
   q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'searches title, description and filename' })),
   tag: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   mimeType: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'exact type, or a wildcard like image/*' })),
-  ownerId: Type.Optional(Type.String({ maxLength: 64 })),
+  ownerId: Type.Optional(Id()),
   status: Type.Optional(DocumentStatus),
   trashed: Type.Boolean({ default: false, description: 'true: only documents in the trash (those you may restore)' }),
 }, { additionalProperties: false })

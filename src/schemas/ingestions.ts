@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { IsoDate, NullableDate } from './common.js'
+import { Id, IsoDate, NullableDate } from './common.js'
 
 export const IngestionStatus = Type.Union(['queued', 'running', 'succeeded', 'failed', 'cancelled'].map(s => Type.Literal(s)))
 
@@ -34,7 +34,7 @@ export const TriggerBody = Type.Object({
 }, { additionalProperties: false })
 
 export const BulkTriggerBody = Type.Object({
-  documentIds: Type.Array(Type.String({ maxLength: 64 }), { minItems: 1, maxItems: 100, uniqueItems: true }),
+  documentIds: Type.Array(Id(), { minItems: 1, maxItems: 100, uniqueItems: true }),
   pipeline: Type.Optional(Pipeline),
   options: Type.Optional(Options),
 }, { additionalProperties: false })

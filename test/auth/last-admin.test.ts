@@ -80,3 +80,17 @@ test('the last admin cannot be deleted, disabled, demoted or lose users:manage (
   t.equal((await app.inject({ method: 'DELETE', url: `/users/${survivor.id}`, headers: c.headers })).statusCode, 204)
   assertErrorShape(t, await app.inject({ method: 'DELETE', url: `/users/${c.id}`, headers: c.headers }), 409, 'last_admin')
 })
+
+test('the last admin cannot get round the rule with its id in upper case (issue 18)', async (t) => {
+  const app = await build(t, { DATABASE_URL })
+  await app.db.update(users).set({ role: 'viewer' }).where(eq(users.role, 'admin'))
+  const a = await createUser(app, 'admin')
+  for (const id of [a.id.toUpperCase(), a.id.slice(0, 8).toUpperCase() + a.id.slice(8)]) {
+    for (const payload of [{ role: 'editor' }, { disabled: true }, { revokes: ['users:manage'] }]) {
+      assertErrorShape(t, await app.inject({ method: 'PATCH', url: `/users/${id}`, headers: a.headers, payload }), 409, 'last_admin')
+    }
+    assertErrorShape(t, await app.inject({ method: 'DELETE', url: `/users/${id}`, headers: a.headers }), 409, 'last_admin')
+  }
+  const admins = await app.db.select().from(users).where(eq(users.role, 'admin'))
+  t.same(admins.map(u => u.id), [a.id], 'still exactly this admin')
+})
