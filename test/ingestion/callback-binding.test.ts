@@ -6,6 +6,12 @@ import { createDocument, postCallback, callbackHeaders, eventually } from './hel
 import { signedHeaders } from '../../src/domain/ingestion-signing.js'
 import type { FastifyInstance } from 'fastify'
 
+/** The replay keys a test left (they expire by themselves, but tests clean up). */
+async function dropReplayKeys (app: FastifyInstance): Promise<void> {
+  const keys = await app.redis.keys(app.redisKey('ingestion-callback', '*'))
+  if (keys.length > 0) await app.redis.del(...keys)
+}
+
 async function setup (app: FastifyInstance) {
   const ed = await createUser(app, 'editor')
   const doc = await createDocument(app, ed.id)
@@ -36,6 +42,7 @@ test('a callback signed for one ingestion is refused on another', async (t) => {
   const ok = await postCallback(app, b, { ingestionId: b.toUpperCase(), status: 'succeeded', result: { n: 1 } })
   t.same(ok.json(), { id: b, status: 'succeeded', changed: true })
   t.equal((await read(a)).status, 'queued', 'A untouched')
+  await dropReplayKeys(app)
 })
 
 test('replay keys ignore the letter case of the id; a concurrent duplicate does not apply twice', async (t) => {
@@ -63,6 +70,7 @@ test('replay keys ignore the letter case of the id; a concurrent duplicate does 
   t.same(applied.json(), { id: id2, status: 'succeeded', changed: true })
   const events = (await read(id2)).events.map((e: { type: string }) => e.type)
   t.same(events, ['queued', 'succeeded'], 'one status change')
+  await dropReplayKeys(app)
 })
 
 test('a callback that failed with a 5xx is not remembered: the same signed request applies later', async (t) => {
@@ -85,4 +93,11 @@ test('a callback that failed with a 5xx is not remembered: the same signed reque
   t.same(again.json(), { id, status: 'succeeded', changed: true })
   t.same((await read(id)).result, { words: 7 })
   assertErrorShape(t, await app.inject({ method: 'POST', url: `/ingestions/${id}/callback`, headers, payload: raw }), 409, 'callback_replayed')
+
+  // refused while applying (succeeded -> failed): not remembered either, so the same request gets the same answer
+  const raw2 = JSON.stringify({ status: 'failed', error: 'too late' })
+  const headers2 = callbackHeaders(app, id, raw2)
+  for (let i = 0; i < 2; i++) assertErrorShape(t, await app.inject({ method: 'POST', url: `/ingestions/${id}/callback`, headers: headers2, payload: raw2 }), 409, 'invalid_transition')
+  t.equal(await app.redis.keys(app.redisKey('ingestion-callback', id, '*')).then(k => k.length), 1, 'only the applied callback is remembered')
+  await dropReplayKeys(app)
 })
