@@ -9,7 +9,10 @@ Implements the contract in Quire's API.md:
 
 Signing (both directions):
   X-Quire-Timestamp: <unix seconds>
-  X-Quire-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>
+  X-Quire-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>\n<METHOD>\n<path>\n<raw body>")>
+  <path> is the path (plus "?query", if any) of the URL the request is sent to, as the sender was
+  given it: the request-target of POST /ingest here, the path of callbackUrl for a callback. So a
+  signature is valid for one endpoint only: a callback signed for one ingestion fails on another.
 """
 import argparse
 import hashlib
@@ -23,6 +26,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -41,17 +45,24 @@ class Settings:
     callback_delay = 0.0
 
 
-def sign(secret, timestamp, raw_body):
-    mac = hmac.new(secret, f"{timestamp}.".encode() + raw_body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
+def sign(secret, timestamp, method, path, raw_body):
+    signed = f"{timestamp}\n{method.upper()}\n{path}\n".encode() + raw_body
+    return "sha256=" + hmac.new(secret, signed, hashlib.sha256).hexdigest()
 
 
-def signed_headers(raw_body):
+def signed_path(url):
+    """The part of `url` a signature covers: its path plus query (the HTTP request-target)."""
+    parts = urllib.parse.urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def signed_headers(url, raw_body):
     ts = str(int(time.time()))
-    return {"Content-Type": "application/json", "X-Quire-Timestamp": ts, "X-Quire-Signature": sign(Settings.secret, ts, raw_body)}
+    sig = sign(Settings.secret, ts, "POST", signed_path(url), raw_body)
+    return {"Content-Type": "application/json", "X-Quire-Timestamp": ts, "X-Quire-Signature": sig}
 
 
-def verify(headers, raw_body):
+def verify(headers, method, path, raw_body):
     """None when the request is authentic, else the reason it is not."""
     ts = headers.get("X-Quire-Timestamp", "")
     sig = headers.get("X-Quire-Signature", "")
@@ -59,7 +70,7 @@ def verify(headers, raw_body):
         return "missing or malformed X-Quire-Timestamp"
     if abs(time.time() - int(ts)) > MAX_SKEW_SECONDS:
         return "stale timestamp"
-    if not hmac.compare_digest(sign(Settings.secret, ts, raw_body), sig.lower()):
+    if not hmac.compare_digest(sign(Settings.secret, ts, method, path, raw_body), sig.lower()):
         return "bad signature"
     return None
 
@@ -132,7 +143,7 @@ def ingest(payload):
 def post_callback(url, body, attempts=5):
     raw = json.dumps(body).encode()
     for attempt in range(1, attempts + 1):
-        req = urllib.request.Request(url, data=raw, method="POST", headers=signed_headers(raw))
+        req = urllib.request.Request(url, data=raw, method="POST", headers=signed_headers(url, raw))
         try:
             with urllib.request.urlopen(req, timeout=30) as res:
                 log.info("callback %s -> %s", body["ingestionId"], res.status)
@@ -140,7 +151,7 @@ def post_callback(url, body, attempts=5):
         except urllib.error.HTTPError as err:
             log.warning("callback %s -> HTTP %s", body["ingestionId"], err.code)
             if err.code < 500:
-                return  # refused for good (already final, bad signature...): retrying cannot help
+                return  # refused for good (already final, replayed, bad signature...): retrying cannot help
         except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
             log.warning("callback %s failed: %s", body["ingestionId"], err)
         time.sleep(min(2 ** attempt, 30))  # a fresh timestamp and signature on the next try
@@ -192,7 +203,8 @@ class Handler(BaseHTTPRequestHandler):
         if length <= 0 or length > MAX_REQUEST_BYTES:
             return self.reply(413 if length > 0 else 400, {"error": "body missing or too large"})
         raw = self.rfile.read(length)
-        problem = verify(self.headers, raw)
+        # Signed for the request-target as Quire sent it (the path and query of its INGESTION_URL).
+        problem = verify(self.headers, "POST", self.path, raw)
         if problem is not None:
             return self.reply(401, {"error": problem})
         try:

@@ -2,8 +2,9 @@ import type { FastifyRequest } from 'fastify'
 import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { IdParam, errors } from '../../src/schemas/common.js'
 import { CallbackBody, CallbackReply } from '../../src/schemas/ingestions.js'
-import { applyCallback } from '../../src/domain/ingestions.js'
-import { MAX_SKEW_SECONDS, verifySignature } from '../../src/domain/ingestion-signing.js'
+import { applyCallback, findIngestion } from '../../src/domain/ingestions.js'
+import { MAX_SKEW_SECONDS, callbackUrl, signedPath, verifySignature } from '../../src/domain/ingestion-signing.js'
+import { claimCallback } from '../../src/domain/callback-replay.js'
 import { AppError, badRequest, conflict, notFound, unauthorized } from '../../src/lib/errors.js'
 import { isId } from '../../src/lib/ids.js'
 
@@ -12,11 +13,14 @@ const REPLAY_TTL_SECONDS = MAX_SKEW_SECONDS * 2 + 60
 
 /**
  * POST /ingestions/:id/callback — for the ingestion backend only. No bearer token: the request is
- * authenticated by `X-Quire-Signature: sha256=HMAC(INGESTION_SECRET, "<X-Quire-Timestamp>.<raw body>")`.
- * This plugin has its own JSON parser that keeps the raw bytes, since the MAC covers them exactly.
+ * authenticated by `X-Quire-Signature: sha256=HMAC(INGESTION_SECRET, "<timestamp>\nPOST\n<path>\n<raw body>")`
+ * where `<path>` is the path of the `callbackUrl` Quire gave for this ingestion, so the signature
+ * is bound to the ingestion. This plugin has its own JSON parser that keeps the raw bytes, since
+ * the MAC covers them exactly.
  */
 const callbackRoute: FastifyPluginAsyncTypebox = async (fastify) => {
   const rawBodies = new WeakMap<FastifyRequest, Buffer>()
+  const signatures = new WeakMap<FastifyRequest, string>()
   fastify.removeContentTypeParser('application/json')
   fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     const raw = body as Buffer
@@ -33,8 +37,10 @@ const callbackRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['ingestions'],
       summary: 'Callback from the ingestion backend (HMAC-signed, not for users)',
-      description: `Headers \`X-Quire-Timestamp\` (unix seconds, at most ${MAX_SKEW_SECONDS} s from our clock) and \`X-Quire-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>\`. ` +
-        'Bad or stale signature: 401 `invalid_signature`. A signature seen before: 409 `callback_replayed`. ' +
+      description: `Headers \`X-Quire-Timestamp\` (unix seconds, at most ${MAX_SKEW_SECONDS} s from our clock) and ` +
+        '`X-Quire-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>\\nPOST\\n<path>\\n<raw body>")>`, `<path>` being the path of the `callbackUrl` sent with the ingestion (so a signature is valid for this ingestion only). ' +
+        'Bad or stale signature: 401 `invalid_signature`. A signature already applied: 409 `callback_replayed`; the same signed request being applied right now: 409 `callback_in_progress` (retry it: it applies if that one failed). ' +
+        'A callback that failed (5xx) is not remembered and may be delivered again. ' +
         'Legal transitions: queued/running -> succeeded/failed. Repeating the current final status (or calling back for a cancelled ingestion) is a no-op 200 with `changed: false`; succeeded <-> failed is 409 `invalid_transition`.',
       security: [],
       params: IdParam,
@@ -44,20 +50,38 @@ const callbackRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     // Authenticate before validating, so an unsigned caller learns nothing about the body format.
     preValidation: async (request) => {
       const raw = rawBodies.get(request) ?? Buffer.alloc(0)
-      const check = verifySignature(fastify.config.INGESTION_SECRET, request.headers, raw)
+      // Ids are lower-case: the signature covers the canonical callback path, whatever case the URL used.
+      const id = (request.params as { id: string }).id.toLowerCase()
+      const target = { method: 'POST', path: signedPath(callbackUrl(fastify.config.PUBLIC_URL, encodeURIComponent(id))) }
+      const check = verifySignature(fastify.config.INGESTION_SECRET, request.headers, target, raw)
       if (!check.ok) throw unauthorized(check.reason, 'invalid_signature')
-      // Per ingestion: two callbacks with identical bodies in the same second are not replays of each other.
-      const { id } = request.params as { id: string }
-      const first = await fastify.redis.set(fastify.redisKey('ingestion-callback', id.slice(0, 64), check.signature.slice(7)), '1', 'EX', REPLAY_TTL_SECONDS, 'NX')
-      if (first !== 'OK') throw conflict('This callback was already received (replay refused)', 'callback_replayed')
+      signatures.set(request, check.signature)
     },
   }, async (request) => {
-    const { id } = request.params as { id: string }
+    const { id } = request.params
     if (!isId(id)) throw notFound('Ingestion')
     const body = request.body
-    if (body.ingestionId !== undefined && body.ingestionId !== id) throw badRequest('ingestionId does not match the URL', 'ingestion_mismatch')
-    const out = await applyCallback(fastify, id, { status: body.status, result: body.result, error: body.error })
-    request.log.info({ ingestionId: id, status: out.status, changed: out.changed }, 'ingestion callback')
+    if (body.ingestionId !== undefined && body.ingestionId.toLowerCase() !== id.toLowerCase()) throw badRequest('ingestionId does not match the URL', 'ingestion_mismatch')
+    const row = await findIngestion(fastify.db, id)
+    if (row === null) throw notFound('Ingestion')
+    // Keyed on the row's canonical id: another spelling of the same id is the same callback.
+    const key = fastify.redisKey('ingestion-callback', row.id.toLowerCase(), signatures.get(request)!.slice(7))
+    const claim = await claimCallback(fastify.redis, key, REPLAY_TTL_SECONDS)
+    if (claim.state !== 'claimed') {
+      throw claim.state === 'replayed'
+        ? conflict('This callback was already received (replay refused)', 'callback_replayed')
+        : conflict('This callback is being applied right now; retry it later', 'callback_in_progress')
+    }
+    let out: Awaited<ReturnType<typeof applyCallback>>
+    try {
+      out = await applyCallback(fastify, row.id, { status: body.status, result: body.result, error: body.error })
+    } catch (err) {
+      // Not applied: forget the claim, so the same signed request can be delivered again.
+      await claim.release().catch((e: unknown) => request.log.warn({ err: e }, 'could not release a callback claim; it expires by itself'))
+      throw err
+    }
+    await claim.commit().catch((e: unknown) => request.log.warn({ err: e, ingestionId: row.id }, 'could not record an applied callback for replay protection'))
+    request.log.info({ ingestionId: row.id, status: out.status, changed: out.changed }, 'ingestion callback')
     return out
   })
 }

@@ -1,4 +1,4 @@
-import { eq, or, sql, type SQL } from 'drizzle-orm'
+import { and, eq, isNull, or, sql, type SQL } from 'drizzle-orm'
 import type { Db } from '../db.js'
 import { documents, documentShares } from '../../drizzle/schema/index.js'
 import type { Principal } from './auth-state.js'
@@ -161,4 +161,15 @@ export async function requireDocument (db: Db, actor: Actor, id: string, need: N
   if (need === 'write' && !found.canWrite) throw forbidden('You may read this document but not change it')
   if (need === 'share' && !found.canShare) throw forbidden('Only the owner may share this document')
   return found
+}
+
+/**
+ * SQL rendering of `isReadable(accessOf(...), trashed)`: the documents that are there for `actor`
+ * at all, trash included (a trashed one only for those who may restore it). For queries over
+ * rows that belong to a document (ingestions), so they follow the document rule exactly.
+ */
+export function readableCondition (actor: Actor): SQL | undefined {
+  if (!actor.can('documents:read')) return sql`false`
+  if (actor.can('documents:manage')) return undefined
+  return and(visibleCondition(actor), or(isNull(documents.deletedAt), writableCondition(actor)))
 }

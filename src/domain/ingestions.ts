@@ -5,7 +5,7 @@ import { auditEvents, documents, ingestionEvents, ingestions } from '../../drizz
 import { newId, isId } from '../lib/ids.js'
 import { AppError, badRequest, conflict, forbidden, notFound, unavailable } from '../lib/errors.js'
 import type { Principal } from './auth-state.js'
-import { DOCUMENT_COLUMNS, loadDocumentFor, toDocumentRow, visibleCondition, type DocumentRow, type RawDocumentRow } from './document-access.js'
+import { DOCUMENT_COLUMNS, isReadable, loadDocumentFor, readableCondition, toDocumentRow, type DocumentRow, type RawDocumentRow } from './document-access.js'
 import { eventsChannel, publishStatus } from './ingestion-events.js'
 import { JOB_RETENTION } from '../jobs/types.js'
 import { AUDIT_COLUMNS, auditValues, type AuditEntry } from './audit.js'
@@ -477,16 +477,21 @@ async function deleteRows (app: FastifyInstance, ids: string[], auditIds: number
   }
 }
 
-/** An ingestion the actor may see (ingestions:manage sees all; others need the document visible); `canWrite`: may cancel or retry it. */
+/**
+ * An ingestion the actor may see: ingestions:manage sees all; anyone else exactly when its document
+ * is there for them (the document rule, trash included: `isReadable`, as `readableCondition` in
+ * lists). `canWrite`: may cancel or retry it.
+ */
 export async function loadIngestionFor (app: FastifyInstance, actor: Actor, id: string): Promise<{ row: IngestionRow, canWrite: boolean } | null> {
   const row = await findIngestion(app.db, id)
   if (row === null) return null
   const manage = actor.can('ingestions:manage')
   const access = await loadDocumentFor(app.db, actor, row.documentId, 'any')
-  if (access === null && !manage) return null
+  const visible = access !== null && isReadable(access, access.doc.deletedAt !== null)
+  if (!visible && !manage) return null
   // Without ingestions:manage, only your own ingestions ("cancel/retry anyone's" is manage's),
   // and only while you may still trigger on the document.
-  return { row, canWrite: manage || (row.requestedBy === actor.id && actor.can('ingestions:trigger') && access?.canWrite === true) }
+  return { row, canWrite: manage || (row.requestedBy === actor.id && actor.can('ingestions:trigger') && visible && access.canWrite) }
 }
 
 async function loadForWrite (app: FastifyInstance, actor: Actor, id: string): Promise<IngestionRow> {
@@ -566,7 +571,7 @@ export function decodeCursor (cursor: string): string {
 
 export interface ListQuery { documentId?: string, status?: string, limit: number, cursor?: string }
 
-/** Ingestions of documents the actor can see (all of them with ingestions:manage), newest first. */
+/** Ingestions of documents that are there for the actor (the rule of loadIngestionFor, in SQL), newest first. */
 export async function listIngestions (db: Db, actor: Actor, q: ListQuery): Promise<{ items: IngestionDto[], nextCursor: string | null }> {
   const where: Array<SQL | undefined> = []
   if (q.cursor !== undefined) where.push(lt(ingestions.id, decodeCursor(q.cursor)))
@@ -576,7 +581,7 @@ export async function listIngestions (db: Db, actor: Actor, q: ListQuery): Promi
   if (actor.can('ingestions:manage')) {
     rows = await db.select().from(ingestions).where(and(...where)).orderBy(desc(ingestions.id)).limit(q.limit + 1)
   } else {
-    where.push(visibleCondition(actor))
+    where.push(readableCondition(actor))
     const joined = await db.select({ i: ingestions }).from(ingestions).innerJoin(documents, eq(documents.id, ingestions.documentId))
       .where(and(...where)).orderBy(desc(ingestions.id)).limit(q.limit + 1)
     rows = joined.map(r => r.i)

@@ -8,7 +8,7 @@ import {
   DISPATCH_JOB, armCallbackTimeout, findIngestion, note, openAttempt, setLastError, transition,
   type DispatchData, type IngestionRow, type Transition,
 } from '../domain/ingestions.js'
-import { signedHeaders } from '../domain/ingestion-signing.js'
+import { callbackUrl, signedHeaders, signedPath } from '../domain/ingestion-signing.js'
 
 type Outcome =
   | { kind: 'succeeded', result: unknown, line: string }
@@ -24,7 +24,7 @@ async function payloadFor (app: FastifyInstance, row: IngestionRow, doc: Documen
     ingestionId: row.id,
     pipeline: row.pipeline,
     options: row.options ?? {},
-    callbackUrl: `${app.config.PUBLIC_URL.replace(/\/+$/, '')}/ingestions/${row.id}/callback`,
+    callbackUrl: callbackUrl(app.config.PUBLIC_URL, row.id),
     document: {
       id: doc.id,
       title: doc.title,
@@ -40,7 +40,8 @@ async function payloadFor (app: FastifyInstance, row: IngestionRow, doc: Documen
 
 const snippet = (s: string): string => s.replace(/\s+/g, ' ').trim().slice(0, 300)
 
-interface BackendAnswer { status: number, text: string }
+/** `truncated`: the body went past the cap and was not read further (`text` holds what was read). */
+interface BackendAnswer { status: number, text: string, truncated: boolean }
 
 class BackendTimeout extends Error {}
 
@@ -49,8 +50,12 @@ class BackendTimeout extends Error {}
 // undici's fetch cost the worker ~1.7 ms of CPU per call, a third of a whole dispatch.
 const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) }
 
-/** POSTs `body`, reads the whole answer as text; redirects are not followed. */
-async function post (target: URL, headers: Record<string, string>, body: string, timeoutMs: number): Promise<BackendAnswer> {
+/**
+ * POSTs `body`, reads the answer as text; redirects are not followed. At most `maxBytes` of the
+ * answer are read: past that the connection is dropped, so a huge or endless body costs neither
+ * memory nor the whole timeout.
+ */
+async function post (target: URL, headers: Record<string, string>, body: string, timeoutMs: number, maxBytes: number): Promise<BackendAnswer> {
   const client = target.protocol === 'https:' ? https : http
   return await new Promise<BackendAnswer>((resolve, reject) => {
     let timedOut = false
@@ -61,8 +66,21 @@ async function post (target: URL, headers: Record<string, string>, body: string,
       headers: { ...headers, 'content-length': Buffer.byteLength(body) },
     }, (res) => {
       const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => { clearTimeout(timer); resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }) })
+      let size = 0
+      const answer = (truncated: boolean): BackendAnswer => ({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), truncated })
+      res.on('data', (c: Buffer) => {
+        if (size + c.length > maxBytes) {
+          chunks.push(c.subarray(0, maxBytes - size))
+          clearTimeout(timer)
+          res.removeAllListeners('data')
+          resolve(answer(true))
+          req.destroy()
+          return
+        }
+        size += c.length
+        chunks.push(c)
+      })
+      res.on('end', () => { clearTimeout(timer); resolve(answer(false)) })
       res.on('error', fail)
     })
     // The whole exchange, answer body included, must fit in the timeout.
@@ -78,7 +96,9 @@ async function callBackend (app: FastifyInstance, row: IngestionRow, body: strin
   const timeout = app.config.INGESTION_TIMEOUT_MS
   let res: BackendAnswer
   try {
-    res = await post(new URL(app.config.INGESTION_URL), { 'content-type': 'application/json', 'idempotency-key': row.id, ...signedHeaders(app.config.INGESTION_SECRET, body) }, body, timeout)
+    const target = new URL(app.config.INGESTION_URL)
+    const signed = signedHeaders(app.config.INGESTION_SECRET, { method: 'POST', path: signedPath(target) }, body)
+    res = await post(target, { 'content-type': 'application/json', 'idempotency-key': row.id, ...signed }, body, timeout, app.config.BODY_LIMIT)
   } catch (err) {
     const ms = Date.now() - started
     if (err instanceof BackendTimeout) return { kind: 'transient', error: `timed out after ${timeout} ms`, line: `no answer within ${timeout} ms (timeout)` }
@@ -89,6 +109,11 @@ async function callBackend (app: FastifyInstance, row: IngestionRow, body: strin
   const text = res.text
   const ms = Date.now() - started
   const line = `HTTP ${res.status} in ${ms} ms`
+  // A 2xx is only as good as its body, which we refused to read whole: the backend broke the contract.
+  if (res.truncated && res.status >= 200 && res.status < 300) {
+    const error = `backend answered ${res.status} with a body larger than ${app.config.BODY_LIMIT} bytes (BODY_LIMIT); the rest was not read`
+    return { kind: 'permanent', error, line: `${line}: answer body over ${app.config.BODY_LIMIT} bytes, read aborted` }
+  }
   if (res.status === 202) return { kind: 'accepted', line: `${line}: accepted, waiting for the callback` }
   if (res.status >= 200 && res.status < 300) {
     let parsed: { status?: unknown, result?: unknown, error?: unknown } | null = null

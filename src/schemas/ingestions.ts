@@ -44,7 +44,7 @@ export const IdempotencyHeaders = Type.Object({
 })
 
 export const CallbackBody = Type.Object({
-  ingestionId: Type.Optional(Type.String({ description: 'when given, must match the URL' })),
+  ingestionId: Type.Optional(Type.String({ description: 'when given, must name the ingestion of the URL (else 400 ingestion_mismatch)' })),
   status: Type.Union([Type.Literal('succeeded'), Type.Literal('failed')]),
   result: Type.Optional(Type.Unknown()),
   error: Type.Optional(Type.String({ maxLength: 10000 })),

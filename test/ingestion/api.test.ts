@@ -3,9 +3,8 @@ import { eq } from 'drizzle-orm'
 import { build, createUser, assertErrorShape, TEST_REDIS_URL } from '../helper.js'
 import { proxyFor } from '../tcp-proxy.js'
 import { ingestions } from '../../drizzle/schema/index.js'
-import { createDocument, share, postCallback, randomKey, ingestionRow } from './helpers.js'
+import { createDocument, share, postCallback, callbackHeaders, randomKey, ingestionRow } from './helpers.js'
 import { recoverIngestions } from '../../src/domain/ingestions.js'
-import { signedHeaders } from '../../src/domain/ingestion-signing.js'
 
 test('permissions: viewers cannot trigger, editors only on writable documents, reads follow visibility', async (t) => {
   const app = await build(t)
@@ -173,7 +172,7 @@ test('callback: signature, timestamp, replay, transitions, idempotence, late cal
   assertErrorShape(t, await app.inject({ method: 'POST', url: `/ingestions/${id}/callback`, headers: { 'content-type': 'application/json' }, payload: '{"status":' }), 400, 'invalid_json')
   // a valid callback; the same headers over other bytes; the exact request again
   const sent = JSON.stringify({ status: 'failed' })
-  const headers = { 'content-type': 'application/json', ...signedHeaders(app.config.INGESTION_SECRET, sent) }
+  const headers = callbackHeaders(app, id, sent)
   const good = await app.inject({ method: 'POST', url: `/ingestions/${id}/callback`, headers, payload: sent })
   t.equal(good.statusCode, 200, 'valid callback accepted')
   t.same(good.json(), { id, status: 'failed', changed: true })

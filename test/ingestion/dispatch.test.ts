@@ -10,6 +10,9 @@ import { createDocument, scriptedBackend, json, waitForStatus, postCallback, ope
 // One scripted backend for the whole file: each ingestion's `options.script` says how to answer
 // its n-th request ('500', '200', '400', '202', 'hang').
 const seen = new Map<string, number>()
+// bytes written per ingestion by the endless/huge answers, and the ones whose client hung up
+const endless = new Map<string, number>()
+const closed = new Set<string>()
 const backend = await scriptedBackend(async (req, _n, res) => {
   const id: string = req.body.ingestionId
   const n = (seen.get(id) ?? 0) + 1
@@ -17,6 +20,24 @@ const backend = await scriptedBackend(async (req, _n, res) => {
   const script: string[] = req.body.options?.script ?? ['200']
   const step = script[Math.min(n, script.length) - 1] ?? '200'
   if (step === 'hang') return // never answers: the worker's timeout fires
+  if (step === 'endless200' || step === 'huge500') {
+    // A 2xx whose body never ends, or a 5xx with a 4 MiB body: written until the client hangs up.
+    res.writeHead(step === 'endless200' ? 200 : 500, { 'content-type': 'application/json' })
+    const chunk = Buffer.alloc(64 * 1024, 0x20)
+    let sent = 0
+    const limit = step === 'endless200' ? Infinity : 4 * 1024 * 1024
+    const more = (): void => {
+      while (!res.destroyed && sent < limit) {
+        sent += chunk.length
+        endless.set(id, sent)
+        if (!res.write(chunk)) { res.once('drain', more); return }
+      }
+      if (!res.destroyed) res.end()
+    }
+    res.on('close', () => closed.add(id))
+    more()
+    return
+  }
   if (step === 'slow500') await new Promise(resolve => setTimeout(resolve, 300))
   if (step === '200') return json(res, 200, { status: 'succeeded', result: { echo: id, n } })
   if (step === '202') return json(res, 202, { status: 'accepted' })
@@ -65,8 +86,8 @@ t.test('500 twice then 200: succeeded after 3 attempts, each recorded; the reque
   t.equal(req.headers['idempotency-key'], id)
   t.equal(req.headers['content-type'], 'application/json')
   const ts = req.headers['x-quire-timestamp'] as string
-  const expected = 'sha256=' + createHmac('sha256', app.config.INGESTION_SECRET).update(`${ts}.${req.raw.toString()}`).digest('hex')
-  t.equal(req.headers['x-quire-signature'], expected, 'HMAC over timestamp.rawBody')
+  const expected = 'sha256=' + createHmac('sha256', app.config.INGESTION_SECRET).update(`${ts}\nPOST\n/ingest\n${req.raw.toString()}`).digest('hex')
+  t.equal(req.headers['x-quire-signature'], expected, 'HMAC over timestamp, method, path and raw body')
   t.match(req.body, {
     ingestionId: id,
     pipeline: 'test',
@@ -184,4 +205,23 @@ t.test('SSE: a client receives status changes until the final one', async (t) =>
   const hidden = openSse(`http://127.0.0.1:${port}`, id, stranger.headers)
   t.equal(await hidden.status, 404)
   await hidden.done
+})
+
+t.test('a huge or endless answer body: read up to BODY_LIMIT, then the connection is dropped', async (t) => {
+  const started = Date.now()
+  const id = await trigger(['endless200', '200'])
+  const ing = await waitForStatus(app, ed.headers, id, ['succeeded', 'failed'])
+  t.equal(ing.status, 'failed', 'a 2xx we could not read whole is a permanent failure')
+  t.equal(ing.attempts, 1, 'not retried')
+  t.match(ing.lastError, /backend answered 200 with a body larger than 1048576 bytes \(BODY_LIMIT\)/)
+  t.match(ing.events.find((e: { type: string }) => e.type === 'attempt').message, /HTTP 200 in \d+ ms: answer body over 1048576 bytes, read aborted/)
+  t.ok(Date.now() - started < 5000, 'well before any timeout')
+  await eventually(async () => closed.has(id), 5000, 20)
+  t.ok(endless.get(id)! < 64 * 1024 * 1024, `the backend stopped after ${endless.get(id)} bytes`)
+  // a 5xx with a huge body is still a 5xx: retried, its error a snippet of what was read
+  const id2 = await trigger(['huge500', '200'])
+  const ok = await waitForStatus(app, ed.headers, id2, ['succeeded', 'failed'])
+  t.equal(ok.status, 'succeeded')
+  t.equal(ok.attempts, 2)
+  t.match(ok.events.find((e: { type: string }) => e.type === 'attempt').message, /HTTP 500/)
 })

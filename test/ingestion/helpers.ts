@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { eq } from 'drizzle-orm'
 import { documents, documentShares, ingestions } from '../../drizzle/schema/index.js'
 import { newId } from '../../src/lib/ids.js'
-import { signedHeaders } from '../../src/domain/ingestion-signing.js'
+import { callbackUrl, signedHeaders, signedPath } from '../../src/domain/ingestion-signing.js'
 
 export const ROOT = new URL('../..', import.meta.url).pathname
 
@@ -135,10 +135,16 @@ export async function startPython (secret: string, extra: string[] = []): Promis
   }
 }
 
-/** POSTs a callback signed like the backend would (or with `tamper` applied to the headers). */
-export async function postCallback (app: FastifyInstance, id: string, body: unknown, opts: { secret?: string, headers?: Record<string, string>, now?: number } = {}) {
+/** The headers the backend sends with a callback for ingestion `signedFor` (signed for its callbackUrl). */
+export function callbackHeaders (app: FastifyInstance, signedFor: string, raw: string, opts: { secret?: string, now?: number } = {}): Record<string, string> {
+  const target = { method: 'POST', path: signedPath(callbackUrl(app.config.PUBLIC_URL, signedFor)) }
+  return { 'content-type': 'application/json', ...signedHeaders(opts.secret ?? app.config.INGESTION_SECRET, target, raw, opts.now) }
+}
+
+/** POSTs a callback signed like the backend would (for `opts.signedFor`, default `id`; `opts.headers` override). */
+export async function postCallback (app: FastifyInstance, id: string, body: unknown, opts: { secret?: string, headers?: Record<string, string>, now?: number, signedFor?: string } = {}) {
   const raw = JSON.stringify(body)
-  const headers = { 'content-type': 'application/json', ...signedHeaders(opts.secret ?? app.config.INGESTION_SECRET, raw, opts.now), ...opts.headers }
+  const headers = { ...callbackHeaders(app, opts.signedFor ?? id, raw, opts), ...opts.headers }
   return await app.inject({ method: 'POST', url: `/ingestions/${id}/callback`, headers, payload: raw })
 }
 

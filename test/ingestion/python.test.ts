@@ -1,8 +1,13 @@
 import t from 'tap'
+import { createHmac } from 'node:crypto'
+import { createServer } from 'node:http'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
 import { buildApp } from '../../src/build.js'
 import { startWorkers } from '../../src/worker-runner.js'
 import { testConfig, createUser } from '../helper.js'
-import { createDocument, startPython, waitForStatus, freePort } from './helpers.js'
+import { createDocument, startPython, waitForStatus, freePort, eventually } from './helpers.js'
+import { signedHeaders, verifySignature } from '../../src/domain/ingestion-signing.js'
 
 // End to end: the real Python reference service as a child process, a real worker in-process and
 // the API on a real port, so the service downloads through the signed URL and calls back.
@@ -61,4 +66,51 @@ t.test('a sha256 mismatch is a permanent failure (422, no retry)', async (t) => 
   t.equal(ing.status, 'failed')
   t.equal(ing.attempts, 1)
   t.match(ing.lastError, /422.*sha256 mismatch/)
+})
+
+t.test('contract: requests to the service are signed over timestamp, method, path and body', async (t) => {
+  const raw = JSON.stringify({ ingestionId: 'x' })
+  const path = new URL(py.url).pathname
+  const send = async (headers: Record<string, string>) => await fetch(py.url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: raw })
+  const good = await send(signedHeaders(config.INGESTION_SECRET, { method: 'POST', path }, raw))
+  t.equal(good.status, 400, 'authentic (then refused as an invalid payload)')
+  t.equal((await send(signedHeaders(config.INGESTION_SECRET, { method: 'POST', path: '/elsewhere' }, raw))).status, 401, 'signed for another path')
+  t.equal((await send(signedHeaders(config.INGESTION_SECRET, { method: 'PUT', path }, raw))).status, 401, 'signed for another method')
+  const ts = String(Math.floor(Date.now() / 1000))
+  const legacy = 'sha256=' + createHmac('sha256', config.INGESTION_SECRET).update(`${ts}.${raw}`).digest('hex')
+  t.equal((await send({ 'x-quire-timestamp': ts, 'x-quire-signature': legacy })).status, 401, 'the old "<timestamp>.<body>" scheme')
+})
+
+t.test('contract: the service signs its callback for the path (and query) of callbackUrl', async (t) => {
+  const got: Array<{ url: string, headers: Record<string, string | string[] | undefined>, raw: Buffer }> = []
+  const quire = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      if (req.method === 'GET') { res.writeHead(404).end(); return } // the download: refused, so a "failed" callback comes
+      got.push({ url: req.url!, headers: req.headers, raw: Buffer.concat(chunks) })
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}')
+    })
+  })
+  quire.listen(0, '127.0.0.1')
+  await once(quire, 'listening')
+  t.teardown(() => { quire.close() })
+  const base = `http://127.0.0.1:${(quire.address() as AddressInfo).port}`
+  const payload = JSON.stringify({
+    ingestionId: 'cb-test',
+    pipeline: 'default',
+    options: { async: true },
+    callbackUrl: `${base}/api/ingestions/cb-test/callback?tenant=a`,
+    document: { id: 'd', downloadUrl: `${base}/dl`, size: 1, sha256: '0'.repeat(64) },
+  })
+  const res = await fetch(py.url, { method: 'POST', headers: { 'content-type': 'application/json', ...signedHeaders(config.INGESTION_SECRET, { method: 'POST', path: new URL(py.url).pathname }, payload) }, body: payload })
+  t.equal(res.status, 202)
+  await eventually(async () => got.length > 0, 10000)
+  const cb = got[0]!
+  t.equal(cb.url, '/api/ingestions/cb-test/callback?tenant=a')
+  t.match(JSON.parse(cb.raw.toString()), { ingestionId: 'cb-test', status: 'failed', error: /download refused with HTTP 404/ })
+  const target = { method: 'POST', path: '/api/ingestions/cb-test/callback?tenant=a' }
+  const check = verifySignature(config.INGESTION_SECRET, cb.headers, target, cb.raw)
+  t.ok(check.ok, 'signed for its own URL')
+  t.notOk(verifySignature(config.INGESTION_SECRET, cb.headers, { method: 'POST', path: '/api/ingestions/other/callback?tenant=a' }, cb.raw).ok, 'and for no other')
 })
