@@ -2,6 +2,7 @@
  * Operator commands that work without the HTTP API (a plain MySQL connection; Redis only to make a
  * promotion visible to running API processes at once):
  *   npm run cli -- create-admin --email a@b.c [--name 'Ada'] [--promote] [--password-stdin]
+ *   npm run cli -- ensure-bucket [--wait <seconds>]   (S3: creates S3_BUCKET if it does not exist)
  * The password never goes on the command line (npm echoes it): it comes from stdin
  * (--password-stdin), from $ADMIN_PASSWORD, or from a prompt that does not echo.
  * Every change is audited with the actor `cli`.
@@ -21,7 +22,9 @@ import { createRedis, waitReady } from './redis.js'
 const USAGE = `usage: npm run cli -- create-admin --email <email> [--name <name>] [--promote] [--password-stdin]
   password: read from stdin with --password-stdin, else $ADMIN_PASSWORD, else asked at a prompt
             (${PASSWORD_MIN}..${PASSWORD_MAX} characters; never pass it as an argument: npm prints the command line)
-  --promote: when a user with this email exists, make it an admin (its password is left as it is)`
+  --promote: when a user with this email exists, make it an admin (its password is left as it is)
+       npm run cli -- ensure-bucket [--wait <seconds>]
+  creates S3_BUCKET at S3_ENDPOINT unless it exists; retries while the server is not up yet (default 60 s)`
 
 /** The actor recorded in audit rows for operator commands. */
 const CLI_ACTOR = 'cli'
@@ -126,10 +129,53 @@ async function createAdminCommand (args: string[]): Promise<void> {
   }
 }
 
+const S3Settings = Type.Pick(ConfigSchema, ['S3_BUCKET', 'S3_REGION', 'S3_ENDPOINT', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY', 'S3_FORCE_PATH_STYLE'])
+
+/** For docker compose and fresh S3-compatible servers: the bucket, made once, idempotently. */
+async function ensureBucketCommand (args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { wait: { type: 'string', default: '60' } }, strict: true })
+  const waitSeconds = Number(values.wait)
+  if (!Number.isInteger(waitSeconds) || waitSeconds < 0) fail(`--wait must be a whole number of seconds\n${USAGE}`)
+  const raw: Record<string, unknown> = {}
+  for (const k of Object.keys(S3Settings.properties)) if (process.env[k] !== undefined && process.env[k] !== '') raw[k] = process.env[k]
+  const config = Value.Default(S3Settings, Value.Convert(S3Settings, raw))
+  if (!Value.Check(S3Settings, config)) fail(`bad configuration: ${[...Value.Errors(S3Settings, config)].map(e => `${e.path.slice(1)}: ${e.message}`).join('; ')}`)
+  const { S3Client, HeadBucketCommand, CreateBucketCommand } = await import('@aws-sdk/client-s3')
+  const client = new S3Client({
+    region: config.S3_REGION,
+    forcePathStyle: config.S3_FORCE_PATH_STYLE,
+    ...(config.S3_ENDPOINT !== '' ? { endpoint: config.S3_ENDPOINT } : {}),
+    ...(config.S3_ACCESS_KEY_ID !== '' ? { credentials: { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY } } : {}),
+  })
+  const deadline = Date.now() + waitSeconds * 1000
+  try {
+    for (;;) {
+      try {
+        await client.send(new HeadBucketCommand({ Bucket: config.S3_BUCKET }))
+        console.log(`bucket ${config.S3_BUCKET} exists`)
+        return
+      } catch (err) {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode
+        if (status === 404) {
+          await client.send(new CreateBucketCommand({ Bucket: config.S3_BUCKET }))
+          console.log(`bucket ${config.S3_BUCKET} created`)
+          return
+        }
+        if (status === 403) fail(`S3 refused the credentials for bucket ${config.S3_BUCKET} (403): check S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY`)
+        if (Date.now() >= deadline) fail(`S3 at ${config.S3_ENDPOINT || 'AWS'} did not answer in ${waitSeconds} s: ${(err as Error).message}`)
+        await new Promise(resolve => setTimeout(resolve, 1000))
+      }
+    }
+  } finally {
+    client.destroy()
+  }
+}
+
 loadDotEnv()
 const [command, ...rest] = process.argv.slice(2)
 try {
   if (command === 'create-admin') await createAdminCommand(rest)
+  else if (command === 'ensure-bucket') await ensureBucketCommand(rest)
   else fail(command === undefined ? USAGE : `unknown command "${command}"\n${USAGE}`)
 } catch (err) {
   console.error(err instanceof CliError ? err.message : `error: ${(err as Error).message}`)

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { startFauxqs } from 'fauxqs'
 import { test } from 'tap'
 import { and, eq } from 'drizzle-orm'
 import { auditEvents, users } from '../drizzle/schema/index.js'
@@ -73,4 +74,19 @@ test('create-admin --promote makes an existing user an admin, at once for runnin
   const twice = await cli(['create-admin', '--email', editor.email, '--promote'], { env: { REDIS_PREFIX: app.config.REDIS_PREFIX } })
   t.equal(twice.code, 0)
   t.match(twice.stdout, /already an admin/)
+})
+
+test('ensure-bucket creates the S3 bucket once, then finds it', async (t) => {
+  const server = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false })
+  t.teardown(async () => await server.stop())
+  const env = { S3_ENDPOINT: `http://127.0.0.1:${server.port}`, S3_BUCKET: 'quire-ensure', S3_ACCESS_KEY_ID: 'test', S3_SECRET_ACCESS_KEY: 'test' }
+  const first = await cli(['ensure-bucket', '--wait', '5'], { env })
+  t.equal(first.code, 0, first.stderr)
+  t.match(first.stdout, /bucket quire-ensure created/)
+  const second = await cli(['ensure-bucket'], { env })
+  t.equal(second.code, 0, second.stderr)
+  t.match(second.stdout, /bucket quire-ensure exists/)
+  const down = await cli(['ensure-bucket', '--wait', '1'], { env: { ...env, S3_ENDPOINT: 'http://127.0.0.1:1' } })
+  t.equal(down.code, 1, 'a server that never answers: exit 1 with a message')
+  t.match(down.stderr, /did not answer in 1 s/)
 })
