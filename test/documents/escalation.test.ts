@@ -53,3 +53,37 @@ t.test('an owner without documents:share cannot publish, on PATCH or at creation
   const asPrivate = await upload(app, owner.headers, { filename: 'r.txt', data: 'mine too' }, [['visibility', 'private']])
   t.equal(asPrivate.statusCode, 201)
 })
+
+t.test('GET /documents/:id/shares pages like every list: ?limit&cursor -> {items, nextCursor}', async (t) => {
+  const app = await buildWith(t, 'local')
+  const owner = await createUser(app, 'editor')
+  const friends = await Promise.all(Array.from({ length: 5 }, async () => await createUser(app, 'viewer')))
+  const doc = (await upload(app, owner.headers, { filename: 'many.txt', data: 'shared widely' })).json()
+  for (const f of friends) {
+    t.equal((await app.inject({ method: 'PUT', url: `/documents/${doc.id}/shares/${f.id}`, headers: owner.headers, payload: { access: 'read' } })).statusCode, 200)
+  }
+  const seen: string[] = []
+  let cursor: string | null = null
+  let pages = 0
+  do {
+    const res = await app.inject({ url: `/documents/${doc.id}/shares?limit=2${cursor !== null ? `&cursor=${cursor}` : ''}`, headers: owner.headers })
+    t.equal(res.statusCode, 200)
+    const body = res.json() as { items: Array<{ userId: string, access: string, createdAt: string }>, nextCursor: string | null }
+    t.same(Object.keys(body).sort(), ['items', 'nextCursor'])
+    t.ok(body.items.length <= 2)
+    seen.push(...body.items.map(i => i.userId))
+    cursor = body.nextCursor
+    pages++
+  } while (cursor !== null && pages < 10)
+  t.equal(pages, 3, '5 shares, 2 per page')
+  t.same(seen, friends.map(f => f.id).sort(), 'every share once, by user id')
+  // default page and the bounds every list has
+  const all = (await app.inject({ url: `/documents/${doc.id}/shares`, headers: owner.headers })).json()
+  t.equal(all.items.length, 5)
+  t.equal(all.nextCursor, null)
+  assertErrorShape(t, await app.inject({ url: `/documents/${doc.id}/shares?cursor=garbage!`, headers: owner.headers }), 400, 'invalid_cursor')
+  assertErrorShape(t, await app.inject({ url: `/documents/${doc.id}/shares?limit=0`, headers: owner.headers }), 400, 'validation_failed')
+  assertErrorShape(t, await app.inject({ url: `/documents/${doc.id}/shares?limit=101`, headers: owner.headers }), 400, 'validation_failed')
+  // still the sharer's list only
+  assertErrorShape(t, await app.inject({ url: `/documents/${doc.id}/shares`, headers: friends[0]!.headers }), 403, 'forbidden')
+})
