@@ -70,7 +70,7 @@ export default fp(async (fastify) => {
       for (const sid of msg.sids) for (const w of [...(bySession.get(String(sid)) ?? [])]) end(w)
     }
     if (typeof msg.uid === 'string') {
-      for (const set of bySession.values()) for (const w of [...set]) if (w.principal.id === msg.uid) void verify(w)
+      for (const set of bySession.values()) for (const w of [...set]) if (w.principal.id === msg.uid) verify(w).catch(() => undefined)
     }
   }
 
@@ -95,7 +95,7 @@ export default fp(async (fastify) => {
   }
 
   const sweep = setInterval(() => {
-    for (const set of bySession.values()) for (const w of [...set]) void verify(w)
+    for (const set of bySession.values()) for (const w of [...set]) verify(w).catch(() => undefined)
   }, SWEEP_MS)
   sweep.unref()
 
@@ -106,7 +106,7 @@ export default fp(async (fastify) => {
       if (set === undefined) bySession.set(w.principal.sid, set = new Set())
       set.add(w)
       // A revocation published between the request's authentication and the subscription: caught here.
-      void verify(w)
+      verify(w).catch(() => undefined)
       return () => remove(w)
     },
     get size () {

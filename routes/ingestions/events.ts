@@ -26,7 +26,8 @@ const ingestionEvents: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Stream status changes (text/event-stream) until a final status',
       params: IdParam,
       produces: ['text/event-stream'],
-      response: { 200: Type.String({ description: 'event: status\\ndata: {"id","status","type","message","at"}' }), ...authErrors, ...errors(404) },
+      description: 'Ends after a final status, or with `event: revoked` (data `{"code":"token_revoked","message"}`) as soon as the session is revoked or the user loses access.',
+      response: { 200: Type.String({ description: 'event: status\\ndata: {"id","status","type","message","at"}; event: revoked\\ndata: {"code","message"}' }), ...authErrors, ...errors(404) },
     },
   }, async (request, reply) => {
     const found = await loadIngestionFor(fastify, request.user, request.params.id)
@@ -35,13 +36,14 @@ const ingestionEvents: FastifyPluginAsyncTypebox = async (fastify) => {
     const res = reply.raw
     let ended = false
     let started = false
-    let heartbeat: NodeJS.Timeout | undefined
+    // assigned once the stream starts; `finish` may run before that
+    let heartbeat: NodeJS.Timeout | null = null
     let unsubscribe = (): void => {}
     let unwatch = (): void => {}
     const finish = (): void => {
       if (ended) return
       ended = true
-      clearInterval(heartbeat)
+      if (heartbeat !== null) clearInterval(heartbeat)
       unsubscribe()
       unwatch()
       open.delete(res)

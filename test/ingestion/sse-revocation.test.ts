@@ -2,7 +2,7 @@ import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { build, createUser, testConfig, type TestUser } from '../helper.js'
 import { createSession } from '../../src/domain/sessions.js'
@@ -14,7 +14,7 @@ import { createDocument, eventually } from './helpers.js'
 
 interface Stream { text: () => string, ended: Promise<number>, isEnded: () => boolean, close: () => void }
 
-async function twoApis (t: Parameters<Parameters<typeof test>[1]>[0]) {
+async function twoApis (t: Test) {
   const shared = testConfig()
   const same = { REDIS_PREFIX: shared.REDIS_PREFIX, STORAGE_DIR: shared.STORAGE_DIR }
   const a = await build(t, same)
@@ -56,7 +56,7 @@ async function openStream (base: string, id: string, token: string): Promise<Str
 }
 
 /** Runs `revoke`, then expects the stream to end within `ms`, with an `event: revoked` before it. */
-async function expectEnds (t: { ok: (v: unknown, m?: string) => void, match: (v: unknown, p: RegExp, m?: string) => void }, stream: Stream, revoke: () => Promise<unknown>, what: string, ms = 3000): Promise<void> {
+async function expectEnds (t: Test, stream: Stream, revoke: () => Promise<unknown>, what: string, ms = 3000): Promise<void> {
   const t0 = Date.now()
   await revoke()
   const at = await Promise.race([stream.ended, sleep(ms).then(() => null)])
