@@ -53,6 +53,10 @@ export const ConfigSchema = Type.Object({
   WORKER_LOCK_MS: Type.Integer({ minimum: 1000, default: 30000, description: 'BullMQ job lock; a crashed worker\'s jobs are picked up again after about this long' }),
   WORKER_METRICS_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 0, description: 'worker process: serve GET /metrics (job outcomes, event loop, DB pool) on this port of HOST; 0 = off' }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10000 }),
+  HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 20000, description: 'a client must have sent its complete request headers within this long (408 and close)' }),
+  HTTP_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 120000, description: 'a socket with no byte in either direction for this long is closed (a stalled body, a client that stopped reading); 0 = off' }),
+  HTTP_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 3600000, description: 'the whole request (headers and body) must have arrived within this long; a generous cap for large uploads; 0 = off' }),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 72000, description: 'an idle keep-alive connection is closed after this long (above the load balancer\'s own idle timeout)' }),
 })
 
 export type Config = Static<typeof ConfigSchema>

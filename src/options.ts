@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import type { FastifySchema, FastifySchemaCompiler, FastifyServerOptions } from 'fastify'
-import type { IncomingMessage } from 'node:http'
+import type { FastifyHttpOptions, FastifySchema, FastifySchemaCompiler, FastifyServerOptions } from 'fastify'
+import type { IncomingMessage, Server } from 'node:http'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import type { Config } from './config.js'
 import { sendError, toErrorBody } from './lib/error-reply.js'
@@ -27,7 +27,7 @@ function buildValidator (externalSchemas: unknown, ajvOptions: unknown): Fastify
 const SANE_ID = /^[\w.:@-]{1,128}$/
 
 /** Fastify server options shared by the API, the worker and the tests. */
-export function serverOptions (config: Config, extra: Partial<FastifyServerOptions> = {}): FastifyServerOptions {
+export function serverOptions (config: Config, extra: Partial<FastifyServerOptions> = {}): FastifyHttpOptions<Server> {
   return {
     logger: {
       level: config.LOG_LEVEL,
@@ -56,6 +56,19 @@ export function serverOptions (config: Config, extra: Partial<FastifyServerOptio
     },
     routerOptions: { maxParamLength: 2048 },
     forceCloseConnections: 'idle',
+    // Slow clients cannot hold sockets: headers must arrive within HTTP_HEADERS_TIMEOUT_MS, a
+    // socket silent both ways for HTTP_IDLE_TIMEOUT_MS is closed (a stalled body; a big upload
+    // that keeps moving is not), and the whole request must arrive within the generous
+    // HTTP_REQUEST_TIMEOUT_MS (a trickled body). Node checks the last two every
+    // connectionsCheckingInterval, made short enough for the timeouts configured.
+    connectionTimeout: config.HTTP_IDLE_TIMEOUT_MS,
+    keepAliveTimeout: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+    requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+    http: {
+      headersTimeout: config.HTTP_REQUEST_TIMEOUT_MS > 0 ? Math.min(config.HTTP_HEADERS_TIMEOUT_MS, config.HTTP_REQUEST_TIMEOUT_MS) : config.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.HTTP_HEADERS_TIMEOUT_MS / 4))),
+    },
     ...extra,
   }
 }

@@ -4,6 +4,7 @@ import { checkSession, type Principal } from '../../src/domain/auth-state.js'
 import { authDeps, type AccessTokenPayload } from '../../src/domain/sessions.js'
 import type { Permission } from '../../src/domain/permissions.js'
 import { forbidden, unauthorized } from '../../src/lib/errors.js'
+import { isId } from '../../src/lib/ids.js'
 
 /** What a route declares in `config`: `public: true`, or the permission it needs. */
 export interface AuthRouteConfig {
@@ -50,7 +51,9 @@ export default fp(async (fastify) => {
       if (code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED' || code === 'FAST_JWT_EXPIRED') throw unauthorized('Access token expired', 'token_expired')
       throw unauthorized('Invalid access token')
     }
-    if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string') throw unauthorized('Invalid access token')
+    // The verifier requires the claims (plugins/external/jwt.ts); their types are checked here.
+    const { sub, sid, exp } = payload as Partial<AccessTokenPayload> & { exp?: unknown }
+    if (typeof exp !== 'number' || typeof sub !== 'string' || typeof sid !== 'string' || !isId(sub) || !isId(sid)) throw unauthorized('Invalid access token')
     const res = await checkSession(deps, payload.sid, payload.sub)
     if (!res.ok) throw res.reason === 'disabled' ? unauthorized('Account disabled') : unauthorized('Session revoked', 'token_revoked')
     return res.principal

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { login, register, rotateRefreshToken } from '../../src/domain/auth.js'
 import { toMe } from '../../src/domain/users.js'
-import { unauthorized } from '../../src/lib/errors.js'
+import { AppError, unauthorized } from '../../src/lib/errors.js'
 import { errors } from '../../src/schemas/common.js'
 import { Email, LoginResponse, Me, Name, NewPassword, TokenPairResponse, trimEmail } from '../../src/schemas/auth.js'
 import { PASSWORD_MAX } from '../../src/domain/passwords.js'
@@ -17,12 +17,21 @@ const credentials: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['auth'],
       summary: 'Create an account (role viewer)',
+      description: 'A taken email is 409 email_taken. Those count with failed logins towards the login throttle, per IP and per account (429 with Retry-After).',
       security: [],
       body: Type.Object({ email: Email, password: NewPassword, name: Type.Optional(Name) }, { additionalProperties: false }),
       response: { 201: Type.Object({ user: Me }), ...errors(400, 403, 409, 429, 500, 503) },
     },
   }, async (request, reply) => {
-    const user = await register(fastify, request.body)
+    let user
+    try {
+      user = await register(fastify, request.body, meta(request))
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'email_taken') {
+        await fastify.audit(request, { action: 'auth.register_failed', actorId: null, subject: null, payload: { email: request.body.email.trim().toLowerCase().slice(0, 254), reason: 'email_taken' } })
+      }
+      throw err
+    }
     await fastify.audit(request, { action: 'auth.register', actorId: user.id, subject: `user:${user.id}`, payload: { email: user.email } })
     return await reply.code(201).send({ user: toMe(user) })
   })

@@ -125,6 +125,7 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['documents'],
       summary: 'Change title, description, tags or visibility (If-Match: "<version>" honoured)',
+      description: 'Writers (owner, write share, documents:manage) change title, description and tags; changing `visibility` takes share rights (the owner with documents:share, or documents:manage), else 403 `forbidden`.',
       params: IdParam,
       body: DocumentPatch,
       headers: Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 100 })) }),
@@ -132,8 +133,13 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
   }, async (request, reply) => {
     const expected = expectedVersions(request.headers['if-match'])
-    const { doc } = await requireDocument(db, request.user, request.params.id, 'write', 'any')
+    const { doc, canShare } = await requireDocument(db, request.user, request.params.id, 'write', 'any')
     if (doc.deletedAt !== null) throw conflict('The document is in the trash; restore it first', 'document_trashed')
+    // Visibility decides who may read the document: changing it takes share rights, not a write
+    // share (the same value again is a no-op, fine for any writer).
+    if (request.body.visibility !== undefined && request.body.visibility !== doc.visibility && !canShare) {
+      throw forbidden('Only the owner (with documents:share) or a documents manager may change the visibility')
+    }
     if (Array.isArray(expected) && !expected.includes(doc.version)) throw versionMismatch(doc.version)
     const { tags, ...rest } = request.body
     const updated = await updateDocument(db, doc.id, doc.version, { ...rest, ...(tags !== undefined ? { tags: normalizeTags(tags) } : {}) })

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { authErrors, errors, Id, IdParam, NoContent } from '../../src/schemas/common.js'
+import { authErrors, errors, Id, IdParam, NoContent, Page, PageQuery } from '../../src/schemas/common.js'
 import { Share, ShareAccess } from '../../src/schemas/documents.js'
 import { requireDocument } from '../../src/domain/document-access.js'
 import { deleteShare, listShares, putShare, userExists } from '../../src/domain/documents.js'
@@ -15,13 +15,14 @@ const shareRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { permission: 'documents:read' },
     schema: {
       tags: ['documents'],
-      summary: 'Who the document is shared with (owner or documents:manage)',
+      summary: 'Who the document is shared with, by user id (cursor-paginated; owner or documents:manage)',
       params: IdParam,
-      response: { 200: Type.Object({ items: Type.Array(Share) }), ...authErrors, ...errors(404) },
+      querystring: Type.Object({ ...PageQuery }, { additionalProperties: false }),
+      response: { 200: Page(Share), ...authErrors, ...errors(404) },
     },
   }, async (request) => {
     const { doc } = await requireDocument(db, request.user, request.params.id, 'share')
-    return { items: await listShares(db, doc.id) }
+    return await listShares(db, doc.id, { limit: request.query.limit ?? 20, cursor: request.query.cursor })
   })
 
   fastify.put('/:id/shares/:userId', {

@@ -3,7 +3,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { IdParam, authErrors, errors } from '../../src/schemas/common.js'
 import { findIngestion, loadIngestionFor } from '../../src/domain/ingestions.js'
 import { isFinal, type StatusMessage } from '../../src/domain/ingestion-events.js'
-import { notFound, unavailable } from '../../src/lib/errors.js'
+import { notFound, unauthorized, unavailable } from '../../src/lib/errors.js'
 
 const HEARTBEAT_MS = 15_000
 
@@ -11,7 +11,8 @@ const HEARTBEAT_MS = 15_000
  * GET /ingestions/:id/events — Server-Sent Events. The current status first, then every status
  * change and attempt (`event: status`, data `{id, status, type, message, at}`), fed through Redis
  * pub/sub so it works on any API process; the stream ends after a final status. `: ping` comments
- * keep proxies from closing an idle stream.
+ * keep proxies from closing an idle stream. It also ends, after an `event: revoked`, as soon as
+ * its session dies or its user loses access (plugins/app/session-streams.ts).
  */
 const ingestionEvents: FastifyPluginAsyncTypebox = async (fastify) => {
   const open = new Set<ServerResponse>()
@@ -25,7 +26,8 @@ const ingestionEvents: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Stream status changes (text/event-stream) until a final status',
       params: IdParam,
       produces: ['text/event-stream'],
-      response: { 200: Type.String({ description: 'event: status\\ndata: {"id","status","type","message","at"}' }), ...authErrors, ...errors(404) },
+      description: 'Ends after a final status, or with `event: revoked` (data `{"code":"token_revoked","message"}`) as soon as the session is revoked or the user loses access.',
+      response: { 200: Type.String({ description: 'event: status\\ndata: {"id","status","type","message","at"}; event: revoked\\ndata: {"code","message"}' }), ...authErrors, ...errors(404) },
     },
   }, async (request, reply) => {
     const found = await loadIngestionFor(fastify, request.user, request.params.id)
@@ -33,14 +35,25 @@ const ingestionEvents: FastifyPluginAsyncTypebox = async (fastify) => {
     const id = found.row.id
     const res = reply.raw
     let ended = false
+    let started = false
+    // assigned once the stream starts; `finish` may run before that
+    let heartbeat: NodeJS.Timeout | null = null
     let unsubscribe = (): void => {}
+    let unwatch = (): void => {}
     const finish = (): void => {
       if (ended) return
       ended = true
-      clearInterval(heartbeat)
+      if (heartbeat !== null) clearInterval(heartbeat)
       unsubscribe()
+      unwatch()
       open.delete(res)
-      if (!res.writableEnded) res.end()
+      if (started && !res.writableEnded) res.end()
+    }
+    // The session died (logout, revocation, user disabled or deleted) or the user may no longer
+    // read the ingestion: say so, then end (a client that reconnects gets the 401/404).
+    const revoke = (): void => {
+      if (started && !ended) res.write('event: revoked\ndata: {"code":"token_revoked","message":"The session ended or lost access to this ingestion"}\n\n')
+      finish()
     }
     const send = (msg: StatusMessage): void => {
       if (ended) return
@@ -52,12 +65,20 @@ const ingestionEvents: FastifyPluginAsyncTypebox = async (fastify) => {
     let live = false
     try {
       unsubscribe = await fastify.ingestionEvents.subscribe(id, (msg) => { if (live) send(msg); else pending.push(msg) })
+      unwatch = await fastify.sessionStreams.watch({
+        principal: request.user,
+        end: revoke,
+        stillAllowed: async (p) => p.can('ingestions:read') && await loadIngestionFor(fastify, p, id) !== null,
+      })
     } catch (err) {
+      unsubscribe()
       request.log.warn({ err }, 'ingestion events: subscriber unavailable')
       throw unavailable('Live events are unavailable, retry later')
     }
-    const row = await findIngestion(fastify.db, id).catch((err: unknown) => { unsubscribe(); throw err })
+    const row = await findIngestion(fastify.db, id).catch((err: unknown) => { finish(); throw err })
+    if (ended) throw unauthorized('Session revoked', 'token_revoked')
     reply.hijack()
+    started = true
     // Hijacked, Fastify writes none of the reply's headers (the security headers among them): passed here.
     res.writeHead(200, {
       ...(reply.getHeaders() as OutgoingHttpHeaders),
@@ -67,7 +88,7 @@ const ingestionEvents: FastifyPluginAsyncTypebox = async (fastify) => {
       'x-accel-buffering': 'no',
       'x-request-id': String(request.id),
     })
-    const heartbeat = setInterval(() => { if (!ended) res.write(': ping\n\n') }, HEARTBEAT_MS)
+    heartbeat = setInterval(() => { if (!ended) res.write(': ping\n\n') }, HEARTBEAT_MS)
     open.add(res)
     request.raw.on('close', finish)
     res.on('error', finish)

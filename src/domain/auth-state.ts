@@ -98,11 +98,20 @@ export async function checkSession (deps: AuthStateDeps, sid: string, uid: strin
   return { ok: true, principal: principalFrom(uid, sid, user) }
 }
 
+/**
+ * Long-lived responses (SSE) are not re-authenticated per request: revocations and user changes
+ * are also announced on this pub/sub channel, so every API process can end the streams they
+ * concern at once (see plugins/app/session-streams.ts). Messages: `{"sids": [...]}` (sessions
+ * revoked) and `{"uid": "..."}` (the user's authorization state changed: re-check).
+ */
+export const authEventsChannel = (key: (...parts: string[]) => string): string => key('auth-events')
+
 /** Call after a committed session revocation (logout, reuse, password change, user delete). */
 export async function publishSessionRevoked (deps: Pick<AuthStateDeps, 'redis' | 'key' | 'sessionTtlSeconds'>, sids: string[]): Promise<void> {
   if (sids.length === 0) return
   const multi = deps.redis.multi()
   for (const sid of sids) multi.set(deps.key('sess', sid), '0', 'EX', deps.sessionTtlSeconds)
+  multi.publish(authEventsChannel(deps.key), JSON.stringify({ sids }))
   await multi.exec()
 }
 
@@ -117,6 +126,6 @@ export async function publishSessionActive (deps: Pick<AuthStateDeps, 'redis' | 
 export async function publishUserState (deps: Pick<AuthStateDeps, 'db' | 'redis' | 'key'>, uid: string): Promise<void> {
   const state = await loadUserState(deps.db, uid)
   const k = deps.key('uauth', uid)
-  if (state === null) await deps.redis.set(k, JSON.stringify({ email: '', role: 'viewer', grants: [], revokes: [], disabled: true }), 'EX', USER_TTL)
-  else await deps.redis.set(k, JSON.stringify(state), 'EX', USER_TTL)
+  const value = state === null ? { email: '', role: 'viewer', grants: [], revokes: [], disabled: true } : state
+  await deps.redis.multi().set(k, JSON.stringify(value), 'EX', USER_TTL).publish(authEventsChannel(deps.key), JSON.stringify({ uid })).exec()
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { eq, sql } from 'drizzle-orm'
 import { refreshTokens, sessions, users } from '../../drizzle/schema/index.js'
-import { forbidden, unauthorized } from '../lib/errors.js'
+import { AppError, conflict, forbidden, unauthorized } from '../lib/errors.js'
 import { randomToken, sha256Hex } from '../lib/tokens.js'
 import { publishSessionRevoked } from './auth-state.js'
 import { burnVerify, hashPassword, needsRehash, verifyPassword } from './passwords.js'
@@ -15,9 +15,25 @@ const throttleDeps = (app: FastifyInstance): ThrottleDeps => ({
   redis: app.redis, key: app.redisKey, max: app.config.LOGIN_MAX_ATTEMPTS, windowSeconds: app.config.LOGIN_WINDOW_SECONDS, log: app.log,
 })
 
-export async function register (app: FastifyInstance, input: { email: string, password: string, name?: string }): Promise<UserRow> {
+/**
+ * Creates an account. A taken email is 409 `email_taken` (the contract's answer, so it tells that
+ * the account exists): each one counts as a failure on the login throttle's counters (per IP and
+ * per account, shared with failed logins), so register cannot probe more accounts than login can,
+ * and it is answered before any bcrypt work. Once throttled: 429 with Retry-After.
+ */
+export async function register (app: FastifyInstance, input: { email: string, password: string, name?: string }, meta: RequestMeta): Promise<UserRow> {
   if (!app.config.REGISTRATION_ENABLED) throw forbidden('Registration is closed', 'registration_closed')
-  return await insertUser(app.db, { email: input.email, name: input.name ?? null, passwordHash: await hashPassword(input.password, app.config.BCRYPT_COST) })
+  const email = normalizeEmail(input.email)
+  const deps = throttleDeps(app)
+  await assertNotThrottled(deps, meta.ip, email)
+  try {
+    if (await findUserByEmail(app.db, email) !== undefined) throw conflict('A user with this email already exists', 'email_taken')
+    return await insertUser(app.db, { email, name: input.name ?? null, passwordHash: await hashPassword(input.password, app.config.BCRYPT_COST) })
+  } catch (err) {
+    // also the unique index's answer to a concurrent registration with the same email
+    if (err instanceof AppError && err.code === 'email_taken') await recordFailure(deps, meta.ip, email)
+    throw err
+  }
 }
 
 export type LoginResult =

@@ -4,7 +4,7 @@ import { DocumentFields, type DocumentFieldsInput } from '../schemas/documents.j
 import { insertDocument, normalizeTags, originalKey, type NewDocument } from './documents.js'
 import { finishProcessing } from './documents.js'
 import type { DocumentRow } from './document-access.js'
-import { AppError } from '../lib/errors.js'
+import { AppError, forbidden } from '../lib/errors.js'
 
 /** Validates document fields collected outside Fastify's validator (multipart) -> 400 with details. */
 export function checkFields (fields: unknown): DocumentFieldsInput {
@@ -35,6 +35,10 @@ export async function createDocumentRecord (
   fields: DocumentFieldsInput,
   opts: { claimUploadId?: string, via: 'multipart' | 'presigned' }
 ): Promise<DocumentRow> {
+  // Publishing to everyone takes share rights, at creation as on PATCH.
+  if (fields.visibility === 'internal' && !request.user.can('documents:share') && !request.user.can('documents:manage')) {
+    throw forbidden('Creating an internal document takes the documents:share permission')
+  }
   const input: NewDocument = {
     id: stored.id,
     ownerId: request.user.id,

@@ -1,10 +1,11 @@
-import { and, eq, isNotNull, isNull, lt, sql } from 'drizzle-orm'
+import { and, eq, gt, isNotNull, isNull, lt, sql } from 'drizzle-orm'
 import type { Db, DbOrTx } from '../db.js'
 import { documents, documentShares, documentTags, uploads, users } from '../../drizzle/schema/index.js'
 import { DOCUMENT_COLUMNS, accessOf, isReadable, toDocumentRow, type DocumentRow, type RawDocumentRow } from './document-access.js'
 import type { Principal } from './auth-state.js'
 import { AppError, badRequest, conflict, notFound } from '../lib/errors.js'
 import { isId } from '../lib/ids.js'
+import { decodeIdCursor, encodeCursor as encodeIdCursor } from './users.js'
 import { MAX_TAG_LENGTH, MAX_TAGS, type DocumentDto } from '../schemas/documents.js'
 
 type Actor = Pick<Principal, 'id' | 'can'>
@@ -326,9 +327,20 @@ export async function trashedBefore (db: Db, before: Date, limit: number): Promi
     .orderBy(documents.deletedAt, documents.id).limit(limit)
 }
 
-export async function listShares (db: Db, documentId: string) {
-  const rows = await db.select().from(documentShares).where(eq(documentShares.documentId, documentId)).orderBy(documentShares.createdAt, documentShares.userId)
-  return rows.map(r => ({ userId: r.userId, access: r.access as 'read' | 'write', createdAt: r.createdAt.toISOString() }))
+/**
+ * A document's shares, a page at a time, by user id (the primary key's order, so each page is one
+ * index range); the cursor is the last user id, encoded like the users list's.
+ */
+export async function listShares (db: Db, documentId: string, q: { limit: number, cursor?: string }) {
+  const conds = [eq(documentShares.documentId, documentId)]
+  if (q.cursor !== undefined) conds.push(gt(documentShares.userId, decodeIdCursor(q.cursor)))
+  const rows = await db.select().from(documentShares).where(and(...conds)).orderBy(documentShares.userId).limit(q.limit + 1)
+  const page = rows.slice(0, q.limit)
+  const last = page.at(-1)
+  return {
+    items: page.map(r => ({ userId: r.userId, access: r.access as 'read' | 'write', createdAt: r.createdAt.toISOString() })),
+    nextCursor: rows.length > q.limit && last !== undefined ? encodeIdCursor(last.userId) : null,
+  }
 }
 
 export async function userExists (db: Db, userId: string): Promise<boolean> {

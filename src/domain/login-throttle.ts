@@ -8,7 +8,8 @@ import { sha256Hex } from '../lib/tokens.js'
  * A fixed window: the first failure opens it (SET NX EX), later failures INCR inside it.
  * Once either counter reaches the limit, attempts are refused with 429 until the window ends,
  * even with the right password (that is what stops online guessing). A success clears the
- * account counter, not the IP one. If Redis is down the throttle is skipped (logged): logins
+ * account counter, not the IP one. Registrations with a taken email count on the same counters
+ * (src/domain/auth.ts). If Redis is down the throttle is skipped (logged): logins
  * keep working and bcrypt still bounds the guessing rate.
  */
 export interface ThrottleDeps {
@@ -27,7 +28,7 @@ const keysFor = (deps: ThrottleDeps, ip: string, account: string) => [
 
 export function throttled (retryAfter: number, max: number): AppError {
   const s = String(Math.max(1, retryAfter))
-  return new AppError(429, 'rate_limited', `Too many failed logins, retry in ${s} seconds`, undefined, {
+  return new AppError(429, 'rate_limited', `Too many failed attempts, retry in ${s} seconds`, undefined, {
     'retry-after': s, 'x-ratelimit-limit': String(max), 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': s,
   })
 }
