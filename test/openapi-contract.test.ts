@@ -4,9 +4,11 @@ import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import { test } from 'tap'
 import { build, createUser } from './helper.js'
+import { buildWith, upload } from './documents/helpers.js'
 
 const root = join(import.meta.dirname, '..')
 
@@ -146,6 +148,51 @@ test('the OpenAPI document matches the HTTP contract', async (t) => {
     const user = await createUser(app, 'editor')
     const me = await app.inject({ method: 'GET', url: '/auth/me', headers: user.headers })
     for (const n of ['x-request-id', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) t.ok(me.headers[n], `GET /auth/me sends ${n}`)
+  })
+
+  await t.test('the headers responses really carry are the declared ones', async (t) => {
+    // Sent => declared (for the status answered), over real responses of the routes that set them.
+    const watched = ['etag', 'location', 'content-range', 'content-disposition', 'accept-ranges', 'retry-after',
+      'x-request-id', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']
+    const check = (method: string, path: string, r: { statusCode: number, headers: Record<string, unknown> }, expect: string[]) => {
+      const declared = headersOf(op(method, path).responses[String(r.statusCode)])
+      const sent = watched.filter(h => r.headers[h] !== undefined)
+      for (const h of expect) t.ok(sent.includes(h), `${method.toUpperCase()} ${path} ${r.statusCode} sends ${h}`)
+      t.same(sent.filter(h => !declared.has(h)), [], `${method.toUpperCase()} ${path} ${r.statusCode}: every header sent is declared`)
+    }
+    const ed = await createUser(app, 'editor')
+    const admin = await createUser(app, 'admin')
+    const created = await upload(app, ed.headers, { filename: 'a.txt', data: 'hello, openapi' })
+    check('post', '/documents', created, ['etag', 'location'])
+    const id = created.json<{ id: string }>().id
+    const one = await app.inject({ url: `/documents/${id}`, headers: ed.headers })
+    check('get', '/documents/{id}', one, ['etag'])
+    check('get', '/documents/{id}', await app.inject({ url: `/documents/${id}`, headers: { ...ed.headers, 'if-none-match': String(one.headers.etag) } }), ['etag'])
+    check('patch', '/documents/{id}', await app.inject({ method: 'PATCH', url: `/documents/${id}`, headers: ed.headers, payload: { title: 'b' } }), ['etag'])
+    const url = `/documents/${id}/content`
+    const full = await app.inject({ url, headers: ed.headers })
+    check('get', '/documents/{id}/content', full, ['etag', 'content-disposition', 'accept-ranges'])
+    check('get', '/documents/{id}/content', await app.inject({ url, headers: { ...ed.headers, range: 'bytes=0-4' } }), ['content-range'])
+    check('get', '/documents/{id}/content', await app.inject({ url, headers: { ...ed.headers, range: 'bytes=99-' } }), ['content-range'])
+    check('get', '/documents/{id}/content', await app.inject({ url, headers: { ...ed.headers, 'if-none-match': String(full.headers.etag) } }), ['etag'])
+    check('post', '/users', await app.inject({ method: 'POST', url: '/users', headers: admin.headers, payload: { email: `oa-${id}@example.test`, password: 'a-long-password-1', role: 'viewer' } }), ['location'])
+    check('get', '/metrics', await app.inject({ url: '/metrics' }), ['x-request-id'])
+
+    const key = `openapi-test/${id}`
+    await app.storage.put(key, Readable.from([Buffer.from('0123456789')]))
+    t.teardown(async () => await app.storage.delete(key))
+    const signed = new URL(await app.storage.presignGet(key, { expiresIn: 60, filename: 'x.bin' }), 'http://local').pathname
+    check('get', '/storage/{token}', await app.inject({ url: signed }), ['content-disposition', 'accept-ranges'])
+    check('get', '/storage/{token}', await app.inject({ url: signed, headers: { range: 'bytes=2-3' } }), ['content-range'])
+    check('get', '/storage/{token}', await app.inject({ url: signed, headers: { range: 'bytes=50-' } }), ['content-range'])
+
+    // On S3, ?redirect=true answers 302 to a pre-signed URL.
+    const s3 = await buildWith(t, 's3')
+    const owner = await createUser(s3, 'editor')
+    const onS3 = await upload(s3, owner.headers, { filename: 'b.txt', data: 'hello, s3' })
+    const redirect = await s3.inject({ url: `/documents/${onS3.json<{ id: string }>().id}/content?redirect=true`, headers: owner.headers })
+    t.equal(redirect.statusCode, 302)
+    check('get', '/documents/{id}/content', redirect, ['location', 'etag'])
   })
 
   await t.test('optional bodies are not required, and may really be left out', async (t) => {

@@ -8,8 +8,8 @@ import { StorageNotFound } from '../../src/storage/types.js'
 // The document's own media type (its mimeType): any type the server accepted at upload.
 const Bytes = binaryResponse(['*/*'], 'The file bytes, as the document\'s `mimeType`', 'ETag', 'Accept-Ranges', 'Content-Disposition')
 const Part = binaryResponse(['*/*'], 'The requested byte range', 'ETag', 'Accept-Ranges', 'Content-Disposition', 'Content-Range')
-const Redirect = withHeaders(Type.Null({ description: 'Redirect to a short-lived pre-signed URL (in Location)' }), 'Location')
-const NotModified = withHeaders(Type.Null({ description: 'Not modified: If-None-Match matched the ETag' }), 'ETag')
+const Redirect = withHeaders(Type.Null({ description: 'Redirect to a short-lived pre-signed URL (in Location)' }), 'Location', 'ETag', 'Accept-Ranges')
+const NotModified = withHeaders(Type.Null({ description: 'Not modified: If-None-Match matched the ETag' }), 'ETag', 'Accept-Ranges')
 
 const contentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, storage, config } = fastify
@@ -22,7 +22,7 @@ const contentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       params: IdParam,
       querystring: Type.Object({ redirect: Type.Boolean({ default: false }) }, { additionalProperties: false }),
       headers: Type.Object({ range: RequestHeader.range, 'if-range': RequestHeader.ifRange, 'if-none-match': RequestHeader.ifNoneMatch }),
-      response: { 200: Bytes, 206: Part, 302: Redirect, 304: NotModified, ...authErrors, ...errors(404), 416: errorWithHeaders('Content-Range') },
+      response: { 200: Bytes, 206: Part, 302: Redirect, 304: NotModified, ...authErrors, ...errors(404), 416: errorWithHeaders('Content-Range', 'ETag', 'Accept-Ranges') },
     },
   }, async (request, reply) => {
     const { doc } = await requireDocument(db, request.user, request.params.id, 'read', 'any')
