@@ -48,9 +48,16 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
   })
 }
 
+/**
+ * Fastify's default pluginTimeout (10 s) covers autoload importing every plugin and route file; from
+ * source that is a cold tsx transpile, which a loaded machine (parallel tap jobs) can stretch past
+ * 10 s: "Plugin did not start in time: 'autoload'". The server runs compiled JS and keeps the default.
+ */
+export const TEST_PLUGIN_TIMEOUT = 60_000
+
 /** Builds the real app (real MySQL, Redis, storage) and closes it when the test ends. */
 export async function build (t: Teardownable, overrides: Partial<Config> = {}): Promise<FastifyInstance> {
-  const app = await buildApp(testConfig(overrides))
+  const app = await buildApp(testConfig(overrides), { pluginTimeout: TEST_PLUGIN_TIMEOUT })
   t.teardown(async () => await app.close())
   await app.ready()
   return app

@@ -5,7 +5,7 @@ import fp from 'fastify-plugin'
 import SwaggerParser from '@apidevtools/swagger-parser'
 import app from '../src/app.js'
 import { serverOptions } from '../src/options.js'
-import { testConfig } from './helper.js'
+import { TEST_PLUGIN_TIMEOUT, testConfig } from './helper.js'
 import type { OpenApiDoc } from './fuzz/operations.js'
 
 /** Writes that take no body by design (everything else with POST/PUT/PATCH must document one). */
@@ -22,7 +22,7 @@ const toOpenApiPath = (url: string): string => url.replace(/:([A-Za-z0-9_]+)(\([
 
 test('the OpenAPI document is valid and covers every route', async (t) => {
   // buildApp's two lines, with an onRoute hook in place before any route is registered.
-  const fastify = Fastify(serverOptions(testConfig()))
+  const fastify = Fastify(serverOptions(testConfig(), { pluginTimeout: TEST_PLUGIN_TIMEOUT }))
   const routes: Collected[] = []
   fastify.addHook('onRoute', (r: RouteOptions) => {
     for (const m of Array.isArray(r.method) ? r.method : [r.method]) routes.push({ method: m.toUpperCase(), url: r.url, schema: r.schema as Record<string, unknown> | undefined })

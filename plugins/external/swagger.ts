@@ -2,6 +2,8 @@ import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { FastifySchema } from 'fastify'
+import { OptionalKind } from '@sinclair/typebox'
+import { completeDocument, factsKey, type RouteFacts } from '../../src/lib/openapi.js'
 
 interface ObjectSchema { properties?: Record<string, { default?: unknown }>, required?: string[] }
 
@@ -27,6 +29,13 @@ function withoutTrailingSlashes<T> (doc: T): T {
 }
 
 export default fp(async (fastify) => {
+  // What the generated document cannot tell about a route (see src/lib/openapi.ts), by method and path.
+  const facts = new Map<string, RouteFacts>()
+  fastify.addHook('onRoute', (route) => {
+    const body = route.schema?.body as Record<symbol, unknown> | undefined
+    const routeFacts = { rateLimited: route.config?.rateLimit !== false, optionalBody: body?.[OptionalKind] === 'Optional' }
+    for (const method of Array.isArray(route.method) ? route.method : [route.method]) facts.set(factsKey(method, route.url), routeFacts)
+  })
   await fastify.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -43,7 +52,7 @@ export default fp(async (fastify) => {
     },
     // A query parameter with a default is optional for the caller, though the validated type has it.
     transform: ({ schema, url }) => ({ schema: withOptionalDefaults(schema), url }),
-    transformObject: (doc) => withoutTrailingSlashes('openapiObject' in doc ? doc.openapiObject : doc.swaggerObject),
+    transformObject: (doc) => completeDocument(withoutTrailingSlashes('openapiObject' in doc ? doc.openapiObject : doc.swaggerObject), facts),
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   })
   await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: false })

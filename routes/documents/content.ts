@@ -1,12 +1,15 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { authErrors, errors, IdParam } from '../../src/schemas/common.js'
+import { authErrors, binaryResponse, errors, errorWithHeaders, IdParam, RequestHeader, withHeaders } from '../../src/schemas/common.js'
 import { requireDocument } from '../../src/domain/document-access.js'
 import { AppError, notFound } from '../../src/lib/errors.js'
 import { contentDisposition, etagMatches, parseRange } from '../../src/lib/http.js'
 import { StorageNotFound } from '../../src/storage/types.js'
 
-const Bytes = Type.Unsafe<unknown>({ type: 'string', format: 'binary', description: 'the file bytes' })
-const Redirect = Type.Null({ description: 'Location: a short-lived pre-signed URL' })
+// The document's own media type (its mimeType): any type the server accepted at upload.
+const Bytes = binaryResponse(['*/*'], 'The file bytes, as the document\'s `mimeType`', 'ETag', 'Accept-Ranges', 'Content-Disposition')
+const Part = binaryResponse(['*/*'], 'The requested byte range', 'ETag', 'Accept-Ranges', 'Content-Disposition', 'Content-Range')
+const Redirect = withHeaders(Type.Null({ description: 'Redirect to a short-lived pre-signed URL (in Location)' }), 'Location', 'ETag', 'Accept-Ranges')
+const NotModified = withHeaders(Type.Null({ description: 'Not modified: If-None-Match matched the ETag' }), 'ETag', 'Accept-Ranges')
 
 const contentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, storage, config } = fastify
@@ -18,7 +21,8 @@ const contentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Download the bytes (Range, If-None-Match; redirect=true gives a pre-signed URL on S3)',
       params: IdParam,
       querystring: Type.Object({ redirect: Type.Boolean({ default: false }) }, { additionalProperties: false }),
-      response: { 200: Bytes, 206: Bytes, 302: Redirect, 304: Type.Null(), ...authErrors, ...errors(404, 416) },
+      headers: Type.Object({ range: RequestHeader.range, 'if-range': RequestHeader.ifRange, 'if-none-match': RequestHeader.ifNoneMatch }),
+      response: { 200: Bytes, 206: Part, 302: Redirect, 304: NotModified, ...authErrors, ...errors(404), 416: errorWithHeaders('Content-Range', 'ETag', 'Accept-Ranges') },
     },
   }, async (request, reply) => {
     const { doc } = await requireDocument(db, request.user, request.params.id, 'read', 'any')
@@ -65,7 +69,7 @@ const contentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['documents'],
       summary: 'The webp thumbnail of an image document (404 when it has none)',
       params: IdParam,
-      response: { 200: Bytes, ...authErrors, ...errors(404) },
+      response: { 200: binaryResponse(['image/webp'], 'The webp thumbnail', 'ETag'), ...authErrors, ...errors(404) },
     },
   }, async (request, reply) => {
     const { doc } = await requireDocument(db, request.user, request.params.id, 'read', 'any')

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type-provider-typebox'
 import type { MultipartFile } from '@fastify/multipart'
 import { Description, Document, DocumentPatch, ListQuery, Title, Visibility } from '../../src/schemas/documents.js'
-import { authErrors, errors, IdParam, NoContent, Page } from '../../src/schemas/common.js'
+import { authErrors, errors, IdParam, NoContent, Page, RequestHeader, withHeaders } from '../../src/schemas/common.js'
 import { requireDocument } from '../../src/domain/document-access.js'
 import {
   deleteDocumentRow, expectedVersions, getDocumentRow, listDocuments, normalizeTags, originalKey, readDocumentJson, setTrashed, toDocument, updateDocument,
@@ -55,7 +55,7 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       description: 'One `file` part plus optional fields `title`, `description`, `tags` (repeatable) and `visibility`, before or after the file. ' +
         'The file streams to storage; its type is sniffed from its bytes. 413 when larger than UPLOAD_MAX_BYTES, 415 when its type is not allowed.',
       consumes: ['multipart/form-data'],
-      response: { 201: Document, ...authErrors, ...errors(413, 415) },
+      response: { 201: withHeaders(Document, 'ETag', 'Location'), ...authErrors, ...errors(413, 415) },
     },
   }, async (request, reply) => {
     if (!request.isMultipart()) throw new AppError(415, 'unsupported_media_type', 'Send the document as multipart/form-data')
@@ -109,7 +109,8 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['documents'],
       summary: 'One document (trashed ones only for those who may restore them); ETag = "<version>", If-None-Match gives 304',
       params: IdParam,
-      response: { 200: Document, 304: Type.Null(), ...authErrors, ...errors(404) },
+      headers: Type.Object({ 'if-none-match': RequestHeader.ifNoneMatch }),
+      response: { 200: withHeaders(Document, 'ETag'), 304: withHeaders(Type.Null({ description: 'Not modified: If-None-Match matched the ETag' }), 'ETag'), ...authErrors, ...errors(404) },
     },
   }, async (request, reply) => {
     // The document arrives as JSON text matching the Document schema (see readDocumentJson): sent as it is.
@@ -129,7 +130,7 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       params: IdParam,
       body: DocumentPatch,
       headers: Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 100 })) }),
-      response: { 200: Document, ...authErrors, ...errors(404, 409, 412) },
+      response: { 200: withHeaders(Document, 'ETag'), ...authErrors, ...errors(404, 409, 412) },
     },
   }, async (request, reply) => {
     const expected = expectedVersions(request.headers['if-match'])
@@ -186,7 +187,7 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['documents'],
       summary: 'Take a document out of the trash',
       params: IdParam,
-      response: { 200: Document, ...authErrors, ...errors(404, 409) },
+      response: { 200: withHeaders(Document, 'ETag'), ...authErrors, ...errors(404, 409) },
     },
   }, async (request, reply) => {
     const { doc } = await requireDocument(db, request.user, request.params.id, 'write', 'any')

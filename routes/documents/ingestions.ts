@@ -1,4 +1,4 @@
-import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { IdParam, authErrors, errors } from '../../src/schemas/common.js'
 import { IdempotencyHeaders, Ingestion, TriggerBody } from '../../src/schemas/ingestions.js'
 import { triggerOne } from '../../src/domain/ingestions.js'
@@ -15,7 +15,8 @@ const documentIngestions: FastifyPluginAsyncTypebox = async (fastify) => {
         '503 when the job queue is down (nothing is created).',
       params: IdParam,
       headers: IdempotencyHeaders,
-      body: TriggerBody,
+      // Optional (see preValidation): marked so for OpenAPI, where it becomes `requestBody.required: false`.
+      body: Type.Optional(TriggerBody),
       response: { 202: Ingestion, ...authErrors, ...errors(404, 409) },
     },
     // The body is optional: a bare POST means the default pipeline with no options.

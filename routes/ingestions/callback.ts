@@ -1,9 +1,9 @@
 import type { FastifyRequest } from 'fastify'
-import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { IdParam, errors } from '../../src/schemas/common.js'
 import { CallbackBody, CallbackReply } from '../../src/schemas/ingestions.js'
 import { applyCallback, findIngestion } from '../../src/domain/ingestions.js'
-import { MAX_SKEW_SECONDS, callbackUrl, signedPath, verifySignature } from '../../src/domain/ingestion-signing.js'
+import { MAX_SKEW_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER, callbackUrl, signedPath, verifySignature } from '../../src/domain/ingestion-signing.js'
 import { claimCallback } from '../../src/domain/callback-replay.js'
 import { AppError, badRequest, conflict, notFound, unauthorized } from '../../src/lib/errors.js'
 import { isId } from '../../src/lib/ids.js'
@@ -44,6 +44,11 @@ const callbackRoute: FastifyPluginAsyncTypebox = async (fastify) => {
         'Legal transitions: queued/running -> succeeded/failed. Repeating the current final status (or calling back for a cancelled ingestion) is a no-op 200 with `changed: false`; succeeded <-> failed is 409 `invalid_transition`.',
       security: [],
       params: IdParam,
+      // Checked in preValidation (401 before any validation); declared here for OpenAPI.
+      headers: Type.Object({
+        [TIMESTAMP_HEADER]: Type.String({ description: `unix seconds, at most ${MAX_SKEW_SECONDS} s from the server's clock` }),
+        [SIGNATURE_HEADER]: Type.String({ description: '`sha256=<hex HMAC-SHA256(INGESTION_SECRET, "<timestamp>\\nPOST\\n<callback path>\\n<raw body>")>`' }),
+      }),
       body: CallbackBody,
       response: { 200: CallbackReply, ...errors(400, 401, 404, 409, 413, 415, 500, 503) },
     },

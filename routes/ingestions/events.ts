@@ -1,6 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { IdParam, authErrors, errors } from '../../src/schemas/common.js'
+import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { IdParam, authErrors, errors, textResponse } from '../../src/schemas/common.js'
 import { findIngestion, loadIngestionFor } from '../../src/domain/ingestions.js'
 import { isFinal, type StatusMessage } from '../../src/domain/ingestion-events.js'
 import { notFound, unauthorized, unavailable } from '../../src/lib/errors.js'
@@ -25,9 +25,9 @@ const ingestionEvents: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['ingestions'],
       summary: 'Stream status changes (text/event-stream) until a final status',
       params: IdParam,
-      produces: ['text/event-stream'],
+      // Only the stream is text/event-stream: errors before it starts are JSON like everywhere.
       description: 'Ends after a final status, or with `event: revoked` (data `{"code":"token_revoked","message"}`) as soon as the session is revoked or the user loses access.',
-      response: { 200: Type.String({ description: 'event: status\\ndata: {"id","status","type","message","at"}; event: revoked\\ndata: {"code","message"}' }), ...authErrors, ...errors(404) },
+      response: { 200: textResponse('text/event-stream', 'event: status\\ndata: {"id","status","type","message","at"}; event: revoked\\ndata: {"code","message"}'), ...authErrors, ...errors(404) },
     },
   }, async (request, reply) => {
     const found = await loadIngestionFor(fastify, request.user, request.params.id)

@@ -1,4 +1,5 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { textResponse } from '../../src/schemas/common.js'
 
 const metrics: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/', {
@@ -7,7 +8,7 @@ const metrics: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['operations'],
       summary: 'Prometheus metrics (text exposition format). Public: restrict it at the proxy or network level.',
       security: [],
-      response: { 200: Type.String({ description: 'Prometheus text format' }) },
+      response: { 200: textResponse(fastify.metrics.registry.contentType, 'Prometheus text exposition format') },
     },
   }, async (_request, reply) => {
     const body = await fastify.metrics.registry.metrics()

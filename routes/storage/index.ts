@@ -4,10 +4,12 @@ import { LocalStorage } from '../../src/storage/local.js'
 import type { SignedGrant } from '../../src/storage/signed-url.js'
 import { AppError, notFound } from '../../src/lib/errors.js'
 import { contentDisposition, parseRange } from '../../src/lib/http.js'
-import { errors } from '../../src/schemas/common.js'
+import { binaryResponse, errors, errorWithHeaders, RequestHeader } from '../../src/schemas/common.js'
 
 const TokenParam = Type.Object({ token: Type.String({ maxLength: 4096 }) })
-const Bytes = Type.Unsafe<unknown>({ type: 'string', format: 'binary', description: 'the object bytes' })
+// The media type signed into the URL (the document's), else application/octet-stream.
+const Bytes = binaryResponse(['*/*'], 'The object bytes', 'Accept-Ranges', 'Content-Disposition')
+const Part = binaryResponse(['*/*'], 'The requested byte range', 'Accept-Ranges', 'Content-Disposition', 'Content-Range')
 
 /**
  * Signed URLs for local storage: what S3 pre-signed URLs are for the S3 driver. The token carries
@@ -30,7 +32,14 @@ const storageRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/:token', {
     config: { public: true },
-    schema: { tags: ['storage'], summary: 'Download through a signed local-storage URL', security: [], params: TokenParam, response: { 200: Bytes, 206: Bytes, ...errors(403, 404, 410, 416) } },
+    schema: {
+      tags: ['storage'],
+      summary: 'Download through a signed local-storage URL',
+      security: [],
+      params: TokenParam,
+      headers: Type.Object({ range: RequestHeader.range }),
+      response: { 200: Bytes, 206: Part, ...errors(403, 404, 410), 416: errorWithHeaders('Content-Range') },
+    },
   }, async (request, reply) => {
     const grant = grantFor(request.params.token, 'GET')
     const info = await storage.head(grant.key)

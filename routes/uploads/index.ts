@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { authErrors, errors } from '../../src/schemas/common.js'
+import { authErrors, errors, withHeaders } from '../../src/schemas/common.js'
 import { CreateUpload, Document, DocumentFields, UploadTicket } from '../../src/schemas/documents.js'
 import { deleteUpload, findUpload, insertUpload, inspect, isAllowedType, payloadTooLarge, unsupportedType, type UploadRow } from '../../src/domain/uploads.js'
 import { originalKey, toDocument } from '../../src/domain/documents.js'
@@ -47,8 +47,9 @@ const uploadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['documents'],
       summary: 'Finish a pre-signed upload: checks size (and sha256), sniffs the type, creates the document',
       params: UploadParams,
-      body: DocumentFields,
-      response: { 201: Document, ...authErrors, ...errors(404, 409, 410, 413, 415) },
+      // Optional (see preValidation): marked so for OpenAPI, where it becomes `requestBody.required: false`.
+      body: Type.Optional(DocumentFields),
+      response: { 201: withHeaders(Document, 'ETag', 'Location'), ...authErrors, ...errors(404, 409, 410, 413, 415) },
     },
   }, async (request, reply) => {
     const up = await findUpload(db, request.user.id, request.params.uploadId)

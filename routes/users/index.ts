@@ -4,7 +4,7 @@ import { hashPassword } from '../../src/domain/passwords.js'
 import { authDeps } from '../../src/domain/sessions.js'
 import { deleteUser, getUser, insertUser, listUsers, toUserView, updateUser } from '../../src/domain/users.js'
 import { notFound } from '../../src/lib/errors.js'
-import { Id, IdParam, NoContent, Page, PageQuery, authErrors, errors } from '../../src/schemas/common.js'
+import { Id, IdParam, NoContent, Page, PageQuery, authErrors, errors, withHeaders } from '../../src/schemas/common.js'
 import { Email, Name, NewPassword, PermissionList, RoleName, User, trimEmail } from '../../src/schemas/auth.js'
 
 /** User administration (`users:manage`). Every change is audited and takes effect on the user's next request. */
@@ -31,7 +31,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       body: Type.Object({
         email: Email, password: NewPassword, name: Type.Optional(Name), role: RoleName, grants: Type.Optional(PermissionList), revokes: Type.Optional(PermissionList),
       }, { additionalProperties: false }),
-      response: { 201: User, ...authErrors, ...errors(409) },
+      response: { 201: withHeaders(User, 'Location'), ...authErrors, ...errors(409) },
     },
   }, async (request, reply) => {
     const { password, ...rest } = request.body
