@@ -2,7 +2,7 @@ import { test } from 'tap'
 import { spawnSync } from 'node:child_process'
 import { ConfigError, loadConfig } from '../src/config.js'
 
-const base = { JWT_SECRET: 'x'.repeat(32), INGESTION_SECRET: 'y'.repeat(16) }
+const base = { JWT_SECRET: 'x'.repeat(32), STORAGE_URL_SECRET: 's'.repeat(32), INGESTION_SECRET: 'y'.repeat(16) }
 
 test('defaults apply and strings are converted', async (t) => {
   const c = loadConfig({ ...base, PORT: '4000', REGISTRATION_ENABLED: 'false', STORAGE_DRIVER: 's3' })
@@ -19,7 +19,7 @@ test('empty values fall back to defaults', async (t) => {
 })
 
 test('missing and bad values name the variable', async (t) => {
-  t.throws(() => loadConfig({ INGESTION_SECRET: 'y'.repeat(16) }), { name: 'ConfigError', message: /JWT_SECRET: is required/ })
+  t.throws(() => loadConfig({ STORAGE_URL_SECRET: 's'.repeat(32), INGESTION_SECRET: 'y'.repeat(16) }), { name: 'ConfigError', message: /JWT_SECRET: is required/ })
   const err = t.throws(() => loadConfig({ ...base, PORT: 'eighty', STORAGE_DRIVER: 'ftp', DATABASE_URL: 'postgres://x' })) as unknown as ConfigError
   t.ok(err instanceof ConfigError)
   const text = err.problems.join('\n')
@@ -32,7 +32,7 @@ test('missing and bad values name the variable', async (t) => {
 
 test('the server refuses to start on bad config, naming the variable', async (t) => {
   const res = spawnSync(process.execPath, ['--import=tsx', 'src/server.ts'], {
-    env: { PATH: process.env.PATH ?? '', JWT_SECRET: 'too-short', INGESTION_SECRET: 'y'.repeat(16) },
+    env: { PATH: process.env.PATH ?? '', JWT_SECRET: 'too-short', STORAGE_URL_SECRET: 's'.repeat(32), INGESTION_SECRET: 'y'.repeat(16) },
     encoding: 'utf8',
     timeout: 30000,
     cwd: new URL('..', import.meta.url).pathname,
