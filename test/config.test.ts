@@ -46,8 +46,12 @@ test('the server refuses to start on bad config, naming the variable', async (t)
 // issue 18: in production the process refuses secrets published in .env.example or docker-compose.yml.
 const ROOT = new URL('..', import.meta.url).pathname
 const strong = {
-  JWT_SECRET: 'a1'.repeat(32), STORAGE_URL_SECRET: 'b2'.repeat(32), INGESTION_SECRET: 'c3'.repeat(32),
-  S3_SECRET_ACCESS_KEY: 'd4'.repeat(32), ADMIN_PASSWORD: 'e5'.repeat(16), NODE_ENV: 'production',
+  JWT_SECRET: 'a1'.repeat(32),
+  STORAGE_URL_SECRET: 'b2'.repeat(32),
+  INGESTION_SECRET: 'c3'.repeat(32),
+  S3_SECRET_ACCESS_KEY: 'd4'.repeat(32),
+  ADMIN_PASSWORD: 'e5'.repeat(16),
+  NODE_ENV: 'production',
 }
 const SECRET_NAME = /SECRET|PASSWORD/
 

@@ -1,4 +1,4 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import { Writable } from 'node:stream'
 import { buildApp } from '../src/build.js'
 import { serverOptions } from '../src/options.js'
@@ -9,7 +9,7 @@ import { startS3 } from './documents/s3-server.js'
 // issue 18: signed URLs and other bearer secrets never reach a log line.
 
 /** The app as the server builds it (same logger settings), logging at info into an array. */
-async function buildLogged (t: Parameters<Parameters<typeof test>[1]>[0], overrides: Parameters<typeof testConfig>[0] = {}) {
+async function buildLogged (t: Test, overrides: Parameters<typeof testConfig>[0] = {}) {
   const config = testConfig({ ...overrides, LOG_LEVEL: 'info' })
   const lines: string[] = []
   const stream = new Writable({ write (chunk: Buffer, _e, cb) { lines.push(...chunk.toString('utf8').split('\n').filter(l => l !== '')); cb() } })

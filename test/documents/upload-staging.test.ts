@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createHash } from 'node:crypto'
 import { eq } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
@@ -16,7 +16,7 @@ const sha = (b: string | Buffer) => createHash('sha256').update(b).digest('hex')
 
 interface Ticket { uploadId: string, url: string, headers: Record<string, string> }
 
-async function setup (t: Parameters<Parameters<typeof t.test>[1]>[0], driver: 'local' | 's3') {
+async function setup (t: Test, driver: 'local' | 's3') {
   const app = await buildWith(t, driver)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
