@@ -82,11 +82,17 @@ async function setStatus (db: Db, id: string, from: string, to: string): Promise
   await db.update(uploads).set({ status: to }).where(and(eq(uploads.id, id), eq(uploads.status, from)))
 }
 
-/** A claimed upload whose complete failed: its bytes (wherever they are) are deleted, the row cancelled. */
+/**
+ * A claimed upload whose complete failed: the row is cancelled, then its bytes (wherever they are)
+ * deleted. Nothing is deleted when the upload is no longer claimed: if it turned `completed`, a
+ * document owns the bytes at `target` (a failure after the insert must not take them away). A
+ * crash in between leaves bytes at `target` for storage-reconcile.
+ */
 export async function discardUpload (db: Db, storage: Storage, up: UploadRow, target?: string): Promise<void> {
+  const [res] = await db.update(uploads).set({ status: 'cancelled' }).where(and(eq(uploads.id, up.id), eq(uploads.status, 'completing')))
+  if (res.affectedRows !== 1) return
   if (target !== undefined) await storage.delete(target)
   await storage.delete(up.storageKey)
-  await setStatus(db, up.id, 'completing', 'cancelled')
 }
 
 /** DELETE /uploads/:id: the caller's pending upload is cancelled and its bytes deleted; false when there is none. */
