@@ -35,6 +35,7 @@ try {
     DATABASE_URL: url,
     REDIS_PREFIX: `qdm-${randomHex(4)}`,
     JWT_SECRET: randomHex(24),
+    STORAGE_URL_SECRET: randomHex(24),
     INGESTION_SECRET: randomHex(16),
     INGESTION_URL: `http://127.0.0.1:${port}/ingest`,
     LOG_LEVEL: 'warn',

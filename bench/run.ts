@@ -117,6 +117,7 @@ function serverEnv (extra: Record<string, string>): Record<string, string> {
     REDIS_URL,
     REDIS_PREFIX,
     JWT_SECRET: `bench-${randomHex(24)}`,
+    STORAGE_URL_SECRET: storageUrlSecret,
     INGESTION_SECRET: `bench-${randomHex(16)}`,
     LOG_LEVEL: 'warn',
     BCRYPT_COST: String(BCRYPT_COST),
@@ -138,6 +139,8 @@ const START_FLAGS = scriptFlags('start')
 const WORKER_FLAGS = scriptFlags('start:worker')
 
 let jwtSecret = ''
+/** Shared by the API and the workers: workers sign local-storage URLs the API verifies. */
+const storageUrlSecret = `bench-${randomHex(24)}`
 let ingestionSecret = ''
 
 async function startServer (extra: Record<string, string>): Promise<ServerHandle> {

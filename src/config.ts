@@ -12,6 +12,7 @@ export const ConfigSchema = Type.Object({
   REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
   REDIS_PREFIX: Type.String({ default: 'quire' }),
   JWT_SECRET: Type.String({ minLength: 32 }),
+  STORAGE_URL_SECRET: Type.String({ minLength: 32, description: 'signs local-storage URLs (/storage/<token>); its own secret, not JWT_SECRET' }),
   ACCESS_TOKEN_TTL: Type.Integer({ minimum: 30, default: 900, description: 'seconds' }),
   REFRESH_TOKEN_TTL: Type.Integer({ minimum: 60, default: 30 * 24 * 3600, description: 'seconds' }),
   BCRYPT_COST: Type.Integer({ minimum: 4, maximum: 15, default: 12 }),
@@ -70,7 +71,8 @@ export class ConfigError extends Error {
 
 /**
  * Builds the config from an environment-like object. Empty strings count as unset, so
- * `KEY=` in a .env file falls back to the default. Throws ConfigError naming every bad variable.
+ * `KEY=` in a .env file falls back to the default. Throws ConfigError naming every bad variable;
+ * with NODE_ENV=production also every secret left at a value published in this repository.
  */
 export function loadConfig (env: Record<string, string | undefined> = process.env, overrides: Partial<Config> = {}): Config {
   const raw: Record<string, unknown> = {}
@@ -92,7 +94,44 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     }
     throw new ConfigError(problems)
   }
-  return withDefaults as Config
+  const config = withDefaults as Config
+  if (env.NODE_ENV === 'production') {
+    const problems = defaultSecrets(config)
+    if (problems.length > 0) throw new ConfigError(problems)
+  }
+  return config
+}
+
+/**
+ * Secret values shipped in .env.example and docker-compose.yml, now or before: a deployment that
+ * kept one runs with a secret anyone can read. test/config.test.ts checks that every secret in
+ * those two files is listed here.
+ */
+export const KNOWN_DEFAULT_SECRETS: ReadonlySet<string> = new Set([
+  'dev-only-secret-change-me-0123456789abcdef', 'dev-only-ingestion-secret-0123456789', 'dev-only-storage-url-secret-change-me-0123',
+  'compose-dev-secret-change-me-0123456789', 'compose-dev-ingestion-secret-0123', 'quire-secret', 'change-me-please', 'quire', 'root',
+])
+
+/** The variables holding a secret (passwords inside the URLs included), as `NAME: value` problems when one is a known default. */
+function defaultSecrets (config: Config): string[] {
+  const urlPassword = (url: string): string => {
+    try {
+      return decodeURIComponent(new URL(url).password)
+    } catch {
+      return ''
+    }
+  }
+  const secrets: Array<[string, string | undefined]> = [
+    ['JWT_SECRET', config.JWT_SECRET],
+    ['STORAGE_URL_SECRET', config.STORAGE_URL_SECRET],
+    ['INGESTION_SECRET', config.INGESTION_SECRET],
+    ['S3_SECRET_ACCESS_KEY', config.S3_SECRET_ACCESS_KEY],
+    ['ADMIN_PASSWORD', config.ADMIN_PASSWORD],
+    ['DATABASE_URL', urlPassword(config.DATABASE_URL)],
+    ['REDIS_URL', urlPassword(config.REDIS_URL)],
+  ]
+  return secrets.filter(([, v]) => v !== undefined && KNOWN_DEFAULT_SECRETS.has(v))
+    .map(([name]) => `${name}: is a published default (.env.example / docker-compose.yml); set a secret of your own, e.g. openssl rand -hex 32`)
 }
 
 /** Loads ./.env into process.env (without overriding) when present; entry points call this. */

@@ -5,6 +5,7 @@ import { AjvCompiler } from '@fastify/ajv-compiler'
 import type { Config } from './config.js'
 import { sendError, toErrorBody } from './lib/error-reply.js'
 import { lowercaseKeyword } from './lib/lowercase-keyword.js'
+import { serializeRequest } from './lib/log-redact.js'
 
 const ajvCompilers = AjvCompiler()
 
@@ -31,9 +32,13 @@ export function serverOptions (config: Config, extra: Partial<FastifyServerOptio
   return {
     logger: {
       level: config.LOG_LEVEL,
+      // URLs are logged with their secrets cut out (signed storage URLs, pre-signed S3 parameters).
+      serializers: { req: serializeRequest },
       redact: {
-        paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-quire-signature"]',
-          'password', 'newPassword', 'currentPassword', 'refreshToken', 'accessToken', '*.password', '*.passwordHash', '*.refreshToken'],
+        paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-quire-signature"]', 'req.headers["x-amz-security-token"]',
+          'res.headers["set-cookie"]', 'res.headers.location', 'headers.authorization', 'headers.cookie', 'headers["x-quire-signature"]',
+          'password', 'newPassword', 'currentPassword', 'refreshToken', 'accessToken', 'token', 'uploadUrl', 'downloadUrl',
+          '*.password', '*.passwordHash', '*.refreshToken', '*.accessToken', '*.token', '*.downloadUrl', '*.uploadUrl'],
         censor: '[redacted]',
       },
     },

@@ -1,8 +1,10 @@
 import { test } from 'tap'
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { ConfigError, loadConfig } from '../src/config.js'
 
-const base = { JWT_SECRET: 'x'.repeat(32), INGESTION_SECRET: 'y'.repeat(16) }
+const base = { JWT_SECRET: 'x'.repeat(32), STORAGE_URL_SECRET: 's'.repeat(32), INGESTION_SECRET: 'y'.repeat(16) }
 
 test('defaults apply and strings are converted', async (t) => {
   const c = loadConfig({ ...base, PORT: '4000', REGISTRATION_ENABLED: 'false', STORAGE_DRIVER: 's3' })
@@ -19,7 +21,7 @@ test('empty values fall back to defaults', async (t) => {
 })
 
 test('missing and bad values name the variable', async (t) => {
-  t.throws(() => loadConfig({ INGESTION_SECRET: 'y'.repeat(16) }), { name: 'ConfigError', message: /JWT_SECRET: is required/ })
+  t.throws(() => loadConfig({ STORAGE_URL_SECRET: 's'.repeat(32), INGESTION_SECRET: 'y'.repeat(16) }), { name: 'ConfigError', message: /JWT_SECRET: is required/ })
   const err = t.throws(() => loadConfig({ ...base, PORT: 'eighty', STORAGE_DRIVER: 'ftp', DATABASE_URL: 'postgres://x' })) as unknown as ConfigError
   t.ok(err instanceof ConfigError)
   const text = err.problems.join('\n')
@@ -32,11 +34,90 @@ test('missing and bad values name the variable', async (t) => {
 
 test('the server refuses to start on bad config, naming the variable', async (t) => {
   const res = spawnSync(process.execPath, ['--import=tsx', 'src/server.ts'], {
-    env: { PATH: process.env.PATH ?? '', JWT_SECRET: 'too-short', INGESTION_SECRET: 'y'.repeat(16) },
+    env: { PATH: process.env.PATH ?? '', JWT_SECRET: 'too-short', STORAGE_URL_SECRET: 's'.repeat(32), INGESTION_SECRET: 'y'.repeat(16) },
     encoding: 'utf8',
     timeout: 30000,
     cwd: new URL('..', import.meta.url).pathname,
   })
   t.equal(res.status, 1, 'exit code 1')
   t.match(res.stderr, /JWT_SECRET/)
+})
+
+// issue 18: in production the process refuses secrets published in .env.example or docker-compose.yml.
+const ROOT = new URL('..', import.meta.url).pathname
+const strong = {
+  JWT_SECRET: 'a1'.repeat(32),
+  STORAGE_URL_SECRET: 'b2'.repeat(32),
+  INGESTION_SECRET: 'c3'.repeat(32),
+  S3_SECRET_ACCESS_KEY: 'd4'.repeat(32),
+  ADMIN_PASSWORD: 'e5'.repeat(16),
+  NODE_ENV: 'production',
+}
+const SECRET_NAME = /SECRET|PASSWORD/
+
+test('production refuses a published secret, naming the variable; other environments take it', async (t) => {
+  t.ok(loadConfig(strong), 'real secrets load')
+  t.throws(() => loadConfig({ ...strong, JWT_SECRET: 'dev-only-secret-change-me-0123456789abcdef' }), { name: 'ConfigError', message: /JWT_SECRET: is a published default/ })
+  const err = t.throws(() => loadConfig({
+    ...strong,
+    STORAGE_URL_SECRET: 'dev-only-storage-url-secret-change-me-0123',
+    INGESTION_SECRET: 'compose-dev-ingestion-secret-0123',
+    DATABASE_URL: 'mysql://quire:quire@mysql:3306/quire',
+  })) as unknown as ConfigError
+  t.same(err.problems.map(p => p.split(':')[0]), ['STORAGE_URL_SECRET', 'INGESTION_SECRET', 'DATABASE_URL'])
+  t.ok(loadConfig({ ...strong, NODE_ENV: 'development', JWT_SECRET: 'dev-only-secret-change-me-0123456789abcdef' }), 'development takes it')
+})
+
+/** `NAME=value` secrets of .env.example, `${NAME:-default}` and literal secrets of docker-compose.yml, passwords in URLs. */
+function publishedSecrets (): Array<{ file: string, name: string, value: string }> {
+  const found: Array<{ file: string, name: string, value: string }> = []
+  const urlPassword = (file: string, name: string, value: string) => {
+    const m = /^[a-z]+:\/\/[^:/@]*:([^@]*)@/.exec(value)
+    if (m !== null && !m[1]!.startsWith('${')) found.push({ file, name, value: decodeURIComponent(m[1]!) })
+  }
+  for (const line of readFileSync(join(ROOT, '.env.example'), 'utf8').split('\n')) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim())
+    if (m === null || m[2] === '') continue
+    if (SECRET_NAME.test(m[1]!)) found.push({ file: '.env.example', name: m[1]!, value: m[2]! })
+    urlPassword('.env.example', m[1]!, m[2]!)
+  }
+  // Line by line: `KEY: value` (environment entries) and every `${NAME:-default}` on the line.
+  for (const line of readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8').split('\n')) {
+    if (line.trim().startsWith('#')) continue
+    for (const m of line.matchAll(/\$\{([A-Z0-9_]+):?-([^}]*)\}/g)) {
+      if (SECRET_NAME.test(m[1]!)) found.push({ file: 'docker-compose.yml', name: m[1]!, value: m[2]! })
+    }
+    const m = /^\s*([A-Z0-9_]+):\s*"?([^"#]*?)"?\s*$/.exec(line)
+    if (m === null || m[2] === '') continue
+    if (SECRET_NAME.test(m[1]!) && !m[2]!.includes('${') && !/^(yes|no|true|false)$/.test(m[2]!)) found.push({ file: 'docker-compose.yml', name: m[1]!, value: m[2]! })
+    urlPassword('docker-compose.yml', m[1]!, m[2]!)
+  }
+  return found
+}
+
+test('every secret .env.example and docker-compose.yml publish is refused in production', async (t) => {
+  const found = publishedSecrets()
+  t.ok(found.some(f => f.name === 'JWT_SECRET'), 'the scan finds .env.example\'s secrets')
+  t.same(found.filter(f => f.file === 'docker-compose.yml'), [], 'docker-compose.yml has no default secret: it asks for each')
+  for (const { file, name, value } of found) {
+    // Under its own name when Quire reads it, else as a secret Quire reads (MINIO_ROOT_PASSWORD is S3's).
+    const target = name in strong || name === 'DATABASE_URL' || name === 'REDIS_URL' ? name : 'S3_SECRET_ACCESS_KEY'
+    const env: Record<string, string> = { ...strong }
+    env[target] = target.endsWith('_URL') ? `redis://u:${encodeURIComponent(value)}@h:6379` : value
+    if (target === 'DATABASE_URL') env[target] = `mysql://u:${encodeURIComponent(value)}@h:3306/q`
+    t.throws(() => loadConfig(env), { message: new RegExp(`${target}: is a published default`) }, `${file} ${name}`)
+  }
+})
+
+test('the API and the worker refuse to start in production with a published secret, naming it', async (t) => {
+  for (const entry of ['src/server.ts', 'src/worker.ts']) {
+    const res = spawnSync(process.execPath, ['--import=tsx', entry], {
+      env: { PATH: process.env.PATH ?? '', ...strong, INGESTION_SECRET: 'dev-only-ingestion-secret-0123456789' },
+      encoding: 'utf8',
+      timeout: 30000,
+      cwd: ROOT,
+    })
+    t.equal(res.status, 1, `${entry}: exit code 1`)
+    t.match(res.stderr, /INGESTION_SECRET: is a published default/)
+  }
 })

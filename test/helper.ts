@@ -39,6 +39,7 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
     REDIS_URL: TEST_REDIS_URL,
     REDIS_PREFIX: testPrefix(),
     JWT_SECRET: 'test-secret-test-secret-test-secret-0123',
+    STORAGE_URL_SECRET: 'test-storage-url-secret-0123456789abcdef',
     INGESTION_SECRET: 'test-ingestion-secret-0123456789',
     LOG_LEVEL: 'silent',
     BCRYPT_COST: 4,

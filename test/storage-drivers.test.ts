@@ -10,14 +10,14 @@ import { testTempDir } from './helper.js'
 storageSuite(t, 'local', async () => new LocalStorage(testTempDir('drv')))
 
 storageSuite(t, 's3', async (tt) => {
-  const conf = loadConfig({}, { JWT_SECRET: 'x'.repeat(32), INGESTION_SECRET: 'y'.repeat(16), ...await startS3(tt) })
+  const conf = loadConfig({}, { JWT_SECRET: 'x'.repeat(32), STORAGE_URL_SECRET: 's'.repeat(32), INGESTION_SECRET: 'y'.repeat(16), ...await startS3(tt) })
   const s = new S3Storage(conf)
   tt.teardown(async () => await s.close())
   return s
 })
 
 t.test('s3: pre-signed URLs carry the signature, expiry and signed headers', async (t) => {
-  const conf = loadConfig({}, { JWT_SECRET: 'x'.repeat(32), INGESTION_SECRET: 'y'.repeat(16), ...await startS3(t) })
+  const conf = loadConfig({}, { JWT_SECRET: 'x'.repeat(32), STORAGE_URL_SECRET: 's'.repeat(32), INGESTION_SECRET: 'y'.repeat(16), ...await startS3(t) })
   const s = new S3Storage(conf)
   t.teardown(async () => await s.close())
   const put = await s.presignPut('up/a', { expiresIn: 600, contentType: 'text/plain', contentLength: 5 })
@@ -44,7 +44,7 @@ t.test('s3: S3_PUBLIC_ENDPOINT signs client URLs for the public address, interna
   const internalEndpoint = s3.S3_ENDPOINT ?? ''
   t.ok(internalEndpoint, 'the S3 test server reports its endpoint')
   const publicEndpoint = internalEndpoint.replace('127.0.0.1', 'localhost')
-  const conf = loadConfig({}, { JWT_SECRET: 'x'.repeat(32), INGESTION_SECRET: 'y'.repeat(16), ...s3, S3_PUBLIC_ENDPOINT: publicEndpoint })
+  const conf = loadConfig({}, { JWT_SECRET: 'x'.repeat(32), STORAGE_URL_SECRET: 's'.repeat(32), INGESTION_SECRET: 'y'.repeat(16), ...s3, S3_PUBLIC_ENDPOINT: publicEndpoint })
   const s = new S3Storage(conf)
   t.teardown(async () => await s.close())
   const put = await s.presignPut('pub/a', { expiresIn: 600, contentType: 'text/plain', contentLength: 5 })
@@ -62,7 +62,7 @@ t.test('s3: S3_PUBLIC_ENDPOINT signs client URLs for the public address, interna
 })
 
 t.test('s3: object bodies go as UNSIGNED-PAYLOAD (no second hash of each part), the rest of the request stays signed', async (t) => {
-  const conf = loadConfig({}, { JWT_SECRET: 'x'.repeat(32), INGESTION_SECRET: 'y'.repeat(16), ...await startS3(t) })
+  const conf = loadConfig({}, { JWT_SECRET: 'x'.repeat(32), STORAGE_URL_SECRET: 's'.repeat(32), INGESTION_SECRET: 'y'.repeat(16), ...await startS3(t) })
   const s = new S3Storage(conf)
   t.teardown(async () => await s.close())
   const seen: Array<{ command: string, part: unknown, sha: string | undefined, auth: string | undefined }> = []

@@ -1,12 +1,19 @@
 import { test } from 'tap'
-import { build, assertErrorShape } from './helper.js'
+import { build, assertErrorShape, createUser } from './helper.js'
 import { UrlSigner } from '../src/storage/signed-url.js'
+import { insertUpload } from '../src/domain/uploads.js'
+import { stagingKey } from '../src/domain/upload-staging.js'
+import { newId } from '../src/lib/ids.js'
 
 const path = (url: string) => { const u = new URL(url); return u.pathname + u.search }
 
 test('local signed URLs: PUT raw bytes, then GET them (with Range), expiry and tampering refused', async (t) => {
   const app = await build(t, { PUBLIC_URL: 'http://quire.test:8080/' })
-  const key = 'uploads/t/obj-1'
+  // Signed PUTs write only the staging key of a pending upload (src/domain/upload-staging.ts).
+  const id = newId()
+  const key = stagingKey(id)
+  const owner = await createUser(app, 'editor')
+  await insertUpload(app.db, { id, userId: owner.id, filename: 'obj-1', mimeType: 'text/plain', size: 11, sha256: null, storageKey: key, expiresAt: new Date(Date.now() + 60_000) })
   const put = await app.storage.presignPut(key, { expiresIn: 60, contentType: 'text/plain', contentLength: 11 })
   t.match(put.url, /^http:\/\/quire\.test:8080\/storage\/[\w-]+\.[\w-]+$/)
   t.equal(put.headers['content-type'], 'text/plain')
@@ -43,7 +50,7 @@ test('local signed URLs: PUT raw bytes, then GET them (with Range), expiry and t
   res = await app.inject({ method: 'GET', url: '/storage/garbage' })
   assertErrorShape(t, res, 403, 'invalid_signature')
 
-  const signer = new UrlSigner(app.config.JWT_SECRET)
+  const signer = new UrlSigner(app.config.STORAGE_URL_SECRET)
   const expired = signer.sign({ key, method: 'GET', exp: Math.floor(Date.now() / 1000) - 5 })
   res = await app.inject({ method: 'GET', url: `/storage/${expired}` })
   assertErrorShape(t, res, 410, 'url_expired')

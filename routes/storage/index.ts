@@ -5,6 +5,7 @@ import type { SignedGrant } from '../../src/storage/signed-url.js'
 import { AppError, notFound } from '../../src/lib/errors.js'
 import { contentDisposition, parseRange } from '../../src/lib/http.js'
 import { binaryResponse, errors, errorWithHeaders, RequestHeader } from '../../src/schemas/common.js'
+import { acceptUploadBytes } from '../../src/domain/upload-staging.js'
 
 const TokenParam = Type.Object({ token: Type.String({ maxLength: 4096 }) })
 // The media type signed into the URL (the document's), else application/octet-stream.
@@ -70,12 +71,19 @@ const storageRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['storage'],
       summary: 'Upload raw bytes to a signed local-storage URL (the pre-signed upload flow)',
+      description: 'Send the headers the upload ticket lists: a `Content-Type` other than the signed one is refused ' +
+        '(403 `content_type_mismatch`, as S3 refuses a pre-signed PUT whose signed headers differ). Only a pending ' +
+        'upload accepts bytes: 409 `upload_completed` once it was completed, 410 `upload_cancelled`/`upload_expired`/' +
+        '`upload_gone` once it was cancelled, discarded or expired.',
       security: [],
       params: TokenParam,
-      response: { 200: Type.Object({ size: Type.Integer() }), ...errors(403, 410, 413) },
+      response: { 200: Type.Object({ size: Type.Integer() }), ...errors(403, 409, 410, 413) },
     },
   }, async (request) => {
     const grant = grantFor(request.params.token, 'PUT')
+    if (grant.contentType !== undefined && request.headers['content-type']?.trim().toLowerCase() !== grant.contentType.toLowerCase()) {
+      throw new AppError(403, 'content_type_mismatch', `This URL accepts Content-Type ${grant.contentType} only`)
+    }
     const max = grant.maxBytes ?? fastify.config.UPLOAD_MAX_BYTES
     const declared = Number(request.headers['content-length'] ?? NaN)
     if (Number.isFinite(declared) && declared > max) throw new AppError(413, 'payload_too_large', `At most ${max} bytes may be sent to this URL`)
@@ -87,10 +95,13 @@ const storageRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         else cb(null, chunk)
       },
     })
+    // Wired before the upload's state is read, so an abort meanwhile is not missed.
     const body = request.raw.pipe(limiter)
     request.raw.on('error', (err) => limiter.destroy(err))
     request.raw.on('aborted', () => limiter.destroy(new AppError(400, 'upload_aborted', 'The client aborted the upload')))
-    return await storage.put(grant.key, body, { contentType: grant.contentType })
+    // The write reports a body error; a PUT refused before writing has no one else listening.
+    limiter.on('error', () => {})
+    return await acceptUploadBytes(fastify.db, storage, grant.key, async () => await storage.put(grant.key, body, { contentType: grant.contentType }))
   })
 }
 

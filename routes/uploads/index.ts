@@ -1,19 +1,20 @@
-import { Writable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { authErrors, errors, withHeaders } from '../../src/schemas/common.js'
+import { Id, NoContent, authErrors, errors, withHeaders } from '../../src/schemas/common.js'
 import { CreateUpload, Document, DocumentFields, UploadTicket } from '../../src/schemas/documents.js'
-import { deleteUpload, findUpload, insertUpload, inspect, isAllowedType, payloadTooLarge, unsupportedType, type UploadRow } from '../../src/domain/uploads.js'
+import { findUpload, insertUpload, isAllowedType, payloadTooLarge, unsupportedType } from '../../src/domain/uploads.js'
+import { cancelUpload, claimUpload, discardUpload, promoteUpload, stagingKey } from '../../src/domain/upload-staging.js'
 import { originalKey, toDocument } from '../../src/domain/documents.js'
 import { cleanFilename, createDocumentRecord } from '../../src/domain/document-create.js'
 import { AppError, conflict, notFound } from '../../src/lib/errors.js'
 import { newId } from '../../src/lib/ids.js'
 
-const UploadParams = Type.Object({ uploadId: Type.String({ maxLength: 64 }) }, { additionalProperties: false })
+const UploadParams = Type.Object({ uploadId: Id() }, { additionalProperties: false })
 
 /**
  * Pre-signed uploads: the client PUTs the bytes straight to storage (S3 pre-signed URL, or a
  * signed URL on this API for local storage), then completes; only then does the document exist.
+ * The URL writes to the upload's staging key; complete moves the bytes to the document's key and
+ * checks them there (src/domain/upload-staging.ts), so no URL can change a document.
  */
 const uploadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, storage, config } = fastify
@@ -32,7 +33,7 @@ const uploadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const type = mimeType.toLowerCase()
     if (!isAllowedType(type, config.UPLOAD_ALLOWED_TYPES)) throw unsupportedType(type)
     const id = newId()
-    const key = originalKey(id)
+    const key = stagingKey(id)
     const expiresAt = new Date(Date.now() + config.UPLOAD_URL_TTL * 1000)
     await insertUpload(db, { id, userId: request.user.id, filename: cleanFilename(filename), mimeType: type, size, sha256: sha256?.toLowerCase() ?? null, storageKey: key, expiresAt })
     const signed = await storage.presignPut(key, { expiresIn: config.UPLOAD_URL_TTL, contentType: type, contentLength: size })
@@ -55,32 +56,31 @@ const uploadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const up = await findUpload(db, request.user.id, request.params.uploadId)
     if (up === null) throw notFound('Upload')
     if (up.expiresAt.getTime() <= Date.now()) throw new AppError(410, 'upload_expired', 'This upload expired; start a new one')
-    const info = await storage.head(up.storageKey)
-    if (info === null) throw conflict('No bytes were uploaded to the URL yet', 'upload_incomplete')
-    if (info.size !== up.size) {
-      await discard(up)
-      throw new AppError(400, 'size_mismatch', `Expected ${up.size} bytes, received ${info.size}; the upload was discarded`)
+    if (!await claimUpload(db, up)) throw conflict('This upload was already completed', 'upload_completed')
+    const target = originalKey(up.id)
+    const { mimeType, size, sha256 } = await promoteUpload(db, storage, up, target, config.UPLOAD_ALLOWED_TYPES)
+    let doc
+    try {
+      doc = await createDocumentRecord(fastify, request, { id: up.id, filename: up.filename, mimeType, size, sha256 }, request.body, { claimUploadId: up.id, via: 'presigned' })
+    } catch (err) {
+      await discardUpload(db, storage, up, target).catch((e: unknown) => request.log.error({ err: e, uploadId: up.id }, 'could not discard an upload'))
+      throw err
     }
-    const inspected = await inspect(await storage.get(up.storageKey), { maxBytes: up.size, declaredType: up.mimeType })
-    if (!isAllowedType(inspected.mimeType, config.UPLOAD_ALLOWED_TYPES)) {
-      inspected.body.destroy()
-      await discard(up)
-      throw unsupportedType(inspected.mimeType)
-    }
-    await pipeline(inspected.body, new Writable({ write (_c, _e, cb) { cb() } }))
-    const { size, sha256 } = inspected.result()
-    if (size !== up.size || (up.sha256 !== null && sha256 !== up.sha256)) {
-      await discard(up)
-      throw new AppError(400, 'checksum_mismatch', 'The uploaded bytes do not match the declared sha256; the upload was discarded')
-    }
-    const doc = await createDocumentRecord(fastify, request, { id: up.id, filename: up.filename, mimeType: inspected.mimeType, size, sha256 }, request.body, { claimUploadId: up.id, via: 'presigned' })
     return await reply.code(201).header('etag', `"${doc.version}"`).header('location', `/documents/${doc.id}`).send(toDocument(doc))
   })
 
-  async function discard (up: UploadRow): Promise<void> {
-    await storage.delete(up.storageKey)
-    await deleteUpload(db, up.id)
-  }
+  fastify.delete('/:uploadId', {
+    config: { permission: 'documents:create' },
+    schema: {
+      tags: ['documents'],
+      summary: 'Cancel a pending pre-signed upload: its URL accepts no more bytes, those sent are deleted',
+      params: UploadParams,
+      response: { 204: NoContent, ...authErrors, ...errors(404) },
+    },
+  }, async (request, reply) => {
+    if (!await cancelUpload(db, storage, request.user.id, request.params.uploadId)) throw notFound('Upload')
+    return await reply.code(204).send(null)
+  })
 }
 
 export default uploadRoutes

@@ -72,8 +72,8 @@ export interface NewDocument {
 
 /**
  * Inserts a document whose object is already stored, with its tags, in one transaction.
- * `claimUploadId`: the pending upload this document completes; its row goes in the same
- * transaction (409 if another request claimed it first).
+ * `claimUploadId`: the claimed upload this document completes; it turns `completed` in the same
+ * transaction (409 if it is no longer claimed).
  */
 export async function insertDocument (db: Db, input: NewDocument, opts: { claimUploadId?: string } = {}): Promise<DocumentRow> {
   const now = new Date()
@@ -93,7 +93,7 @@ export async function insertDocument (db: Db, input: NewDocument, opts: { claimU
   }
   await db.transaction(async (tx) => {
     if (opts.claimUploadId !== undefined) {
-      const [res] = await tx.delete(uploads).where(and(eq(uploads.id, opts.claimUploadId), eq(uploads.status, 'pending')))
+      const [res] = await tx.update(uploads).set({ status: 'completed' }).where(and(eq(uploads.id, opts.claimUploadId), eq(uploads.status, 'completing')))
       if (res.affectedRows !== 1) throw conflict('This upload was already completed', 'upload_completed')
     }
     await tx.insert(documents).values(row)

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream'
-import { and, eq, lt } from 'drizzle-orm'
+import { and, eq, inArray, lt, ne, or } from 'drizzle-orm'
 import { fileTypeFromBuffer } from 'file-type'
 import type { Db } from '../db.js'
 import { uploads } from '../../drizzle/schema/index.js'
@@ -180,7 +180,7 @@ export async function insertUpload (db: Db, row: Omit<UploadRow, 'status' | 'cre
   await db.insert(uploads).values({ ...row, status: 'pending', createdAt: new Date() })
 }
 
-/** The caller's pending upload, or null (unknown, someone else's, or already completed). */
+/** The caller's pending upload, or null (unknown, someone else's, already completed or cancelled). */
 export async function findUpload (db: Db, userId: string, id: string): Promise<UploadRow | null> {
   if (!isId(id)) return null
   const [row] = await db.select().from(uploads).where(and(eq(uploads.id, id), eq(uploads.userId, userId), eq(uploads.status, 'pending'))).limit(1)
@@ -191,7 +191,20 @@ export async function deleteUpload (db: Db, id: string): Promise<void> {
   await db.delete(uploads).where(eq(uploads.id, id))
 }
 
-/** Pending uploads whose URL expired before `before`. */
-export async function expiredUploads (db: Db, before: Date, limit: number): Promise<UploadRow[]> {
-  return await db.select().from(uploads).where(and(eq(uploads.status, 'pending'), lt(uploads.expiresAt, before))).orderBy(uploads.expiresAt).limit(limit)
+/**
+ * Uploads whose URL expired before `before`, whatever their status (pending: abandoned; completed or
+ * cancelled: kept so far only to answer late PUTs); claimed ones (`completing`) only when they
+ * expired before `staleBefore`, a complete that crashed.
+ */
+export async function expiredUploads (db: Db, before: Date, staleBefore: Date, limit: number): Promise<UploadRow[]> {
+  return await db.select().from(uploads)
+    .where(or(and(ne(uploads.status, 'completing'), lt(uploads.expiresAt, before)), and(eq(uploads.status, 'completing'), lt(uploads.expiresAt, staleBefore))))
+    .orderBy(uploads.expiresAt).limit(limit)
+}
+
+/** The status of each of these uploads that still has a row. */
+export async function uploadStatuses (db: Db, ids: string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map()
+  const rows = await db.select({ id: uploads.id, status: uploads.status }).from(uploads).where(inArray(uploads.id, ids))
+  return new Map(rows.map(r => [r.id, r.status]))
 }

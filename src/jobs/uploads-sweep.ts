@@ -1,11 +1,21 @@
+import { eq } from 'drizzle-orm'
 import { defineJob } from './types.js'
-import { deleteUpload, expiredUploads } from '../domain/uploads.js'
+import { deleteUpload, expiredUploads, uploadStatuses } from '../domain/uploads.js'
+import { STAGING_PREFIX, stagingUploadId } from '../domain/upload-staging.js'
+import { originalKey } from '../domain/documents.js'
+import { documents } from '../../drizzle/schema/index.js'
 
 export const UPLOADS_SWEEP_JOB = 'uploads-sweep'
 /** Completing an upload is refused from expiresAt on; the sweep waits this much longer, so they never race. */
 export const SWEEP_GRACE_MS = 10 * 60 * 1000
+/** A claimed upload (a complete running) is taken for a crashed one only this long after its expiry. */
+export const STALE_CLAIM_MS = 24 * 3600 * 1000
 
-/** Deletes pending pre-signed uploads that expired, and whatever bytes were sent to them. */
+/**
+ * Deletes uploads that expired (pending ones and the rows kept after complete or cancel) and their
+ * bytes; then staging objects no pending upload will use: what a pre-signed URL wrote after its
+ * upload was completed or cancelled (S3 cannot refuse such a PUT; src/domain/upload-staging.ts).
+ */
 export default defineJob<{ now?: string }>({
   queue: 'cleanup',
   name: UPLOADS_SWEEP_JOB,
@@ -13,18 +23,38 @@ export default defineJob<{ now?: string }>({
   async process (app, job) {
     const now = job.data.now !== undefined ? new Date(job.data.now) : new Date()
     const before = new Date(now.getTime() - SWEEP_GRACE_MS)
+    const staleBefore = new Date(now.getTime() - STALE_CLAIM_MS)
     let swept = 0
     for (;;) {
-      const batch = await expiredUploads(app.db, before, 200)
+      const batch = await expiredUploads(app.db, before, staleBefore, 200)
       for (const u of batch) {
-        // Object first: a crash in between leaves a row the next sweep retries, never an orphaned object.
+        // Objects first: a crash in between leaves a row the next sweep retries, never an orphaned object.
         await app.storage.delete(u.storageKey)
+        // A complete that crashed after moving the bytes: no document was created (that would have
+        // marked the upload completed in the same transaction), but check before deleting its key.
+        if (u.status === 'completing' && (await app.db.select({ id: documents.id }).from(documents).where(eq(documents.id, u.id)).limit(1)).length === 0) {
+          await app.storage.delete(originalKey(u.id))
+        }
         await deleteUpload(app.db, u.id)
         swept++
       }
       if (batch.length < 200) break
     }
-    if (swept > 0) app.log.info({ swept }, 'expired uploads swept')
-    return { swept }
+    let strays = 0
+    for await (const page of app.storage.list(STAGING_PREFIX)) {
+      const ids = page.map(o => stagingUploadId(o.key)).filter((id): id is string => id !== null)
+      const statuses = await uploadStatuses(app.db, ids)
+      for (const o of page) {
+        const id = stagingUploadId(o.key)
+        if (id === null) continue
+        const status = statuses.get(id)
+        // Pending: waiting for its complete; completing: the complete moves it or the sweep above deletes it.
+        if (status === 'pending' || status === 'completing') continue
+        await app.storage.delete(o.key)
+        strays++
+      }
+    }
+    if (swept > 0 || strays > 0) app.log.info({ swept, strays }, 'expired uploads swept')
+    return { swept, strays }
   },
 })

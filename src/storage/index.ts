@@ -9,5 +9,5 @@ export async function createStorage (config: Config): Promise<Storage> {
     const { S3Storage } = await import('./s3.js')
     return new S3Storage(config)
   }
-  return new LocalStorage(config.STORAGE_DIR, { baseUrl: config.PUBLIC_URL, secret: config.JWT_SECRET })
+  return new LocalStorage(config.STORAGE_DIR, { baseUrl: config.PUBLIC_URL, secret: config.STORAGE_URL_SECRET })
 }

@@ -1,10 +1,10 @@
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, rename, rm, stat, access, constants } from 'node:fs/promises'
+import { mkdir, readdir, rename, rm, stat, access, constants } from 'node:fs/promises'
 import { dirname, join, resolve, sep } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { pipeline } from 'node:stream/promises'
 import type { Readable } from 'node:stream'
-import { assertKey, StorageNotFound, type ByteRange, type Storage } from './types.js'
+import { assertKey, StorageNotFound, type ByteRange, type ListedObject, type Storage } from './types.js'
 import { UrlSigner, type SignedGrant } from './signed-url.js'
 
 /** Local disk under one directory. Writes go to a temp file renamed into place on success. */
@@ -88,6 +88,37 @@ export class LocalStorage implements Storage {
 
   async delete (key: string): Promise<void> {
     await rm(this.path(key), { force: true })
+  }
+
+  /** One rename: atomic, so `to` never holds a half-written or mixed object. */
+  async move (from: string, to: string): Promise<void> {
+    const source = this.path(from)
+    const target = this.path(to)
+    await mkdir(dirname(target), { recursive: true })
+    try {
+      await rename(source, target)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && await this.head(from) === null) throw new StorageNotFound(from)
+      throw err
+    }
+  }
+
+  async * list (prefix: string): AsyncGenerator<ListedObject[]> {
+    if (!prefix.endsWith('/')) throw new Error(`a list prefix ends with '/': ${prefix}`)
+    const pending = [prefix.slice(0, -1)]
+    for (let dir = pending.pop(); dir !== undefined; dir = pending.pop()) {
+      const entries = await readdir(this.path(dir), { withFileTypes: true }).catch(() => [])
+      const page: ListedObject[] = []
+      for (const e of entries) {
+        if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(e.name)) continue
+        const key = `${dir}/${e.name}`
+        if (e.isDirectory()) { pending.push(key); continue }
+        if (!e.isFile()) continue
+        const s = await stat(this.path(key)).catch(() => null)
+        if (s !== null) page.push({ key, size: s.size, modified: s.mtime })
+      }
+      if (page.length > 0) yield page
+    }
   }
 
   /** A signed, expiring URL on this API (GET /storage/:token). */

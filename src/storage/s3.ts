@@ -1,12 +1,12 @@
 import { Readable } from 'node:stream'
 import {
   S3Client, GetObjectCommand, HeadObjectCommand, DeleteObjectCommand, HeadBucketCommand, PutObjectCommand,
-  type S3ClientConfig,
+  CopyObjectCommand, ListObjectsV2Command, type S3ClientConfig,
 } from '@aws-sdk/client-s3'
 import { Upload } from '@aws-sdk/lib-storage'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import type { Config } from '../config.js'
-import { assertKey, StorageNotFound, type ByteRange, type ObjectInfo, type PresignAudience, type PutResult, type Storage } from './types.js'
+import { assertKey, StorageNotFound, type ByteRange, type ListedObject, type ObjectInfo, type PresignAudience, type PutResult, type Storage } from './types.js'
 import { contentDisposition } from '../lib/http.js'
 
 type S3Settings = Pick<Config, 'S3_BUCKET' | 'S3_REGION' | 'S3_ENDPOINT' | 'S3_ACCESS_KEY_ID' | 'S3_SECRET_ACCESS_KEY' | 'S3_FORCE_PATH_STYLE'> & Partial<Pick<Config, 'S3_PUBLIC_ENDPOINT'>>
@@ -136,6 +136,41 @@ export class S3Storage implements Storage {
     } catch (err) {
       if (!isNotFound(err)) throw err
     }
+  }
+
+  /** CopyObject's limit; larger objects are copied through this process (get + multipart put). */
+  copyLimit = 5 * 1024 ** 3
+
+  /**
+   * CopyObject (which copies one whole version, even while the source is being overwritten), then
+   * the source is deleted. A PUT landing on `from` after the copy is deleted with it or stays at
+   * `from`; it never reaches `to`.
+   */
+  async move (from: string, to: string): Promise<void> {
+    assertKey(from)
+    assertKey(to)
+    const info = await this.head(from)
+    if (info === null) throw new StorageNotFound(from)
+    try {
+      if (info.size <= this.copyLimit) {
+        await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: `${this.bucket}/${from}` }))
+      } else {
+        await this.put(to, await this.get(from))
+      }
+    } catch (err) {
+      if (isNotFound(err)) throw new StorageNotFound(from)
+      throw err
+    }
+    await this.delete(from)
+  }
+
+  async * list (prefix: string): AsyncGenerator<ListedObject[]> {
+    let token: string | undefined
+    do {
+      const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }))
+      yield (res.Contents ?? []).map(o => ({ key: o.Key ?? '', size: o.Size ?? 0, modified: o.LastModified ?? new Date() }))
+      token = res.IsTruncated === true ? res.NextContinuationToken : undefined
+    } while (token !== undefined)
   }
 
   async check (): Promise<void> {

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto'
+import { createHmac, hkdfSync } from 'node:crypto'
 import { safeEqual } from '../lib/tokens.js'
 
 /** What a signed local-storage URL allows: one method on one key until `exp` (unix seconds). */
@@ -17,9 +17,9 @@ const b64 = (s: string) => Buffer.from(s).toString('base64url')
 export class UrlSigner {
   private readonly key: Buffer
 
+  /** `secret`: STORAGE_URL_SECRET, used for nothing else; the key is derived from it with a purpose label. */
   constructor (secret: string) {
-    // A key of its own, derived from the app secret, so a URL signature is never a valid JWT signature.
-    this.key = createHmac('sha256', secret).update('quire:storage-url:v1').digest()
+    this.key = Buffer.from(hkdfSync('sha256', secret, 'quire', 'quire:storage-url:v1', 32))
   }
 
   private mac (data: string): string {

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream'
 export interface PutResult { size: number }
 export interface ObjectInfo { size: number }
 export interface ByteRange { start: number, end: number }
+export interface ListedObject { key: string, size: number, modified: Date }
 
 /** Where document bytes live. Keys are relative, slash-separated, validated by `assertKey`. */
 export interface Storage {
@@ -14,6 +15,15 @@ export interface Storage {
   head: (key: string) => Promise<ObjectInfo | null>
   /** Deleting a missing object is not an error. */
   delete: (key: string) => Promise<void>
+  /**
+   * Moves an object to another key on the server side (local: rename; S3: copy, then delete the
+   * source). `to` holds one whole version of `from` as it was when the move started; a write to
+   * `from` racing with the move may survive there, never at `to`. Throws StorageNotFound when
+   * `from` is missing.
+   */
+  move: (from: string, to: string) => Promise<void>
+  /** The objects under `prefix` (which ends with `/`), a page at a time, in no particular order. */
+  list: (prefix: string) => AsyncIterable<ListedObject[]>
   /** Throws when the storage cannot be used (readiness). */
   check: () => Promise<void>
   /**

@@ -89,7 +89,7 @@ for (const driver of ['local', 's3'] as const) {
     assertErrorShape(t, await complete(ed, late.uploadId), 410, 'upload_expired')
     await runSweep(app, new Date(Date.now() + 3600_000))
     t.same(await app.db.select().from(uploads).where(eq(uploads.id, late.uploadId)), [], 'upload row swept')
-    t.equal(await app.storage.head(`documents/${late.uploadId}/original`), null, 'object swept')
+    t.equal(await app.storage.head(`uploads/${late.uploadId}`), null, 'staged object swept')
   })
 }
 

@@ -11,6 +11,7 @@ import { documents, uploads } from '../../drizzle/schema/index.js'
 import { S3Storage } from '../../src/storage/s3.js'
 import { createRedis } from '../../src/redis.js'
 import { originalKey } from '../../src/domain/documents.js'
+import { stagingKey } from '../../src/domain/upload-staging.js'
 import deleteObjects, { DELETE_OBJECTS_JOB } from '../../src/jobs/delete-objects.js'
 import sweep, { SWEEP_GRACE_MS } from '../../src/jobs/uploads-sweep.js'
 import storageReconcile, { RECONCILE_GRACE_MS } from '../../src/jobs/storage-reconcile.js'
@@ -136,7 +137,7 @@ t.test('local: storage failing mid-upload to a pre-signed URL, then deletes fail
   const start = await app.inject({ method: 'POST', url: '/uploads', headers: ed.headers, payload: { filename: 'big.bin', mimeType: 'application/octet-stream', size } })
   t.equal(start.statusCode, 201)
   const ticket = start.json() as { uploadId: string, url: string, headers: Record<string, string> }
-  const key = originalKey(ticket.uploadId)
+  const key = stagingKey(ticket.uploadId)
   const target = ticket.url.replace(/^https?:\/\/[^/]+/, `http://127.0.0.1:${port}`)
 
   // The disk fails after 1 MB of the PUT.
@@ -180,7 +181,7 @@ t.test('local: storage failing mid-upload to a pre-signed URL, then deletes fail
   t.same(await objects(app), [key], 'and so is the object')
 
   storage.broken = false
-  t.same(await sweep.process(app, { data: { now } } as never), { swept: 1 }, 'the next sweep succeeds')
+  t.same(await sweep.process(app, { data: { now } } as never), { swept: 1, strays: 0 }, 'the next sweep succeeds')
   t.same(await pending(), [], 'upload row gone')
   t.same(await objects(app), [], 'no orphaned object')
   t.same(storage.attempts, [{ key, failed: true }, { key, failed: false }])

@@ -92,6 +92,34 @@ export function storageSuite (t: Test, name: string, factory: (t: Test) => Promi
     }
   })
 
+  t.test(`${name}: move replaces the target with the source, list pages a prefix`, async (t) => {
+    const s = await factory(t)
+    await s.put('stage/a', Readable.from([Buffer.from('new bytes')]))
+    await s.put('final/a', Readable.from([Buffer.from('old')]))
+    await s.move('stage/a', 'final/a')
+    t.equal(await s.head('stage/a'), null, 'the source is gone')
+    t.equal(await text(await s.get('final/a')), 'new bytes')
+    await s.move('stage/a', 'final/b').then(() => t.fail('moved a missing object'), (err: unknown) => t.ok(err instanceof StorageNotFound, 'missing source: StorageNotFound'))
+    t.equal(await s.head('final/b'), null)
+
+    // Beyond CopyObject's limit, S3 copies through the process.
+    if ('copyLimit' in s) {
+      (s as { copyLimit: number }).copyLimit = 4
+      await s.put('stage/big', Readable.from([Buffer.from('larger than four')]))
+      await s.move('stage/big', 'final/big')
+      t.equal(await text(await s.get('final/big')), 'larger than four')
+      t.equal(await s.head('stage/big'), null)
+    }
+
+    await s.put('final/deeper/c', Readable.from([Buffer.from('c')]))
+    const listed: string[] = []
+    for await (const page of s.list('final/')) listed.push(...page.map(o => o.key))
+    t.same(listed.sort(), ['final/a', ...('copyLimit' in s ? ['final/big'] : []), 'final/deeper/c'].sort())
+    const empty: unknown[] = []
+    for await (const page of s.list('nothing/')) empty.push(...page)
+    t.same(empty, [])
+  })
+
   t.test(`${name}: keys that could escape are refused`, async (t) => {
     const s = await factory(t)
     for (const bad of ['../etc/passwd', '/etc/passwd', 'a/../../b', 'a//b', '.hidden']) {

@@ -86,6 +86,7 @@ test('SIGKILL of the worker during a thumbnail job: a new worker picks it up, on
         REDIS_URL: TEST_REDIS_URL,
         REDIS_PREFIX: app.config.REDIS_PREFIX,
         JWT_SECRET: app.config.JWT_SECRET,
+        STORAGE_URL_SECRET: app.config.STORAGE_URL_SECRET,
         INGESTION_SECRET: app.config.INGESTION_SECRET,
         STORAGE_DRIVER: 's3',
         S3_ENDPOINT: s3Url,

@@ -27,6 +27,7 @@ test('SIGKILL of the worker mid-dispatch: the ingestion is picked up again and f
         REDIS_URL: TEST_REDIS_URL,
         REDIS_PREFIX: app.config.REDIS_PREFIX,
         JWT_SECRET: app.config.JWT_SECRET,
+        STORAGE_URL_SECRET: app.config.STORAGE_URL_SECRET,
         STORAGE_DIR: app.config.STORAGE_DIR,
         INGESTION_SECRET: app.config.INGESTION_SECRET,
         INGESTION_URL: backend.url,
