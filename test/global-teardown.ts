@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mysql from 'mysql2/promise'
 import { Redis } from 'ioredis'
-import { TEST_DATABASE_URL, TEST_PREFIX_ROOT, TEST_REDIS_URL, TEST_TMP_ROOT } from './helper.js'
+import { TEST_DATABASE_URL, TEST_PREFIX_ROOT, TEST_REDIS_URL, TEST_RUN, TEST_TMP_ROOT } from './helper.js'
 
 const redis = new Redis(TEST_REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
 let keys = 0
@@ -38,8 +38,8 @@ try {
   const conn = await mysql.createConnection({ uri: url.toString() })
   const [rows] = await conn.query('SHOW DATABASES')
   for (const row of rows as Array<{ Database: string }>) {
-    // the suite's database, and the private ones some files make beside it (`<name>_<suffix>`)
-    if (row.Database !== name && !row.Database.startsWith(`${name}_`)) continue
+    // the suite's database, and the private ones some files make beside it (`<name>_r<run>_<suffix>`)
+    if (row.Database !== name && !row.Database.startsWith(`${name}_r${TEST_RUN}_`)) continue
     await conn.query(`DROP DATABASE IF EXISTS \`${row.Database}\``)
     dropped.push(row.Database)
   }
