@@ -33,7 +33,9 @@ export default fp(async (fastify) => {
   const facts = new Map<string, RouteFacts>()
   fastify.addHook('onRoute', (route) => {
     const body = route.schema?.body as Record<symbol, unknown> | undefined
-    const routeFacts = { rateLimited: route.config?.rateLimit !== false, optionalBody: body?.[OptionalKind] === 'Optional' }
+    const config = route.config as { rateLimit?: unknown, public?: boolean, permission?: string } | undefined
+    const access = config?.public === true ? 'public' : config?.permission ?? 'signed in'
+    const routeFacts = { rateLimited: config?.rateLimit !== false, optionalBody: body?.[OptionalKind] === 'Optional', access }
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) facts.set(factsKey(method, route.url), routeFacts)
   })
   await fastify.register(swagger, {

@@ -8,6 +8,8 @@ export interface RouteFacts {
   rateLimited: boolean
   /** The body may be left out (a TypeBox `Type.Optional` body schema; the route defaults it). */
   optionalBody: boolean
+  /** Who may call it: `public`, `signed in` (any authenticated caller), or the permission it needs. */
+  access?: string
 }
 
 /** Fastify's `/documents/:id/` -> `/documents/{id}`, the key the document lists it under. */
@@ -47,6 +49,7 @@ const REQUEST_ID_PARAM = {
 interface Response { description?: string, headers?: Record<string, unknown>, content?: unknown }
 interface Operation {
   operationId?: string
+  'x-permission'?: string
   parameters?: Array<{ name?: string, in?: string }>
   requestBody?: { required?: boolean }
   responses?: Record<string, Response>
@@ -67,6 +70,7 @@ export function operationId (method: string, path: string): string {
 
 function completeOperation (method: string, path: string, op: Operation, facts: RouteFacts): Operation {
   const out: Operation = { ...op, operationId: op.operationId ?? operationId(method, path) }
+  if (facts.access !== undefined) out['x-permission'] = facts.access
   const params = op.parameters ?? []
   if (!params.some(p => p.in === 'header' && p.name?.toLowerCase() === 'x-request-id')) out.parameters = [...params, REQUEST_ID_PARAM]
   if (facts.optionalBody && op.requestBody !== undefined) out.requestBody = { ...op.requestBody, required: false }
