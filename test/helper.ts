@@ -41,7 +41,7 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
     JWT_SECRET: 'test-secret-test-secret-test-secret-0123',
     STORAGE_URL_SECRET: 'test-storage-url-secret-0123456789abcdef',
     INGESTION_SECRET: 'test-ingestion-secret-0123456789',
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: (process.env.TEST_LOG_LEVEL ?? 'silent') as Config['LOG_LEVEL'],
     BCRYPT_COST: 4,
     STORAGE_DIR: testTempDir('storage'),
     RATE_LIMIT_MAX: 100000,
