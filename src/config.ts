@@ -26,13 +26,13 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_WINDOW: Type.Integer({ minimum: 1000, default: 60000, description: 'milliseconds' }),
   BODY_LIMIT: Type.Integer({ minimum: 1024, default: 1024 * 1024, description: 'bytes, JSON bodies' }),
   TRUST_PROXY: Type.Boolean({ default: false }),
-  PUBLIC_URL: Type.String({ default: 'http://127.0.0.1:3000', description: 'base URL of this API as seen by clients and the ingestion backend' }),
+  PUBLIC_URL: Type.String({ default: '', description: 'base URL of this API as seen by clients and the ingestion backend; unset: the listening address, http://HOST:PORT (0.0.0.0 and :: as 127.0.0.1)' }),
   STORAGE_DRIVER: Type.Union([Type.Literal('local'), Type.Literal('s3')], { default: 'local' }),
   STORAGE_DIR: Type.String({ default: './data/storage' }),
   S3_BUCKET: Type.String({ default: 'quire' }),
   S3_REGION: Type.String({ default: 'us-east-1' }),
   S3_ENDPOINT: Type.String({ default: '' }),
-  S3_PUBLIC_ENDPOINT: Type.String({ default: '', description: 'endpoint in pre-signed URLs handed to API clients, when they reach S3 at another address than Quire does (docker compose: http://localhost:9000)' }),
+  S3_PUBLIC_ENDPOINT: Type.String({ default: '', description: 'endpoint in pre-signed URLs handed to API clients, when they reach S3 at another address than Quire does (docker compose: http://localhost:8333)' }),
   S3_ACCESS_KEY_ID: Type.String({ default: '' }),
   S3_SECRET_ACCESS_KEY: Type.String({ default: '' }),
   S3_FORCE_PATH_STYLE: Type.Boolean({ default: true }),
@@ -95,11 +95,18 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
     throw new ConfigError(problems)
   }
   const config = withDefaults as Config
+  if (config.PUBLIC_URL === '') config.PUBLIC_URL = listeningUrl(config.HOST, config.PORT)
   if (env.NODE_ENV === 'production') {
     const problems = defaultSecrets(config)
     if (problems.length > 0) throw new ConfigError(problems)
   }
   return config
+}
+
+/** `http://HOST:PORT` as a client on this machine reaches it: a wildcard address becomes 127.0.0.1, IPv6 gets brackets. */
+export function listeningUrl (host: string, port: number): string {
+  const h = host === '0.0.0.0' || host === '::' || host === '[::]' ? '127.0.0.1' : host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
+  return `http://${h}:${port}`
 }
 
 /**

@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { loadConfigOrExit } from './config.js'
 import { buildApp } from './build.js'
+import { startupSummary, summaryText } from './lib/startup-summary.js'
 
 const config = loadConfigOrExit()
 
@@ -19,3 +20,6 @@ try {
   app.log.fatal({ err }, 'could not start')
   process.exit(1)
 }
+// One line that says where everything is (no secrets): the first thing to read when something is not found.
+const summary = startupSummary(config)
+app.log.info(summary, `api ready: ${summaryText(summary)}`)

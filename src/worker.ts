@@ -4,6 +4,7 @@ import closeWithGrace from 'close-with-grace'
 import { loadConfigOrExit } from './config.js'
 import { buildWorkerApp } from './build.js'
 import { startWorkers } from './worker-runner.js'
+import { startupSummary, summaryText } from './lib/startup-summary.js'
 
 const config = loadConfigOrExit()
 
@@ -28,7 +29,8 @@ if (config.WORKER_METRICS_PORT > 0) {
   metrics.listen(config.WORKER_METRICS_PORT, config.HOST)
   await once(metrics, 'listening')
 }
-app.log.info({ queues: running.workers.map(w => w.name), metricsPort: metrics !== null ? config.WORKER_METRICS_PORT : undefined }, 'worker started')
+const summary = startupSummary(config)
+app.log.info({ queues: running.workers.map(w => w.name), metricsPort: metrics !== null ? config.WORKER_METRICS_PORT : undefined, ...summary }, `worker started: ${summaryText(summary)}`)
 
 closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
   if (err !== undefined) app.log.error({ err }, 'worker closing after an uncaught error')

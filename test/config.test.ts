@@ -121,3 +121,14 @@ test('the API and the worker refuse to start in production with a published secr
     t.match(res.stderr, /INGESTION_SECRET: is a published default/)
   }
 })
+
+// issue 23: PUBLIC_URL defaults to the listening address; an explicit value is kept.
+test('PUBLIC_URL defaults to http://HOST:PORT, wildcard addresses as 127.0.0.1', async (t) => {
+  t.equal(loadConfig({ ...base }).PUBLIC_URL, 'http://127.0.0.1:3000')
+  t.equal(loadConfig({ ...base, HOST: '0.0.0.0', PORT: '4100' }).PUBLIC_URL, 'http://127.0.0.1:4100')
+  t.equal(loadConfig({ ...base, HOST: '::', PORT: '4100' }).PUBLIC_URL, 'http://127.0.0.1:4100')
+  t.equal(loadConfig({ ...base, HOST: '::1', PORT: '4100' }).PUBLIC_URL, 'http://[::1]:4100')
+  t.equal(loadConfig({ ...base, HOST: 'localhost', PORT: '4100' }).PUBLIC_URL, 'http://localhost:4100')
+  t.equal(loadConfig({ ...base, HOST: '0.0.0.0', PORT: '4100', PUBLIC_URL: 'https://quire.example.test' }).PUBLIC_URL, 'https://quire.example.test')
+  t.equal(loadConfig({ ...base, PORT: '4100', PUBLIC_URL: '' }).PUBLIC_URL, 'http://127.0.0.1:4100', 'empty counts as unset')
+})
