@@ -10,19 +10,19 @@ import { eventually, freePort } from './ingestion/helpers.js'
 test('worker instance has the plugins but no routes, and runs a registered job', async (t) => {
   const config = testConfig()
   const app = await buildWorkerApp(config)
+  // Teardown first: a failed step below must not leave the app, workers or events open.
+  const open: { running?: Awaited<ReturnType<typeof startWorkers>>, events?: QueueEvents } = {}
+  t.teardown(async () => { await open.events?.close(); await open.running?.close(); await app.close() })
   await app.ready()
   t.ok(app.db && app.redis && app.storage && app.queues, 'decorators present')
   const res = await app.inject({ method: 'GET', url: '/health' })
   t.equal(res.statusCode, 404, 'no routes in the worker')
-  const running = await startWorkers(app, ['cleanup'])
-  const events = new QueueEvents('cleanup', { connection: { url: config.REDIS_URL }, prefix: `${config.REDIS_PREFIX}:bull` })
+  open.running = await startWorkers(app, ['cleanup'])
+  const events = open.events = new QueueEvents('cleanup', { connection: { url: config.REDIS_URL }, prefix: `${config.REDIS_PREFIX}:bull` })
   await events.waitUntilReady()
   const job = await app.queues.cleanup.add('noop', { echo: 'ping' })
   const result = await job.waitUntilFinished(events, 10000) as { echo: string }
   t.equal(result.echo, 'ping')
-  await events.close()
-  await running.close()
-  await app.close()
 })
 
 test('the worker process boots and stops cleanly on SIGTERM', async (t) => {
@@ -40,6 +40,7 @@ test('the worker process boots and stops cleanly on SIGTERM', async (t) => {
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr.on('data', (d: Buffer) => { out += d.toString() })
@@ -84,8 +85,8 @@ test('a worker with WORKER_METRICS_PORT serves its job outcomes, event loop and 
   t.ok(started, `worker started ${started ? '' : out}`)
 
   const app = await buildWorkerApp(config)
-  await app.ready()
   t.teardown(async () => await app.close())
+  await app.ready()
   await app.queues.cleanup.add('noop', { echo: 'metrics' })
   const completed = 'quire_job_outcomes_total{queue="cleanup",job="noop",outcome="completed"} 1'
   const body = await eventually(async () => {

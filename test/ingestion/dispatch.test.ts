@@ -54,9 +54,11 @@ const app = await buildApp(testConfig({
   INGESTION_CALLBACK_TIMEOUT_MS: 600,
   PUBLIC_URL: `http://127.0.0.1:${port}`,
 }))
+const started: { workers?: Awaited<ReturnType<typeof startWorkers>> } = {}
+t.teardown(async () => { await started.workers?.close(); await app.close() })
 await app.listen({ port, host: '127.0.0.1' })
 const workers = await startWorkers(app, ['ingestion'])
-t.teardown(async () => { await workers.close(); await app.close() })
+started.workers = workers
 
 const ed = await createUser(app, 'editor')
 const trigger = async (script: string[], docId?: string) => {

@@ -119,7 +119,8 @@ export async function startPython (secret: string, extra: string[] = []): Promis
   let out = ''
   proc.stderr!.on('data', (d: Buffer) => { out += d.toString() })
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`python service did not start: ${out}`)), 10000)
+    // A service that never says it listens is killed: a failed start must not keep the test file alive.
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`python service did not start: ${out}`)) }, 10000)
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString()
       const m = /listening on [\d.]+:(\d+)/.exec(out)

@@ -16,9 +16,11 @@ const py = await startPython(config.INGESTION_SECRET, ['--async-threshold', '200
 t.teardown(py.close)
 const port = await freePort()
 const app = await buildApp({ ...config, INGESTION_URL: py.url, PUBLIC_URL: `http://127.0.0.1:${port}` })
+const started: { workers?: Awaited<ReturnType<typeof startWorkers>> } = {}
+t.teardown(async () => { await started.workers?.close(); await app.close() })
 await app.listen({ port, host: '127.0.0.1' })
 const workers = await startWorkers(app, ['ingestion'])
-t.teardown(async () => { await workers.close(); await app.close() })
+started.workers = workers
 const ed = await createUser(app, 'editor')
 
 t.test('small text file: answered synchronously with real counts', async (t) => {

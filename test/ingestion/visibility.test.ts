@@ -10,8 +10,8 @@ import { createDocument, share, openSse, freePort } from './helpers.js'
 // ingestions:manage (admin) sees all, as the contract says.
 const port = await freePort()
 const app = await buildApp(testConfig({ PUBLIC_URL: `http://127.0.0.1:${port}` }))
-await app.listen({ port, host: '127.0.0.1' })
 t.teardown(async () => await app.close())
+await app.listen({ port, host: '127.0.0.1' })
 
 const owner = await createUser(app, 'editor')
 const writer = await createUser(app, 'editor')
