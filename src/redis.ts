@@ -25,3 +25,35 @@ export async function waitReady (redis: Redis, ms = 3000): Promise<boolean> {
     redis.on('ready', onReady)
   })
 }
+
+/**
+ * A pub/sub subscriber on one channel, connected on first use: `ready()` resolves once subscribed
+ * (a failed attempt is forgotten, so the next call tries again); `close()` disconnects.
+ */
+export function lazySubscriber (url: string, channel: string, onMessage: (raw: string) => void, onError: (err: Error) => void): { ready: () => Promise<void>, close: () => void } {
+  let sub: Redis | null = null
+  let subscribed: Promise<void> | null = null
+  const close = (): void => {
+    sub?.disconnect()
+    sub = null
+  }
+  const ready = async (): Promise<void> => {
+    if (subscribed !== null) return await subscribed
+    subscribed = (async () => {
+      const conn = createRedis(url, { enableOfflineQueue: true, maxRetriesPerRequest: null })
+      conn.on('error', onError)
+      conn.on('message', (ch: string, raw: string) => { if (ch === channel) onMessage(raw) })
+      sub = conn
+      if (!await waitReady(conn)) throw new Error('redis subscriber not ready')
+      await conn.subscribe(channel)
+    })()
+    try {
+      await subscribed
+    } catch (err) {
+      subscribed = null
+      close()
+      throw err
+    }
+  }
+  return { ready, close }
+}

@@ -3,18 +3,8 @@
 import { test, type Test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { TEST_DATABASE_URL, TEST_REDIS_URL, testPrefix, testTempDir } from './helper.js'
-
-const ROOT = new URL('..', import.meta.url).pathname
-
-async function freePort (): Promise<number> {
-  const s = createServer()
-  await new Promise<void>(resolve => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as { port: number }).port
-  await new Promise(resolve => s.close(resolve))
-  return port
-}
+import { freePort, ROOT } from './ingestion/helpers.js'
 
 /** Every live descendant of `pid`, with its command line (from /proc). */
 function descendants (pid: number): Map<number, string> {

@@ -4,19 +4,9 @@
 import { test } from 'tap'
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { createServer } from 'node:net'
 import mysql from 'mysql2/promise'
 import { TEST_DATABASE_URL, TEST_REDIS_URL, testPrefix, testTempDir } from './helper.js'
-
-const ROOT = new URL('..', import.meta.url).pathname
-
-async function freePort (): Promise<number> {
-  const s = createServer()
-  await new Promise<void>(resolve => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as { port: number }).port
-  await new Promise(resolve => s.close(resolve))
-  return port
-}
+import { freePort, ROOT } from './ingestion/helpers.js'
 
 /** Runs an entry point until a log line with `msg` starting with `prefix` appears; returns every line printed. */
 async function runUntil (entry: string, env: Record<string, string>, prefix: string): Promise<{ line: Record<string, unknown>, output: string }> {

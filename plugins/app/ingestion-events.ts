@@ -1,6 +1,5 @@
 import fp from 'fastify-plugin'
-import type { Redis } from 'ioredis'
-import { createRedis, waitReady } from '../../src/redis.js'
+import { lazySubscriber } from '../../src/redis.js'
 import { eventsChannel, StatusHub, type StatusMessage } from '../../src/domain/ingestion-events.js'
 
 declare module 'fastify' {
@@ -19,35 +18,15 @@ declare module 'fastify' {
 export default fp(async (fastify) => {
   const hub = new StatusHub()
   const channel = eventsChannel(fastify.redisKey)
-  let sub: Redis | null = null
-  let subscribed: Promise<void> | null = null
 
-  async function ensure (): Promise<void> {
-    if (subscribed !== null) return await subscribed
-    subscribed = (async () => {
-      const conn = createRedis(fastify.config.REDIS_URL, { enableOfflineQueue: true, maxRetriesPerRequest: null })
-      conn.on('error', (err) => fastify.log.debug({ err }, 'ingestion events subscriber error'))
-      conn.on('message', (ch: string, raw: string) => { if (ch === channel) hub.dispatch(raw) })
-      sub = conn
-      if (!await waitReady(conn)) throw new Error('redis subscriber not ready')
-      await conn.subscribe(channel)
-    })()
-    try {
-      await subscribed
-    } catch (err) {
-      subscribed = null
-      sub?.disconnect()
-      sub = null
-      throw err
-    }
-  }
+  const subscriber = lazySubscriber(fastify.config.REDIS_URL, channel, (raw) => { hub.dispatch(raw) }, (err) => fastify.log.debug({ err }, 'ingestion events subscriber error'))
 
   fastify.decorate('ingestionEvents', {
     subscribe: async (id: string, fn: (msg: StatusMessage) => void) => {
-      await ensure()
+      await subscriber.ready()
       return hub.add(id, fn)
     },
   })
 
-  fastify.addHook('onClose', async () => { sub?.disconnect() })
+  fastify.addHook('onClose', async () => { subscriber.close() })
 }, { name: 'ingestion-events', dependencies: ['config', 'redis'] })

@@ -1,6 +1,5 @@
 import fp from 'fastify-plugin'
-import type { Redis } from 'ioredis'
-import { createRedis, waitReady } from '../../src/redis.js'
+import { lazySubscriber } from '../../src/redis.js'
 import { authEventsChannel, checkSession, type Principal } from '../../src/domain/auth-state.js'
 import { authDeps } from '../../src/domain/sessions.js'
 
@@ -39,8 +38,6 @@ export default fp(async (fastify) => {
   const deps = authDeps(fastify)
   const channel = authEventsChannel(fastify.redisKey)
   const bySession = new Map<string, Set<StreamWatch>>()
-  let sub: Redis | null = null
-  let subscribed: Promise<void> | null = null
 
   const end = (w: StreamWatch): void => {
     remove(w)
@@ -74,25 +71,7 @@ export default fp(async (fastify) => {
     }
   }
 
-  async function ensure (): Promise<void> {
-    if (subscribed !== null) return await subscribed
-    subscribed = (async () => {
-      const conn = createRedis(fastify.config.REDIS_URL, { enableOfflineQueue: true, maxRetriesPerRequest: null })
-      conn.on('error', (err) => fastify.log.debug({ err }, 'auth events subscriber error'))
-      conn.on('message', (ch: string, raw: string) => { if (ch === channel) dispatch(raw) })
-      sub = conn
-      if (!await waitReady(conn)) throw new Error('redis subscriber not ready')
-      await conn.subscribe(channel)
-    })()
-    try {
-      await subscribed
-    } catch (err) {
-      subscribed = null
-      sub?.disconnect()
-      sub = null
-      throw err
-    }
-  }
+  const subscriber = lazySubscriber(fastify.config.REDIS_URL, channel, (raw) => { dispatch(raw) }, (err) => fastify.log.debug({ err }, 'auth events subscriber error'))
 
   const sweep = setInterval(() => {
     for (const set of bySession.values()) for (const w of [...set]) verify(w).catch(() => undefined)
@@ -101,7 +80,7 @@ export default fp(async (fastify) => {
 
   fastify.decorate('sessionStreams', {
     watch: async (w: StreamWatch) => {
-      await ensure()
+      await subscriber.ready()
       let set = bySession.get(w.principal.sid)
       if (set === undefined) bySession.set(w.principal.sid, set = new Set())
       set.add(w)
@@ -118,6 +97,6 @@ export default fp(async (fastify) => {
 
   fastify.addHook('onClose', async () => {
     clearInterval(sweep)
-    sub?.disconnect()
+    subscriber.close()
   })
 }, { name: 'session-streams', dependencies: ['config', 'db', 'redis'] })
