@@ -54,7 +54,8 @@ test('SIGKILL of the worker mid-dispatch: the ingestion is picked up again and f
   const res = await app.inject({ method: 'POST', url: `/documents/${doc.id}/ingestions`, headers: ed.headers, payload: {} })
   t.equal(res.statusCode, 202)
   const id = res.json().id
-  await eventually(async () => backend.requests.length === 1, 20000)
+  // generous: a worker process compiled by tsx on a loaded machine takes a while to take its first job
+  await eventually(async () => backend.requests.length === 1, 60000)
   t.equal((await waitForStatus(app, ed.headers, id, ['running'])).status, 'running', 'running while the backend holds the request')
 
   first.kill('SIGKILL')
