@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import { checkSession, type Principal } from '../../src/domain/auth-state.js'
 import { authDeps, type AccessTokenPayload } from '../../src/domain/sessions.js'
 import type { Permission } from '../../src/domain/permissions.js'
-import { forbidden, unauthorized } from '../../src/lib/errors.js'
+import { missingPermission, unauthorized } from '../../src/lib/errors.js'
 import { isId } from '../../src/lib/ids.js'
 
 /** What a route declares in `config`: `public: true`, or the permission it needs. */
@@ -83,7 +83,7 @@ export default fp(async (fastify) => {
     if (!needsAuthentication(request)) return
     request.user = await (started.get(request) ?? authenticate(request))
     const permission = request.routeOptions.config.permission
-    if (permission !== undefined && !request.user.can(permission)) throw forbidden()
+    if (permission !== undefined && !request.user.can(permission)) throw missingPermission(permission)
   })
 }, { name: 'auth', dependencies: ['config', 'db', 'redis', 'jwt'] })
 

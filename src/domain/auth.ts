@@ -22,7 +22,7 @@ const throttleDeps = (app: FastifyInstance): ThrottleDeps => ({
  * and it is answered before any bcrypt work. Once throttled: 429 with Retry-After.
  */
 export async function register (app: FastifyInstance, input: { email: string, password: string, name?: string }, meta: RequestMeta): Promise<UserRow> {
-  if (!app.config.REGISTRATION_ENABLED) throw forbidden('Registration is closed', 'registration_closed')
+  if (!app.config.REGISTRATION_ENABLED) throw forbidden('Registration is closed on this server; ask an admin to create your account', 'registration_closed')
   const email = normalizeEmail(input.email)
   const deps = throttleDeps(app)
   await assertNotThrottled(deps, meta.ip, email)

@@ -359,7 +359,7 @@ export async function triggerIngestions (app: FastifyInstance, actor: Actor, doc
   for (const id of documentIds) {
     const access = await loadDocumentFor(app.db, actor, id)
     if (access === null) throw notFound(`Document ${id}`)
-    if (!access.canWrite) throw forbidden(`You may not ingest document ${id}`)
+    if (!access.canWrite) throw forbidden(`Ingesting document ${id} requires write access to it: being its owner, a write share, or the documents:manage permission`)
     if (access.doc.status === 'uploading') throw conflict(`Document ${id} has no content yet`, 'document_not_ready')
   }
   const results: Array<{ row: IngestionRow, created: boolean, event?: IngestionEventDto }> = []
@@ -497,7 +497,7 @@ export async function loadIngestionFor (app: FastifyInstance, actor: Actor, id: 
 async function loadForWrite (app: FastifyInstance, actor: Actor, id: string): Promise<IngestionRow> {
   const found = await loadIngestionFor(app, actor, id)
   if (found === null) throw notFound('Ingestion')
-  if (!found.canWrite) throw forbidden('You may not change this ingestion')
+  if (!found.canWrite) throw forbidden('Cancelling or retrying this ingestion requires the ingestions:manage permission, or having requested it yourself (with ingestions:trigger and write access to its document)')
   return found.row
 }
 
