@@ -43,6 +43,12 @@ export async function findUserByEmail (db: DbOrTx, email: string): Promise<UserR
   return u
 }
 
+/** Someone to share with, found by exact email: only enabled accounts (a disabled one is "no such user"). */
+export async function lookupUserByEmail (db: DbOrTx, email: string): Promise<{ id: string, name: string | null, email: string } | undefined> {
+  const u = await findUserByEmail(db, email)
+  return u === undefined || u.disabled ? undefined : { id: u.id, name: u.name, email: u.email }
+}
+
 export async function getUser (db: DbOrTx, id: string): Promise<UserRow | undefined> {
   if (!isId(id)) return undefined
   const [u] = await db.select().from(users).where(eq(users.id, id)).limit(1)

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { buildApp } from '../../src/build.js'
 import { startWorkers } from '../../src/worker-runner.js'
 import { TEST_PLUGIN_TIMEOUT, createUser, testConfig } from '../helper.js'
@@ -7,9 +7,7 @@ import { createDocument, freePort, json, scriptedBackend, waitForStatus } from '
 
 // Issue 23: an ingestion that failed on the network says where it tried and which setting to check.
 
-interface Teardownable { teardown: (fn: () => unknown) => void }
-
-async function start (t: Teardownable, overrides: Partial<Config>) {
+async function start (t: Test, overrides: Partial<Config>) {
   const app = await buildApp(testConfig({ INGESTION_BACKOFF_MS: 20, INGESTION_TIMEOUT_MS: 2000, ...overrides }), { pluginTimeout: TEST_PLUGIN_TIMEOUT })
   const workers = await startWorkers(app, ['ingestion'])
   t.teardown(async () => { await workers.close(); await app.close() })
