@@ -15,7 +15,7 @@ export class AppError extends Error {
 }
 
 export const badRequest = (message: string, code = 'bad_request') => new AppError(400, code, message)
-export const unauthorized = (message = 'Authentication required', code = 'unauthorized') => new AppError(401, code, message)
+export const unauthorized = (message = 'Authentication required; log in with POST /auth/login', code = 'unauthorized') => new AppError(401, code, message)
 export const forbidden = (message = 'You are not allowed to do this', code = 'forbidden') => new AppError(403, code, message)
 /** 403 `forbidden` naming the permission the caller lacks (and who can grant it). */
 export const missingPermission = (permission: string) =>
