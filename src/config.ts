@@ -19,6 +19,8 @@ export const ConfigSchema = Type.Object({
   REGISTRATION_ENABLED: Type.Boolean({ default: true }),
   LOGIN_MAX_ATTEMPTS: Type.Integer({ minimum: 1, default: 10, description: 'failed logins per window, per IP and per account' }),
   LOGIN_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 900 }),
+  USER_LOOKUP_MAX: Type.Integer({ minimum: 1, default: 30, description: 'GET /users/lookup calls per window, per caller (hits and misses alike)' }),
+  USER_LOOKUP_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 900 }),
   ADMIN_EMAIL: Type.Optional(Type.String()),
   ADMIN_PASSWORD: Type.Optional(Type.String()),
   CORS_ORIGINS: Type.String({ default: '', description: 'comma-separated origins; empty = CORS off, * = any' }),

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { Readable } from 'node:stream'
 import { text } from 'node:stream/consumers'
-import { readdirSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { LocalStorage } from '../src/storage/local.js'
 import { StorageNotFound } from '../src/storage/types.js'
@@ -34,4 +34,43 @@ test('local storage: a failing stream leaves no object and no temp file', async 
   await t.rejects(s.put('docs/x', body), /client went away/)
   t.equal(await s.head('docs/x'), null)
   t.same(readdirSync(join(dir, '.tmp')), [], 'no temp files left')
+})
+
+test('local storage: a delete removes the directories it leaves empty, up to (not including) the root', async (t) => {
+  const dir = testTempDir('local')
+  const s = new LocalStorage(dir)
+  await s.check()
+  await s.put('documents/d1/original', Readable.from(['a']))
+  await s.put('documents/d1/thumbnail.webp', Readable.from(['b']))
+  await s.put('documents/d2/original', Readable.from(['c']))
+  await s.delete('documents/d1/original')
+  t.ok(existsSync(join(dir, 'documents/d1')), 'a directory that still holds an object stays')
+  await s.delete('documents/d1/thumbnail.webp')
+  t.notOk(existsSync(join(dir, 'documents/d1')), 'documents/d1/ is gone')
+  t.ok(existsSync(join(dir, 'documents/d2/original')), 'the neighbour is untouched')
+  await s.delete('documents/d2/original')
+  t.notOk(existsSync(join(dir, 'documents')), 'documents/ is gone once empty')
+  t.ok(existsSync(dir), 'the root stays')
+  await s.delete('documents/d2/original') // missing, and so is its directory: still fine
+  t.ok(existsSync(dir), 'the root stays')
+  // moved into a directory just pruned: made again
+  await s.put('uploads/u1', Readable.from(['moved']))
+  await s.move('uploads/u1', 'documents/d3/original')
+  t.equal(await text(await s.get('documents/d3/original')), 'moved')
+})
+
+test('local storage: puts racing with deletes in the same directory all land', async (t) => {
+  const dir = testTempDir('local')
+  const s = new LocalStorage(dir)
+  await s.check()
+  let survived = 0
+  for (let round = 0; round < 50; round++) {
+    // a delete in the directory, over and over: its prune (rmdir) lands between the put's mkdir and rename
+    const state = { done: false }
+    const pruner = (async () => { while (!state.done) await s.delete(`documents/r${round}/gone`) })()
+    await s.put(`documents/r${round}/b`, Readable.from(['b'])).finally(() => { state.done = true })
+    await pruner
+    if ((await s.head(`documents/r${round}/b`))?.size === 1) survived++
+  }
+  t.equal(survived, 50, 'every put landed')
 })

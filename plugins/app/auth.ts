@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import { checkSession, type Principal } from '../../src/domain/auth-state.js'
 import { authDeps, type AccessTokenPayload } from '../../src/domain/sessions.js'
 import type { Permission } from '../../src/domain/permissions.js'
-import { forbidden, unauthorized } from '../../src/lib/errors.js'
+import { missingPermission, unauthorized } from '../../src/lib/errors.js'
 import { isId } from '../../src/lib/ids.js'
 
 /** What a route declares in `config`: `public: true`, or the permission it needs. */
@@ -28,7 +28,7 @@ const PUBLIC_PREFIXES = ['/docs']
 
 function bearer (request: FastifyRequest): string {
   const h = request.headers.authorization
-  if (h === undefined || h === '') throw unauthorized('Missing Authorization header')
+  if (h === undefined || h === '') throw unauthorized('Missing Authorization header: send "Authorization: Bearer <accessToken>" (POST /auth/login gives one)')
   const m = /^Bearer ([A-Za-z0-9_\-.=]+)$/i.exec(h)
   if (m?.[1] === undefined) throw unauthorized('Authorization header must be "Bearer <token>"')
   return m[1]
@@ -48,14 +48,14 @@ export default fp(async (fastify) => {
       payload = fastify.jwt.verify<AccessTokenPayload>(token)
     } catch (err) {
       const code = (err as { code?: string }).code
-      if (code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED' || code === 'FAST_JWT_EXPIRED') throw unauthorized('Access token expired', 'token_expired')
-      throw unauthorized('Invalid access token')
+      if (code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED' || code === 'FAST_JWT_EXPIRED') throw unauthorized('Access token expired; get a new one with POST /auth/refresh', 'token_expired')
+      throw unauthorized('Invalid access token; log in again with POST /auth/login')
     }
     // The verifier requires the claims (plugins/external/jwt.ts); their types are checked here.
     const { sub, sid, exp } = payload as Partial<AccessTokenPayload> & { exp?: unknown }
-    if (typeof exp !== 'number' || typeof sub !== 'string' || typeof sid !== 'string' || !isId(sub) || !isId(sid)) throw unauthorized('Invalid access token')
+    if (typeof exp !== 'number' || typeof sub !== 'string' || typeof sid !== 'string' || !isId(sub) || !isId(sid)) throw unauthorized('Invalid access token; log in again with POST /auth/login')
     const res = await checkSession(deps, payload.sid, payload.sub)
-    if (!res.ok) throw res.reason === 'disabled' ? unauthorized('Account disabled') : unauthorized('Session revoked', 'token_revoked')
+    if (!res.ok) throw res.reason === 'disabled' ? unauthorized('This account is disabled; ask an admin to enable it') : unauthorized('This session was ended (logout, password change or an admin); log in again', 'token_revoked')
     return res.principal
   }
 
@@ -83,7 +83,7 @@ export default fp(async (fastify) => {
     if (!needsAuthentication(request)) return
     request.user = await (started.get(request) ?? authenticate(request))
     const permission = request.routeOptions.config.permission
-    if (permission !== undefined && !request.user.can(permission)) throw forbidden()
+    if (permission !== undefined && !request.user.can(permission)) throw missingPermission(permission)
   })
 }, { name: 'auth', dependencies: ['config', 'db', 'redis', 'jwt'] })
 

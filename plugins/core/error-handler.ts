@@ -18,7 +18,7 @@ export default fp(async (fastify) => {
 
   fastify.setNotFoundHandler(async (request, reply) => {
     return await sendError(reply, {
-      statusCode: 404, error: 'Not Found', code: 'not_found', message: `Route ${request.method} ${request.url.split('?')[0]} not found`, requestId: String(request.id),
+      statusCode: 404, error: 'Not Found', code: 'not_found', message: `Route ${request.method} ${request.url.split('?')[0]} not found; the routes are listed at /docs`, requestId: String(request.id),
     })
   })
 }, { name: 'error-handler' })

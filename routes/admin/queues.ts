@@ -56,7 +56,7 @@ async function describe (job: Job, state?: string) {
 /** Queue and job control for operators (`jobs:manage`), over every queue the product has. */
 const adminQueues: FastifyPluginAsyncTypebox = async (fastify) => {
   const queueOf = (name: string): Queue => {
-    if (!(QUEUE_NAMES as readonly string[]).includes(name)) throw notFound('Queue')
+    if (!(QUEUE_NAMES as readonly string[]).includes(name)) throw new AppError(404, 'not_found', `Queue not found; the queues are: ${QUEUE_NAMES.join(', ')}`)
     return fastify.queues[name as QueueName]
   }
   const jobOf = async (queue: Queue, id: string): Promise<Job> => {

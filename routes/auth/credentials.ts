@@ -80,10 +80,10 @@ const credentials: FastifyPluginAsyncTypebox = async (fastify) => {
       request.log.warn({ sessionId: res.sessionId }, 'refresh token reuse: session revoked')
       await fastify.audit(request, { action: 'auth.refresh_reuse', actorId: res.userId ?? null, subject: `session:${res.sessionId ?? ''}` })
     }
-    if (res.reason === 'invalid') throw unauthorized('Invalid refresh token')
-    if (res.reason === 'disabled') throw unauthorized('Account disabled')
+    if (res.reason === 'invalid') throw unauthorized('Invalid refresh token; log in again with POST /auth/login')
+    if (res.reason === 'disabled') throw unauthorized('This account is disabled; ask an admin to enable it')
     if (res.reason === 'expired') throw unauthorized('Session expired, log in again', 'token_expired')
-    throw unauthorized('Session revoked', 'token_revoked')
+    throw unauthorized('This session was ended (logout, password change, token reuse or an admin); log in again', 'token_revoked')
   })
 }
 

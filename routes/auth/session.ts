@@ -30,7 +30,7 @@ const session: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags: ['auth'], summary: 'The caller, with the effective permission set', response: { 200: Me, ...authErrors } },
   }, async (request) => {
     const user = await getUser(fastify.db, request.user.id)
-    if (user === undefined) throw unauthorized('Session revoked', 'token_revoked')
+    if (user === undefined) throw unauthorized('This session was ended (logout, password change or an admin); log in again', 'token_revoked')
     return toMe(user)
   })
 

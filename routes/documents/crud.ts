@@ -139,7 +139,7 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     // Visibility decides who may read the document: changing it takes share rights, not a write
     // share (the same value again is a no-op, fine for any writer).
     if (request.body.visibility !== undefined && request.body.visibility !== doc.visibility && !canShare) {
-      throw forbidden('Only the owner (with documents:share) or a documents manager may change the visibility')
+      throw forbidden('Changing the visibility requires the documents:share permission as the document\'s owner, or the documents:manage permission')
     }
     if (Array.isArray(expected) && !expected.includes(doc.version)) throw versionMismatch(doc.version)
     const { tags, ...rest } = request.body
@@ -172,7 +172,7 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     const { doc, isOwner } = await requireDocument(db, user, request.params.id, 'write', 'any')
     if (!user.can('documents:manage')) {
-      if (!isOwner) throw forbidden('Only the owner or a documents manager may delete a document permanently')
+      if (!isOwner) throw forbidden('Deleting a document permanently requires being its owner, or the documents:manage permission')
       if (doc.deletedAt === null) throw conflict('Move the document to the trash before deleting it permanently', 'not_trashed')
     }
     const keys = await deleteDocumentRow(db, doc.id)

@@ -38,7 +38,7 @@ const shareRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const { doc } = await requireDocument(db, request.user, request.params.id, 'share')
     const { userId } = request.params
     if (!await userExists(db, userId)) throw notFound('User')
-    if (userId === doc.ownerId) throw badRequest('The owner already has full access', 'validation_failed')
+    if (userId === doc.ownerId) throw badRequest('The owner already has full access; share with another user', 'validation_failed')
     const { previous, createdAt } = await putShare(db, doc.id, userId, request.body.access)
     if (previous !== request.body.access) {
       await fastify.audit(request, { action: 'document.share', subject: `document:${doc.id}`, payload: { userId, access: request.body.access, previous } })

@@ -76,7 +76,7 @@ const ingestionEvents: FastifyPluginAsyncTypebox = async (fastify) => {
       throw unavailable('Live events are unavailable, retry later')
     }
     const row = await findIngestion(fastify.db, id).catch((err: unknown) => { finish(); throw err })
-    if (ended) throw unauthorized('Session revoked', 'token_revoked')
+    if (ended) throw unauthorized('This session was ended (logout, password change or an admin); log in again', 'token_revoked')
     reply.hijack()
     started = true
     // Hijacked, Fastify writes none of the reply's headers (the security headers among them): passed here.

@@ -26,8 +26,8 @@ const storageRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
 
   function grantFor (token: string, method: 'GET' | 'PUT'): SignedGrant {
     const grant = storage instanceof LocalStorage ? storage.verifyToken(token) : null
-    if (grant === 'expired') throw new AppError(410, 'url_expired', 'This signed URL has expired')
-    if (grant === null || grant.method !== method) throw new AppError(403, 'invalid_signature', 'Invalid signed URL')
+    if (grant === 'expired') throw new AppError(410, 'url_expired', 'This signed URL has expired; ask the API for a new one')
+    if (grant === null || grant.method !== method) throw new AppError(403, 'invalid_signature', 'Invalid signed URL; use the URL exactly as the API returned it')
     return grant
   }
 

@@ -6,11 +6,14 @@ import { deleteUser, getUser, insertUser, listUsers, toUserView, updateUser } fr
 import { notFound } from '../../src/lib/errors.js'
 import { Id, IdParam, NoContent, Page, PageQuery, authErrors, errors, withHeaders } from '../../src/schemas/common.js'
 import { Email, Name, NewPassword, PermissionList, RoleName, User, trimEmail } from '../../src/schemas/auth.js'
+import lookupRoutes from './lookup.js'
 
 /** User administration (`users:manage`). Every change is audited and takes effect on the user's next request. */
 const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const config = { permission: 'users:manage' as const }
   const deps = authDeps(fastify)
+  // GET /users/lookup (documents:share): autoload loads only this index file of the folder.
+  await fastify.register(lookupRoutes)
 
   fastify.get('/', {
     config,

@@ -45,7 +45,7 @@ export interface AuditEventView {
 const encode = (id: number): string => Buffer.from(String(id)).toString('base64url')
 function decode (cursor: string): number {
   const s = Buffer.from(cursor, 'base64url').toString()
-  if (!/^[1-9]\d{0,15}$/.test(s)) throw badRequest('Malformed cursor', 'invalid_cursor')
+  if (!/^[1-9]\d{0,15}$/.test(s)) throw badRequest('The cursor is not one this API gave out; pass nextCursor from the previous page unchanged', 'invalid_cursor')
   return Number(s)
 }
 

@@ -22,12 +22,12 @@ const throttleDeps = (app: FastifyInstance): ThrottleDeps => ({
  * and it is answered before any bcrypt work. Once throttled: 429 with Retry-After.
  */
 export async function register (app: FastifyInstance, input: { email: string, password: string, name?: string }, meta: RequestMeta): Promise<UserRow> {
-  if (!app.config.REGISTRATION_ENABLED) throw forbidden('Registration is closed', 'registration_closed')
+  if (!app.config.REGISTRATION_ENABLED) throw forbidden('Registration is closed on this server; ask an admin to create your account', 'registration_closed')
   const email = normalizeEmail(input.email)
   const deps = throttleDeps(app)
   await assertNotThrottled(deps, meta.ip, email)
   try {
-    if (await findUserByEmail(app.db, email) !== undefined) throw conflict('A user with this email already exists', 'email_taken')
+    if (await findUserByEmail(app.db, email) !== undefined) throw conflict('A user with this email already exists; log in, or use another email', 'email_taken')
     return await insertUser(app.db, { email, name: input.name ?? null, passwordHash: await hashPassword(input.password, app.config.BCRYPT_COST) })
   } catch (err) {
     // also the unique index's answer to a concurrent registration with the same email
@@ -135,7 +135,7 @@ export async function changePassword (app: FastifyInstance, userId: string, sess
   await assertNotThrottled(deps, meta.ip, user.email)
   if (!await verifyPassword(current, user.passwordHash)) {
     await recordFailure(deps, meta.ip, user.email)
-    throw forbidden('The current password is wrong', 'invalid_credentials')
+    throw forbidden('The current password is wrong; send the password you log in with as currentPassword', 'invalid_credentials')
   }
   const passwordHash = await hashPassword(next, app.config.BCRYPT_COST)
   const revoked = await app.db.transaction(async (tx) => {

@@ -158,8 +158,14 @@ export const isReadable = (access: Pick<DocumentWithAccess, 'canRead' | 'canWrit
 export async function requireDocument (db: Db, actor: Actor, id: string, need: Need, trashed: Trashed = 'exclude'): Promise<DocumentWithAccess> {
   const found = await loadDocumentFor(db, actor, id, trashed)
   if (found === null || !isReadable(found, found.doc.deletedAt !== null)) throw notFound('Document')
-  if (need === 'write' && !found.canWrite) throw forbidden('You may read this document but not change it')
-  if (need === 'share' && !found.canShare) throw forbidden('Only the owner may share this document')
+  if (need === 'write' && !found.canWrite) {
+    throw forbidden('You may read this document but not change it: that takes being its owner, a write share, or the documents:manage permission')
+  }
+  if (need === 'share' && !found.canShare) {
+    throw forbidden(found.isOwner
+      ? 'Sharing this document requires the documents:share permission, which your account does not have; ask an admin to grant it'
+      : 'Only the owner (with the documents:share permission) or a user with the documents:manage permission may share this document')
+  }
   return found
 }
 

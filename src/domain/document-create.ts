@@ -37,7 +37,7 @@ export async function createDocumentRecord (
 ): Promise<DocumentRow> {
   // Publishing to everyone takes share rights, at creation as on PATCH.
   if (fields.visibility === 'internal' && !request.user.can('documents:share') && !request.user.can('documents:manage')) {
-    throw forbidden('Creating an internal document takes the documents:share permission')
+    throw forbidden('Creating an internal document requires the documents:share permission; leave visibility private, or ask an admin to grant it')
   }
   const input: NewDocument = {
     id: stored.id,

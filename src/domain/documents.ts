@@ -29,7 +29,7 @@ export function normalizeTags (tags: readonly string[] | undefined): string[] {
   const out = [...new Set(tags.map(normalizeTag).filter(t => t !== ''))]
   const long = out.find(t => [...t].length > MAX_TAG_LENGTH)
   if (long !== undefined) throw new AppError(400, 'validation_failed', `Tags may have at most ${MAX_TAG_LENGTH} characters`, [{ path: '/tags', message: 'tag too long' }])
-  if (out.length > MAX_TAGS) throw new AppError(400, 'validation_failed', `At most ${MAX_TAGS} tags`, [{ path: '/tags', message: 'too many tags' }])
+  if (out.length > MAX_TAGS) throw new AppError(400, 'validation_failed', `A document may have at most ${MAX_TAGS} tags`, [{ path: '/tags', message: 'too many tags' }])
   return out
 }
 
@@ -176,7 +176,7 @@ export const encodeCursor = (id: string): string => Buffer.from(`d:${id}`).toStr
 export function decodeCursor (cursor: string): string {
   const raw = /^[A-Za-z0-9_-]+$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : ''
   const id = raw.startsWith('d:') ? raw.slice(2) : ''
-  if (!isId(id)) throw badRequest('Invalid cursor', 'invalid_cursor')
+  if (!isId(id)) throw badRequest('The cursor is not one this API gave out; pass nextCursor from the previous page unchanged', 'invalid_cursor')
   return id
 }
 

@@ -359,8 +359,8 @@ export async function triggerIngestions (app: FastifyInstance, actor: Actor, doc
   for (const id of documentIds) {
     const access = await loadDocumentFor(app.db, actor, id)
     if (access === null) throw notFound(`Document ${id}`)
-    if (!access.canWrite) throw forbidden(`You may not ingest document ${id}`)
-    if (access.doc.status === 'uploading') throw conflict(`Document ${id} has no content yet`, 'document_not_ready')
+    if (!access.canWrite) throw forbidden(`Ingesting document ${id} requires write access to it: being its owner, a write share, or the documents:manage permission`)
+    if (access.doc.status === 'uploading') throw conflict(`Document ${id} has no content yet; finish its upload first`, 'document_not_ready')
   }
   const results: Array<{ row: IngestionRow, created: boolean, event?: IngestionEventDto }> = []
   const undo = async (): Promise<void> => {
@@ -371,7 +371,7 @@ export async function triggerIngestions (app: FastifyInstance, actor: Actor, doc
     for (const id of documentIds) {
       const key = input.idempotencyKey === null ? null : bulk ? `${input.idempotencyKey}#${id}` : input.idempotencyKey
       const r = await insertQueued(app.db, actor, id, input, key)
-      if (!r.created && r.row.documentId !== id) throw conflict('This Idempotency-Key was already used for another document', 'idempotency_key_reused')
+      if (!r.created && r.row.documentId !== id) throw conflict('This Idempotency-Key was already used for another document; send a new key for each request', 'idempotency_key_reused')
       results.push(r)
     }
   } catch (err) {
@@ -497,7 +497,7 @@ export async function loadIngestionFor (app: FastifyInstance, actor: Actor, id: 
 async function loadForWrite (app: FastifyInstance, actor: Actor, id: string): Promise<IngestionRow> {
   const found = await loadIngestionFor(app, actor, id)
   if (found === null) throw notFound('Ingestion')
-  if (!found.canWrite) throw forbidden('You may not change this ingestion')
+  if (!found.canWrite) throw forbidden('Cancelling or retrying this ingestion requires the ingestions:manage permission, or having requested it yourself (with ingestions:trigger and write access to its document)')
   return found.row
 }
 
@@ -566,7 +566,7 @@ export function decodeCursor (cursor: string): string {
     const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { i?: unknown }
     if (typeof v.i === 'string' && isId(v.i)) return v.i
   } catch { /* fall through */ }
-  throw badRequest('Invalid cursor', 'invalid_cursor')
+  throw badRequest('The cursor is not one this API gave out; pass nextCursor from the previous page unchanged', 'invalid_cursor')
 }
 
 export interface ListQuery { documentId?: string, status?: string, limit: number, cursor?: string }

@@ -58,7 +58,7 @@ async function uploadState (db: Db, id: string): Promise<Pick<UploadRow, 'status
  */
 export async function acceptUploadBytes (db: Db, storage: Storage, key: string, write: () => Promise<PutResult>): Promise<PutResult> {
   const id = stagingUploadId(key)
-  if (id === null) throw new AppError(403, 'invalid_signature', 'This URL does not accept uploads')
+  if (id === null) throw new AppError(403, 'invalid_signature', 'This URL does not accept uploads; start one with POST /uploads and PUT to the uploadUrl it returns')
   const before = uploadWriteRefusal(await uploadState(db, id))
   if (before !== null) throw before
   const result = await write()
@@ -118,7 +118,7 @@ export async function promoteUpload (db: Db, storage: Storage, up: UploadRow, ta
     await storage.move(up.storageKey, target)
   } catch (err) {
     await setStatus(db, up.id, 'completing', 'pending')
-    if (err instanceof StorageNotFound) throw conflict('No bytes were uploaded to the URL yet', 'upload_incomplete')
+    if (err instanceof StorageNotFound) throw conflict('No bytes were uploaded to the URL yet; PUT the file to uploadUrl first', 'upload_incomplete')
     throw err
   }
   try {

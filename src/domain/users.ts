@@ -43,6 +43,12 @@ export async function findUserByEmail (db: DbOrTx, email: string): Promise<UserR
   return u
 }
 
+/** Someone to share with, found by exact email: only enabled accounts (a disabled one is "no such user"). */
+export async function lookupUserByEmail (db: DbOrTx, email: string): Promise<{ id: string, name: string | null, email: string } | undefined> {
+  const u = await findUserByEmail(db, email)
+  return u === undefined || u.disabled ? undefined : { id: u.id, name: u.name, email: u.email }
+}
+
 export async function getUser (db: DbOrTx, id: string): Promise<UserRow | undefined> {
   if (!isId(id)) return undefined
   const [u] = await db.select().from(users).where(eq(users.id, id)).limit(1)
@@ -82,7 +88,7 @@ export async function insertUser (db: DbOrTx, input: NewUser): Promise<UserRow> 
   try {
     await db.insert(users).values(row)
   } catch (err) {
-    if (isDuplicate(err)) throw conflict('A user with this email already exists', 'email_taken')
+    if (isDuplicate(err)) throw conflict('A user with this email already exists; log in, or use another email', 'email_taken')
     throw err
   }
   return row
@@ -93,7 +99,7 @@ const escapeLike = (s: string): string => s.replace(/[\\%_]/g, '\\$&')
 export const encodeCursor = (id: string): string => Buffer.from(id).toString('base64url')
 export function decodeIdCursor (cursor: string): string {
   const id = Buffer.from(cursor, 'base64url').toString()
-  if (!isId(id)) throw badRequest('Malformed cursor', 'invalid_cursor')
+  if (!isId(id)) throw badRequest('The cursor is not one this API gave out; pass nextCursor from the previous page unchanged', 'invalid_cursor')
   return id
 }
 
@@ -150,7 +156,7 @@ export async function updateUser (db: Db, id: string, patch: UserPatch): Promise
       .filter(k => JSON.stringify(next[k]) !== JSON.stringify(target[k]))
     if (changed.length === 0) return { user: target, changed, authChanged: false, revokedSessions: [] }
     if (isManagingAdmin(target) && !isManagingAdmin(next) && otherManagers === 0) {
-      throw conflict('This is the last admin: it cannot be demoted, disabled or lose users:manage', 'last_admin')
+      throw conflict('This is the last admin: it cannot be demoted, disabled or lose users:manage; make another user admin first', 'last_admin')
     }
     const authChanged = changed.some(k => k !== 'name')
     next.updatedAt = new Date()
@@ -178,13 +184,13 @@ export interface DeleteResult { revokedSessions: string[], documentsTransferred:
  */
 export async function deleteUser (db: Db, id: string, transferTo?: string): Promise<DeleteResult> {
   if (!isId(id)) throw notFound('User')
-  if (transferTo !== undefined && transferTo === id) throw badRequest('transferTo must be another user', 'invalid_transfer_target')
+  if (transferTo !== undefined && transferTo === id) throw badRequest('transferTo must be the id of another user than the one being deleted', 'invalid_transfer_target')
   return await db.transaction(async (tx) => {
     const { target, otherManagers } = await lockForAdminChange(tx, id)
-    if (isManagingAdmin(target) && otherManagers === 0) throw conflict('The last admin cannot be deleted', 'last_admin')
+    if (isManagingAdmin(target) && otherManagers === 0) throw conflict('The last admin cannot be deleted; make another user admin first', 'last_admin')
     if (transferTo !== undefined) {
       const heir = isId(transferTo) ? (await tx.select({ id: users.id }).from(users).where(eq(users.id, transferTo)).for('update'))[0] : undefined
-      if (heir === undefined) throw badRequest('transferTo is not an existing user', 'invalid_transfer_target')
+      if (heir === undefined) throw badRequest('transferTo is not the id of an existing user; check it with GET /users', 'invalid_transfer_target')
     }
     const revokedSessions = await revokeUserSessions(tx, id, 'user_deleted')
     const now = new Date()
@@ -212,7 +218,7 @@ export async function deleteUser (db: Db, id: string, transferTo?: string): Prom
 
 /** CLI and bootstrap: creates an admin, or reports that the email is taken (no changes then). */
 export async function createAdmin (db: DbOrTx, email: string, passwordHash: string, name?: string): Promise<{ created: true, id: string } | { created: false }> {
-  if (!/^[^\s@]+@[^\s@]+$/.test(email.trim())) throw badRequest('Not an email address', 'validation_failed')
+  if (!/^[^\s@]+@[^\s@]+$/.test(email.trim())) throw badRequest('Not an email address (expected name@domain)', 'validation_failed')
   try {
     const u = await insertUser(db, { email, passwordHash, name: name ?? 'Administrator', role: 'admin' })
     return { created: true, id: u.id }

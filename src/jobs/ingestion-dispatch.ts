@@ -9,6 +9,7 @@ import {
   type DispatchData, type IngestionRow, type Transition,
 } from '../domain/ingestions.js'
 import { callbackUrl, signedHeaders, signedPath } from '../domain/ingestion-signing.js'
+import { displayUrl } from '../lib/http.js'
 
 type Outcome =
   | { kind: 'succeeded', result: unknown, line: string }
@@ -39,6 +40,17 @@ async function payloadFor (app: FastifyInstance, row: IngestionRow, doc: Documen
 }
 
 const snippet = (s: string): string => s.replace(/\s+/g, ' ').trim().slice(0, 300)
+
+/**
+ * When the backend says it could not download the document, where it was told to download it
+ * from: local storage serves it on PUBLIC_URL, S3 on S3_ENDPOINT (both must be reachable from the backend).
+ */
+function downloadHint (app: FastifyInstance, text: string): string {
+  if (!/download/i.test(text)) return ''
+  return app.storage.driver === 'local'
+    ? ` (the backend downloads documents from PUBLIC_URL, ${displayUrl(app.config.PUBLIC_URL)}: check that it can reach that address, or set PUBLIC_URL to one it can)`
+    : ` (the backend downloads documents from S3_ENDPOINT, ${displayUrl(app.config.S3_ENDPOINT)}: check that it can reach that address)`
+}
 
 /** `truncated`: the body went past the cap and was not read further (`text` holds what was read). */
 interface BackendAnswer { status: number, text: string, truncated: boolean }
@@ -94,6 +106,7 @@ async function post (target: URL, headers: Record<string, string>, body: string,
 async function callBackend (app: FastifyInstance, row: IngestionRow, body: string): Promise<Outcome> {
   const started = Date.now()
   const timeout = app.config.INGESTION_TIMEOUT_MS
+  const at = displayUrl(app.config.INGESTION_URL)
   let res: BackendAnswer
   try {
     const target = new URL(app.config.INGESTION_URL)
@@ -101,10 +114,13 @@ async function callBackend (app: FastifyInstance, row: IngestionRow, body: strin
     res = await post(target, { 'content-type': 'application/json', 'idempotency-key': row.id, ...signed }, body, timeout, app.config.BODY_LIMIT)
   } catch (err) {
     const ms = Date.now() - started
-    if (err instanceof BackendTimeout) return { kind: 'transient', error: `timed out after ${timeout} ms`, line: `no answer within ${timeout} ms (timeout)` }
+    if (err instanceof BackendTimeout) {
+      return { kind: 'transient', error: `the ingestion backend at ${at} timed out after ${timeout} ms (INGESTION_TIMEOUT_MS)`, line: `no answer within ${timeout} ms (timeout) from ${at}` }
+    }
     const e = err as NodeJS.ErrnoException
-    const why = e.code ?? e.message
-    return { kind: 'transient', error: `network error: ${why}`, line: `network error after ${ms} ms: ${why}` }
+    const why = e.code === 'ERR_INVALID_URL' ? 'INGESTION_URL is not a valid URL' : (e.code ?? e.message)
+    const error = `could not reach the ingestion backend at ${at}: ${why} (check INGESTION_URL)`
+    return { kind: 'transient', error, line: `network error after ${ms} ms: ${error}` }
   }
   const text = res.text
   const ms = Date.now() - started
@@ -120,13 +136,14 @@ async function callBackend (app: FastifyInstance, row: IngestionRow, body: strin
     try { parsed = JSON.parse(text) } catch { /* handled below */ }
     if (parsed?.status === 'succeeded') return { kind: 'succeeded', result: parsed.result ?? null, line }
     if (parsed?.status === 'failed') {
-      const error = typeof parsed.error === 'string' ? parsed.error : 'the backend reported a failure'
+      const error = typeof parsed.error === 'string' ? `${parsed.error}${downloadHint(app, parsed.error)}` : 'the backend reported a failure'
       return { kind: 'permanent', error, line: `${line}: failed: ${snippet(error)}` }
     }
     return { kind: 'permanent', error: `backend answered ${res.status} without {"status": "succeeded"}`, line: `${line}: invalid answer body` }
   }
-  if (res.status >= 500) return { kind: 'transient', error: `backend answered ${res.status}: ${snippet(text)}`, line }
-  return { kind: 'permanent', error: `backend refused the request with ${res.status}: ${snippet(text)}`, line }
+  const hint = downloadHint(app, text)
+  if (res.status >= 500) return { kind: 'transient', error: `backend answered ${res.status}: ${snippet(text)}${hint}`, line }
+  return { kind: 'permanent', error: `backend refused the request with ${res.status}: ${snippet(text)}${hint}`, line }
 }
 
 /**
@@ -169,7 +186,7 @@ export default defineJob<DispatchData>({
     if (payload === null) outcome = { kind: 'transient', error: 'could not create a download URL (storage unavailable)', line: 'not sent: the storage could not sign a download URL' }
     else outcome = await callBackend(app, row, payload)
     const head = `attempt ${row.attempts} (${tryNo}/${max}): ${outcome.line}`
-    log.info({ outcome: outcome.kind, attempt: row.attempts }, head)
+    log[outcome.kind === 'transient' || outcome.kind === 'permanent' ? 'warn' : 'info']({ outcome: outcome.kind, attempt: row.attempts }, head)
     const attempt = { type: 'attempt', message: head }
     // The attempt's event on its own, with the status the row has now (a cancel may have come meanwhile).
     const noteAttempt = async (): Promise<IngestionRow | null> => {

@@ -29,6 +29,78 @@ const MULTIPART_COUNTS: Record<string, { path: string, message: string }> = {
   FST_PARTS_LIMIT: { path: '/', message: 'too many parts' },
 }
 
+/** The parts of an ajv error we read. */
+interface AjvIssue { keyword?: string, instancePath?: string, schemaPath?: string, params?: Record<string, unknown>, message?: string }
+
+const list = (values: unknown[]): string => values.map(v => typeof v === 'string' ? v : JSON.stringify(v)).join(', ')
+
+/** The value at a JSON pointer into what was validated, when it is a short string (to echo a typo back). */
+function received (data: unknown, pointer: string): string | null {
+  let v = data
+  for (const part of pointer.split('/').slice(1)) {
+    if (v === null || typeof v !== 'object') return null
+    v = (v as Record<string, unknown>)[part.replace(/~1/g, '/').replace(/~0/g, '~')]
+  }
+  return typeof v === 'string' && v.length <= 100 ? JSON.stringify(v) : null
+}
+
+/** The subschema at an ajv schemaPath (`#/properties/a/anyOf`) of the route's schema, if it can be followed. */
+function schemaAt (root: unknown, schemaPath: string): unknown {
+  let v = root
+  for (const part of schemaPath.replace(/^#/, '').split('/').slice(1)) {
+    if (v === null || typeof v !== 'object') return undefined
+    v = (v as Record<string, unknown>)[decodeURIComponent(part).replace(/~1/g, '/').replace(/~0/g, '~')]
+  }
+  return v
+}
+
+/** The values a union of literals allows (a TypeBox enum such as a permission or role name), else null. */
+function literalsOf (anyOf: unknown): unknown[] | null {
+  if (!Array.isArray(anyOf) || anyOf.length === 0) return null
+  const values = anyOf.map(b => b !== null && typeof b === 'object' && 'const' in b ? (b as { const: unknown }).const : undefined)
+  return values.every(v => v !== undefined) ? values : null
+}
+
+/**
+ * ajv's errors as `{ path, message }` lines a person can act on. A union of literals fails with
+ * one error per literal plus "must match a schema in anyOf": those become one line listing the
+ * values allowed. `schema` is what was validated against (the route's body, querystring... schema).
+ */
+export function validationDetails (issues: AjvIssue[], data?: unknown, schema?: unknown): Array<{ path: string, message: string }> {
+  const out: Array<{ path: string, message: string }> = []
+  const consumed = new Set<AjvIssue>()
+  const unions = new Map<AjvIssue, unknown[]>()
+  for (const issue of issues) {
+    if (issue.keyword !== 'anyOf' || issue.schemaPath === undefined) continue
+    const branches = issues.filter(i => i !== issue && i.instancePath === issue.instancePath && i.schemaPath?.startsWith(`${issue.schemaPath}/`) === true)
+    const values = literalsOf(schemaAt(schema, issue.schemaPath)) ??
+      (branches.length > 0 && branches.every(b => b.keyword === 'const') ? branches.map(b => b.params?.allowedValue) : null)
+    if (values === null) continue
+    unions.set(issue, values)
+    for (const b of branches) consumed.add(b)
+  }
+  for (const issue of issues) {
+    if (consumed.has(issue)) continue
+    const params = issue.params ?? {}
+    const base = issue.instancePath ?? ''
+    const at = base === '' ? '/' : base
+    const values = unions.get(issue)
+    if (values !== undefined) {
+      const got = received(data, base)
+      out.push({ path: at, message: got !== null ? `${got} is not allowed; use one of: ${list(values)}` : `must be one of: ${list(values)}` })
+    } else if (typeof params.missingProperty === 'string') {
+      out.push({ path: `${base}/${params.missingProperty}`, message: 'is required' })
+    } else if (typeof params.additionalProperty === 'string') {
+      out.push({ path: `${base}/${params.additionalProperty}`, message: 'unknown property' })
+    } else if (issue.keyword === 'enum' && Array.isArray(params.allowedValues)) {
+      out.push({ path: at, message: `must be one of: ${list(params.allowedValues)}` })
+    } else {
+      out.push({ path: at, message: issue.message ?? 'is invalid' })
+    }
+  }
+  return out
+}
+
 export interface ErrorBody {
   statusCode: number
   error: string
@@ -47,18 +119,11 @@ export function toErrorBody (err: FastifyError | AppError | Error, request: Fast
   }
   const fe = err as FastifyError
   if (Array.isArray(fe.validation)) {
-    const details = fe.validation.map(v => {
-      const missing = v.params as { missingProperty?: string, additionalProperty?: string } | undefined
-      let path = v.instancePath ?? ''
-      if (missing?.missingProperty !== undefined) path += `/${missing.missingProperty}`
-      if (missing?.additionalProperty !== undefined) {
-        path += `/${missing.additionalProperty}`
-        return { path, message: 'unknown property' }
-      }
-      return { path: path === '' ? '/' : path, message: v.message ?? 'invalid' }
-    })
     const where = fe.validationContext ?? 'request'
-    return { statusCode: 400, error: 'Bad Request', code: 'validation_failed', message: `Invalid ${where}: ${details.map(d => `${d.path} ${d.message}`).join('; ')}`, requestId, details }
+    const schema = (request.routeOptions?.schema as Record<string, unknown> | undefined)?.[where]
+    const details = validationDetails(fe.validation as AjvIssue[], (request as unknown as Record<string, unknown>)[where === 'querystring' ? 'query' : where], schema)
+    const what = details.map(d => d.path === '/' ? d.message : `${d.path} ${d.message}`).join('; ')
+    return { statusCode: 400, error: 'Bad Request', code: 'validation_failed', message: `Invalid ${where}: ${what}`, requestId, details }
   }
   const counted = fe.code !== undefined ? MULTIPART_COUNTS[fe.code] : undefined
   if (counted !== undefined) {

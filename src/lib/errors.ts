@@ -15,8 +15,11 @@ export class AppError extends Error {
 }
 
 export const badRequest = (message: string, code = 'bad_request') => new AppError(400, code, message)
-export const unauthorized = (message = 'Authentication required', code = 'unauthorized') => new AppError(401, code, message)
+export const unauthorized = (message = 'Authentication required; log in with POST /auth/login', code = 'unauthorized') => new AppError(401, code, message)
 export const forbidden = (message = 'You are not allowed to do this', code = 'forbidden') => new AppError(403, code, message)
+/** 403 `forbidden` naming the permission the caller lacks (and who can grant it). */
+export const missingPermission = (permission: string) =>
+  forbidden(`This requires the ${permission} permission, which your account does not have; ask an admin to grant it`)
 export const notFound = (what = 'Resource') => new AppError(404, 'not_found', `${what} not found`)
 export const conflict = (message: string, code = 'conflict') => new AppError(409, code, message)
 export const unavailable = (message = 'Service temporarily unavailable', code = 'service_unavailable') => new AppError(503, code, message)

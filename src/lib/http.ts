@@ -39,3 +39,13 @@ export function etagMatches (header: string | undefined, etag: string): boolean 
   if (header === undefined) return false
   return header.split(',').map(s => s.trim().replace(/^W\//, '')).some(t => t === '*' || t === etag)
 }
+
+/** A URL as shown in events and logs: no credentials, no query string (either may hold a secret). */
+export function displayUrl (url: string): string {
+  try {
+    const u = new URL(url)
+    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`
+  } catch {
+    return '(not a valid URL)'
+  }
+}

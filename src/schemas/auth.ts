@@ -34,6 +34,13 @@ export const User = Type.Object({
   updatedAt: IsoDate,
 }, { additionalProperties: false })
 
+/** What any sharer may learn about another user: enough to share with them, nothing more. */
+export const UserRef = Type.Object({
+  id: Type.String(),
+  name: Type.Union([Type.String(), Type.Null()]),
+  email: Type.String(),
+}, { additionalProperties: false })
+
 export const TokenPairResponse = Type.Object({
   accessToken: Type.String(),
   refreshToken: Type.String({ description: 'opaque; shown once, stored only as a hash' }),

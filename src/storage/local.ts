@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, readdir, rename, rm, stat, access, constants } from 'node:fs/promises'
+import { mkdir, readdir, rename, rm, rmdir, stat, access, constants } from 'node:fs/promises'
 import { dirname, join, resolve, sep } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { pipeline } from 'node:stream/promises'
@@ -50,13 +50,12 @@ export class LocalStorage implements Storage {
     const tmp = join(this.root, '.tmp', `${randomUUID()}.part`)
     let size = 0
     try {
-      await mkdir(dirname(target), { recursive: true })
       await mkdir(dirname(tmp), { recursive: true })
       if (early !== null) throw early
       body.on('data', (chunk: Buffer) => { size += chunk.length })
       // 1 MiB of buffer: fewer, larger (vectored) writes than the 16 KiB default
       await pipeline(body, createWriteStream(tmp, { flags: 'wx', highWaterMark: 1024 * 1024 }))
-      await rename(tmp, target)
+      await this.renameInto(tmp, target)
     } catch (err) {
       await rm(tmp, { force: true })
       throw early ?? err
@@ -86,17 +85,48 @@ export class LocalStorage implements Storage {
     }
   }
 
+  /** Also removes the directories the object leaves empty (`documents/<id>/`), up to the root. */
   async delete (key: string): Promise<void> {
     await rm(this.path(key), { force: true })
+    await this.prune(key)
+  }
+
+  /**
+   * Removes the empty directories above `key`, deepest first, never the root. rmdir refuses a
+   * directory that is not empty, so an object written there meanwhile keeps it; a write that
+   * made the directory but has not renamed its file into it yet finds it gone: `renameInto`
+   * makes it again.
+   */
+  private async prune (key: string): Promise<void> {
+    for (let dir = dirname(this.path(key)); dir.startsWith(this.root + sep); dir = dirname(dir)) {
+      try {
+        await rmdir(dir)
+      } catch {
+        return // not empty (or already gone, or not ours to remove): the directories above are not empty either
+      }
+    }
+  }
+
+  /** rename(from, target), making target's directory; again if a concurrent prune removed it in between. */
+  private async renameInto (from: string, target: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      await mkdir(dirname(target), { recursive: true })
+      try {
+        await rename(from, target)
+        return
+      } catch (err) {
+        const sourceThere = await stat(from).then(() => true, () => false)
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !sourceThere || attempt >= 10) throw err
+      }
+    }
   }
 
   /** One rename: atomic, so `to` never holds a half-written or mixed object. */
   async move (from: string, to: string): Promise<void> {
     const source = this.path(from)
     const target = this.path(to)
-    await mkdir(dirname(target), { recursive: true })
     try {
-      await rename(source, target)
+      await this.renameInto(source, target)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' && await this.head(from) === null) throw new StorageNotFound(from)
       throw err

@@ -6,6 +6,8 @@ import type { FastifyInstance } from 'fastify'
 import { auditEvents, documents } from '../../drizzle/schema/index.js'
 import { startWorkers } from '../../src/worker-runner.js'
 import { createUser, assertErrorShape, type TestUser } from '../helper.js'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import { buildWith, upload } from './helpers.js'
 import trashPurge from '../../src/jobs/trash-purge.js'
 
@@ -152,4 +154,21 @@ t.test('trash purge: documents trashed longer than TRASH_RETENTION_DAYS are dele
   t.ok(job, 'object deletion queued')
   const audit = await app.db.select().from(auditEvents).where(and(eq(auditEvents.subject, `document:${old.id}`), eq(auditEvents.action, 'document.purge')))
   t.equal(audit.length, 1)
+})
+
+t.test('a permanent delete leaves no empty documents/<id>/ directory on local storage', async (t) => {
+  const app = await buildWith(t, 'local')
+  const workers = await startWorkers(app, ['cleanup'])
+  t.teardown(async () => await workers.close())
+  const ed = await createUser(app, 'editor')
+  const root = app.config.STORAGE_DIR
+  const doc = (await upload(app, ed.headers, { filename: 'p.txt', data: 'purge me' })).json()
+  const keep = (await upload(app, ed.headers, { filename: 'k.txt', data: 'keep' })).json()
+  t.ok(existsSync(join(root, 'documents', doc.id, 'original')))
+  t.equal((await app.inject({ method: 'DELETE', url: `/documents/${doc.id}`, headers: ed.headers })).statusCode, 204)
+  t.equal((await app.inject({ method: 'DELETE', url: `/documents/${doc.id}?permanent=true`, headers: ed.headers })).statusCode, 204)
+  for (let i = 0; i < 200 && existsSync(join(root, 'documents', doc.id)); i++) await sleep(50)
+  t.notOk(existsSync(join(root, 'documents', doc.id)), 'the document\'s directory is gone')
+  t.ok(existsSync(join(root, 'documents', keep.id, 'original')), 'another document is untouched')
+  t.ok(existsSync(root), 'the storage root stays')
 })
