@@ -53,6 +53,10 @@ export function serverOptions (config: Config, extra: Partial<FastifyServerOptio
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, keywords: [lowercaseKeyword] } },
     schemaController: { compilersFactory: { buildValidator: buildValidator as never } },
     return503OnClosing: true,
+    // Autoload imports every plugin and route file within this budget: under `tsx` (dev:all, the
+    // tests) on a busy 2-core machine that took over Fastify's default 10 s. A plugin that really
+    // hangs still stops the start, only later.
+    pluginTimeout: 60_000,
     // Router-level failures (bad URL encoding, over-long params) get the contract's error shape too.
     frameworkErrors: (err, request, reply) => {
       const e = err as Error & { statusCode?: number }

@@ -35,10 +35,10 @@ const alive = (pid: number): boolean => {
   } catch { return false }
 }
 
-async function until (what: string, fn: () => Promise<boolean> | boolean, ms: number): Promise<void> {
+async function until (what: string | (() => string), fn: () => Promise<boolean> | boolean, ms: number): Promise<void> {
   const deadline = Date.now() + ms
   while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`)
+    if (Date.now() > deadline) throw new Error(`timed out: ${typeof what === 'string' ? what : what()}`)
     await new Promise(resolve => setTimeout(resolve, 250))
   }
 }
@@ -75,7 +75,7 @@ async function start (t: Test): Promise<{ child: ChildProcess, pids: Map<number,
   t.teardown(() => { // if an assertion failed midway: leave nothing running
     for (const pid of [child.pid!, ...descendants(child.pid!).keys()]) { try { process.kill(pid, 'SIGKILL') } catch { } }
   })
-  await until(`API and backend up:\n${out}`, async () => child.exitCode === null && await answers(`http://127.0.0.1:${apiPort}/health/ready`) && await answers(`http://127.0.0.1:${ingestPort}/health`), 120_000)
+  await until(() => `API and backend up:\n${out}`, async () => child.exitCode === null && await answers(`http://127.0.0.1:${apiPort}/health/ready`) && await answers(`http://127.0.0.1:${ingestPort}/health`), 120_000)
   const pids = descendants(child.pid!)
   return { child, pids, output: () => out }
 }
