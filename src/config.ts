@@ -50,6 +50,7 @@ export const ConfigSchema = Type.Object({
   INGESTION_MAX_ATTEMPTS: Type.Integer({ minimum: 1, default: 5 }),
   INGESTION_BACKOFF_MS: Type.Integer({ minimum: 1, default: 2000 }),
   INGESTION_CALLBACK_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 15 * 60 * 1000 }),
+  INGESTION_RECOVERY_INTERVAL_MS: Type.Integer({ minimum: 0, default: 30_000, description: 'how often the worker sweeps for ingestions whose job was lost; 0 = never (tests sharing one database)' }),
   INGESTION_CONCURRENCY: Type.Integer({ minimum: 1, default: 20 }),
   INGESTION_RATE_MAX: Type.Integer({ minimum: 0, default: 0, description: 'dispatches per second to the backend, 0 = unlimited' }),
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, default: 4 }),

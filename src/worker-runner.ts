@@ -35,7 +35,12 @@ export async function startWorkers (app: FastifyInstance, only: readonly QueueNa
   }
   for (const s of schedules) {
     if (!only.includes(s.queue)) continue
-    await app.queues[s.queue].upsertJobScheduler(s.id, s.pattern !== undefined ? { pattern: s.pattern } : { every: s.every ?? 60_000 }, { name: s.job, data: {}, opts: SCHEDULED_RUN_OPTIONS })
+    const every = typeof s.every === 'function' ? s.every(app.config) : s.every ?? 60_000
+    if (s.pattern === undefined && every === 0) {
+      await app.queues[s.queue].removeJobScheduler(s.id)
+      continue
+    }
+    await app.queues[s.queue].upsertJobScheduler(s.id, s.pattern !== undefined ? { pattern: s.pattern } : { every }, { name: s.job, data: {}, opts: SCHEDULED_RUN_OPTIONS })
   }
   await Promise.all(workers.map(async w => await w.waitUntilReady()))
   return {

@@ -45,6 +45,8 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
     BCRYPT_COST: 4,
     STORAGE_DIR: testTempDir('storage'),
     RATE_LIMIT_MAX: 100000,
+    // The suite's files share one database: a sweep in one file's worker would take other files' rows.
+    INGESTION_RECOVERY_INTERVAL_MS: 0,
     ...overrides,
   })
 }

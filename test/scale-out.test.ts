@@ -67,6 +67,7 @@ test('2 API + 2 worker processes on shared MySQL/Redis/storage', { timeout: 2400
     JWT_SECRET: 'test-secret-test-secret-test-secret-0123',
     STORAGE_URL_SECRET: 'test-storage-url-secret-0123456789abcdef',
     INGESTION_SECRET: 'test-ingestion-secret-0123456789',
+    INGESTION_RECOVERY_INTERVAL_MS: '0',
     INGESTION_URL: `http://127.0.0.1:${(backend.address() as net.AddressInfo).port}/ingest`,
     STORAGE_DIR: storageDir,
     RATE_LIMIT_MAX: String(rateMax),

@@ -17,7 +17,7 @@ export const jobs: JobDefinition<any>[] = [noop, auditPurge, ingestionDispatch, 
 /** Repeating jobs the worker keeps scheduled (idempotent upserts at worker start). */
 export const schedules: ScheduleDefinition[] = [
   { id: 'audit-purge-hourly', queue: 'cleanup', job: 'audit-purge', every: 3600_000 },
-  { id: 'ingestion-recovery', queue: 'ingestion', job: RECOVERY_JOB, every: 30_000 },
+  { id: 'ingestion-recovery', queue: 'ingestion', job: RECOVERY_JOB, every: (config) => config.INGESTION_RECOVERY_INTERVAL_MS },
   { id: 'trash-purge-hourly', queue: 'cleanup', job: TRASH_PURGE_JOB, every: 3600_000 },
   { id: 'uploads-sweep', queue: 'cleanup', job: UPLOADS_SWEEP_JOB, every: 5 * 60_000 },
   { id: 'storage-reconcile-daily', queue: 'cleanup', job: STORAGE_RECONCILE_JOB, every: 24 * 3600_000 },

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Job, JobsOptions } from 'bullmq'
+import type { Config } from '../config.js'
 
 export const QUEUE_NAMES = ['ingestion', 'media', 'cleanup'] as const
 export type QueueName = typeof QUEUE_NAMES[number]
@@ -18,7 +19,8 @@ export interface ScheduleDefinition {
   id: string
   queue: QueueName
   job: string
-  every?: number
+  /** Interval in ms, or read from the config (0 there: the schedule is off and removed). */
+  every?: number | ((config: Config) => number)
   pattern?: string
 }
 

@@ -88,6 +88,7 @@ test('SIGKILL of the worker during a thumbnail job: a new worker picks it up, on
         JWT_SECRET: app.config.JWT_SECRET,
         STORAGE_URL_SECRET: app.config.STORAGE_URL_SECRET,
         INGESTION_SECRET: app.config.INGESTION_SECRET,
+        INGESTION_RECOVERY_INTERVAL_MS: '0',
         STORAGE_DRIVER: 's3',
         S3_ENDPOINT: s3Url,
         S3_BUCKET: app.config.S3_BUCKET,

@@ -53,7 +53,7 @@ test('admin job control: counts, list by state, detail, retry, delete; jobs:mana
 })
 
 test('internal schedules are listed apart: not in the counts, not in the default job list', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { INGESTION_RECOVERY_INTERVAL_MS: 30_000 })
   const admin = await createUser(app, 'admin')
   const workers = await startWorkers(app, ['ingestion', 'cleanup'])
   t.teardown(workers.close)

@@ -30,6 +30,7 @@ test('SIGKILL of the worker mid-dispatch: the ingestion is picked up again and f
         STORAGE_URL_SECRET: app.config.STORAGE_URL_SECRET,
         STORAGE_DIR: app.config.STORAGE_DIR,
         INGESTION_SECRET: app.config.INGESTION_SECRET,
+        INGESTION_RECOVERY_INTERVAL_MS: '0',
         INGESTION_URL: backend.url,
         INGESTION_TIMEOUT_MS: '60000',
         WORKER_LOCK_MS: '1000',
