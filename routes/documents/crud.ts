@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type
 import type { MultipartFile } from '@fastify/multipart'
 import { Description, Document, DocumentPatch, ListQuery, Title, Visibility } from '../../src/schemas/documents.js'
 import { authErrors, errors, IdParam, NoContent, Page, RequestHeader, withHeaders } from '../../src/schemas/common.js'
-import { requireDocument } from '../../src/domain/document-access.js'
+import { requireDocument, requirePurgeable } from '../../src/domain/document-access.js'
 import {
   deleteDocumentRow, expectedVersions, getDocumentRow, listDocuments, normalizeTags, originalKey, readDocumentJson, setTrashed, toDocument, updateDocument,
 } from '../../src/domain/documents.js'
@@ -170,11 +170,7 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       await fastify.audit(request, { action: 'document.delete', subject: `document:${doc.id}`, payload: { permanent: false } })
       return await reply.code(204).send(null)
     }
-    const { doc, isOwner } = await requireDocument(db, user, request.params.id, 'write', 'any')
-    if (!user.can('documents:manage')) {
-      if (!isOwner) throw forbidden('Only the owner or a documents manager may delete a document permanently')
-      if (doc.deletedAt === null) throw conflict('Move the document to the trash before deleting it permanently', 'not_trashed')
-    }
+    const { doc } = await requirePurgeable(db, user, request.params.id)
     const keys = await deleteDocumentRow(db, doc.id)
     if (keys !== null) await enqueueObjectDeletion(fastify, keys, request.log)
     await fastify.audit(request, { action: 'document.delete', subject: `document:${doc.id}`, payload: { permanent: true, filename: doc.filename, ownerId: doc.ownerId } })
