@@ -1,23 +1,23 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
-import { AUDIT_INSERT_SQL, auditValues, type AuditEntry } from '../../src/domain/audit.js'
+import { auditRecorder, contextOf, type AuditContext, type AuditEntry, type RecordAudit } from '../../src/domain/audit.js'
 
-export type { AuditEntry }
+export type { AuditContext, AuditEntry }
+
+/** The actor/audit context of a request: built here, once, and handed to the domain services. */
+export const auditContext = (request: FastifyRequest): AuditContext => contextOf(request)
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Records who did what, from where. Never pass secrets in `payload`. Failures are logged, not thrown. */
     audit: (request: FastifyRequest | null, entry: AuditEntry) => Promise<void>
+    /** The domain's audit writer (src/domain/audit.ts auditRecorder), for the services' factories. */
+    recordAudit: RecordAudit
   }
 }
 
 export default fp(async (fastify) => {
-  fastify.decorate('audit', async (request: FastifyRequest | null, entry: AuditEntry) => {
-    try {
-      // Plain SQL: one audit row per mutating request, the query builder was a measurable share of them.
-      await fastify.db.$client.execute(AUDIT_INSERT_SQL, auditValues(request, entry))
-    } catch (err) {
-      (request?.log ?? fastify.log).error({ err, action: entry.action }, 'audit write failed')
-    }
-  })
+  const record = auditRecorder({ db: fastify.db, log: fastify.log })
+  fastify.decorate('recordAudit', record)
+  fastify.decorate('audit', async (request: FastifyRequest | null, entry: AuditEntry) => await record(request === null ? null : auditContext(request), entry))
 }, { name: 'audit', dependencies: ['db'] })

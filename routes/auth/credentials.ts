@@ -1,15 +1,13 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { login, register, rotateRefreshToken } from '../../src/domain/auth.js'
 import { toMe } from '../../src/domain/users.js'
-import { AppError, unauthorized } from '../../src/lib/errors.js'
+import { auditContext } from '../../plugins/app/audit.js'
 import { errors } from '../../src/schemas/common.js'
 import { Email, LoginResponse, Me, Name, NewPassword, TokenPairResponse, trimEmail } from '../../src/schemas/auth.js'
 import { PASSWORD_MAX } from '../../src/domain/passwords.js'
 
 /** The routes that need no access token: register, login, refresh. */
 const credentials: FastifyPluginAsyncTypebox = async (fastify) => {
-  const meta = (request: { ip: string, headers: Record<string, unknown> }) =>
-    ({ ip: request.ip, userAgent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'] : null })
+  const auth = fastify.authService
 
   fastify.post('/register', {
     config: { public: true },
@@ -23,16 +21,7 @@ const credentials: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 201: Type.Object({ user: Me }), ...errors(400, 403, 409, 429, 500, 503) },
     },
   }, async (request, reply) => {
-    let user
-    try {
-      user = await register(fastify, request.body, meta(request))
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'email_taken') {
-        await fastify.audit(request, { action: 'auth.register_failed', actorId: null, subject: null, payload: { email: request.body.email.trim().toLowerCase().slice(0, 254), reason: 'email_taken' } })
-      }
-      throw err
-    }
-    await fastify.audit(request, { action: 'auth.register', actorId: user.id, subject: `user:${user.id}`, payload: { email: user.email } })
+    const user = await auth.register(request.body, auditContext(request))
     return await reply.code(201).send({ user: toMe(user) })
   })
 
@@ -48,17 +37,7 @@ const credentials: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: LoginResponse, ...errors(400, 401, 429, 500, 503) },
     },
   }, async (request) => {
-    const res = await login(fastify, request.body, meta(request))
-    if (!res.ok) {
-      await fastify.audit(request, {
-        action: 'auth.login_failed',
-        actorId: null,
-        subject: res.userId !== null ? `user:${res.userId}` : null,
-        payload: { email: request.body.email.trim().toLowerCase().slice(0, 254), reason: res.reason },
-      })
-      throw unauthorized('Wrong email or password', 'invalid_credentials')
-    }
-    await fastify.audit(request, { action: 'auth.login', actorId: res.user.id, subject: `session:${res.pair.sessionId}` })
+    const res = await auth.login(request.body, auditContext(request))
     const { sessionId: _sid, ...pair } = res.pair
     return { ...pair, user: toMe(res.user) }
   })
@@ -74,16 +53,7 @@ const credentials: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: TokenPairResponse, ...errors(400, 401, 429, 500, 503) },
     },
   }, async (request) => {
-    const res = await rotateRefreshToken(fastify, request.body.refreshToken, meta(request))
-    if (res.ok) return res.pair
-    if (res.reason === 'reuse') {
-      request.log.warn({ sessionId: res.sessionId }, 'refresh token reuse: session revoked')
-      await fastify.audit(request, { action: 'auth.refresh_reuse', actorId: res.userId ?? null, subject: `session:${res.sessionId ?? ''}` })
-    }
-    if (res.reason === 'invalid') throw unauthorized('Invalid refresh token; log in again with POST /auth/login')
-    if (res.reason === 'disabled') throw unauthorized('This account is disabled; ask an admin to enable it')
-    if (res.reason === 'expired') throw unauthorized('Session expired, log in again', 'token_expired')
-    throw unauthorized('This session was ended (logout, password change, token reuse or an admin); log in again', 'token_revoked')
+    return await auth.refresh(request.body.refreshToken, auditContext(request))
   })
 }
 

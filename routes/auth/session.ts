@@ -1,28 +1,27 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { changePassword, endAllSessions, endSession } from '../../src/domain/auth.js'
+import { auditContext } from '../../plugins/app/audit.js'
 import { listActiveSessions } from '../../src/domain/sessions.js'
 import { getUser, toMe } from '../../src/domain/users.js'
-import { isId } from '../../src/lib/ids.js'
-import { notFound, unauthorized } from '../../src/lib/errors.js'
+import { unauthorized } from '../../src/lib/errors.js'
 import { IdParam, NoContent, authErrors, errors } from '../../src/schemas/common.js'
 import { Me, NewPassword, Session } from '../../src/schemas/auth.js'
 import { PASSWORD_MAX } from '../../src/domain/passwords.js'
 
 /** The caller's own account and sessions (any signed-in user). */
 const session: FastifyPluginAsyncTypebox = async (fastify) => {
+  const auth = fastify.authService
+
   fastify.post('/logout', {
     schema: { tags: ['auth'], summary: 'End this session: its access and refresh tokens stop working at once', response: { 204: NoContent, ...authErrors } },
   }, async (request, reply) => {
-    await endSession(fastify, request.user.id, request.user.sid, 'logout')
-    await fastify.audit(request, { action: 'auth.logout', subject: `session:${request.user.sid}` })
+    await auth.logout(auditContext(request), request.user.sid)
     return await reply.code(204).send(null)
   })
 
   fastify.post('/logout-all', {
     schema: { tags: ['auth'], summary: 'End every session of the caller', response: { 204: NoContent, ...authErrors } },
   }, async (request, reply) => {
-    const ids = await endAllSessions(fastify, request.user.id, 'logout_all')
-    await fastify.audit(request, { action: 'auth.logout_all', subject: `user:${request.user.id}`, payload: { sessions: ids.length } })
+    await auth.logoutAll(auditContext(request))
     return await reply.code(204).send(null)
   })
 
@@ -42,9 +41,7 @@ const session: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 204: NoContent, ...authErrors },
     },
   }, async (request, reply) => {
-    const { revoked } = await changePassword(fastify, request.user.id, request.user.sid, request.body.currentPassword, request.body.newPassword,
-      { ip: request.ip, userAgent: request.headers['user-agent'] ?? null })
-    await fastify.audit(request, { action: 'auth.password_change', subject: `user:${request.user.id}`, payload: { sessionsRevoked: revoked.length } })
+    await auth.changePassword(auditContext(request), request.user.sid, request.body.currentPassword, request.body.newPassword)
     return await reply.code(204).send(null)
   })
 
@@ -55,9 +52,7 @@ const session: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.delete('/sessions/:id', {
     schema: { tags: ['auth'], summary: 'End one of the caller\'s sessions', params: IdParam, response: { 204: NoContent, ...authErrors, ...errors(404) } },
   }, async (request, reply) => {
-    const id = request.params.id
-    if (!isId(id) || !await endSession(fastify, request.user.id, id, 'revoked_by_user')) throw notFound('Session')
-    await fastify.audit(request, { action: 'auth.session_revoke', subject: `session:${id}` })
+    await auth.revokeOwnSession(auditContext(request), request.params.id)
     return await reply.code(204).send(null)
   })
 }

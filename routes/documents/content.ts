@@ -4,6 +4,7 @@ import { requireDocument } from '../../src/domain/document-access.js'
 import { AppError, notFound } from '../../src/lib/errors.js'
 import { contentDisposition, etagMatches, parseRange } from '../../src/lib/http.js'
 import { StorageNotFound } from '../../src/storage/types.js'
+import { auditContext } from '../../plugins/app/audit.js'
 
 // The document's own media type (its mimeType): any type the server accepted at upload.
 const Bytes = binaryResponse(['*/*'], 'The file bytes, as the document\'s `mimeType`', 'ETag', 'Accept-Ranges', 'Content-Disposition')
@@ -34,7 +35,7 @@ const contentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     // Quire sends no Last-Modified, so a date never matches): otherwise the whole body, 200.
     const ifRange = request.headers['if-range']
     const range = parseRange(ifRange === undefined || String(ifRange).trim() === etag ? request.headers.range : undefined, doc.size)
-    const audit = (kind: string) => fastify.audit(request, { action: 'document.download', subject: `document:${doc.id}`, payload: { kind, ...(range !== null && range !== 'unsatisfiable' ? { range: [range.start, range.end] } : {}) } })
+    const audit = async (kind: string) => await fastify.documentService.downloaded(auditContext(request), doc.id, kind, range !== null && range !== 'unsatisfiable' ? [range.start, range.end] : undefined)
     if (request.query.redirect && storage.driver === 's3') {
       const url = await storage.presignGet(doc.storageKey, { expiresIn: config.DOWNLOAD_URL_TTL, filename: doc.filename, contentType: doc.mimeType })
       await audit('redirect')

@@ -2,15 +2,12 @@ import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type
 import type { MultipartFile } from '@fastify/multipart'
 import { Description, Document, DocumentPatch, ListQuery, Title, Visibility } from '../../src/schemas/documents.js'
 import { authErrors, errors, IdParam, NoContent, Page, RequestHeader, withHeaders } from '../../src/schemas/common.js'
-import { requireDocument } from '../../src/domain/document-access.js'
-import {
-  deleteDocumentRow, expectedVersions, getDocumentRow, listDocuments, normalizeTags, originalKey, readDocumentJson, setTrashed, toDocument, updateDocument,
-} from '../../src/domain/documents.js'
-import { checkFields, cleanFilename, createDocumentRecord } from '../../src/domain/document-create.js'
+import { expectedVersions, listDocuments, originalKey, readDocumentJson, toDocument } from '../../src/domain/documents.js'
+import { checkFields, cleanFilename } from '../../src/domain/document-create.js'
 import { inspect, isAllowedType, storeInspected, unsupportedType } from '../../src/domain/uploads.js'
-import { AppError, badRequest, conflict, forbidden } from '../../src/lib/errors.js'
+import { AppError, badRequest } from '../../src/lib/errors.js'
 import { newId } from '../../src/lib/ids.js'
-import { enqueueObjectDeletion } from '../../src/jobs/delete-objects.js'
+import { auditContext } from '../../plugins/app/audit.js'
 import { etagMatches } from '../../src/lib/http.js'
 
 const FIELD_NAMES = new Set(['title', 'description', 'tags', 'visibility'])
@@ -24,7 +21,7 @@ const MultipartDocumentBody = Type.Object({
 }, { additionalProperties: false })
 
 const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { db, storage, config } = fastify
+  const { db, storage, config, documentService: documents } = fastify
 
   fastify.get('/', {
     config: { permission: 'documents:read' },
@@ -83,10 +80,10 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       const fields = checkFields(Object.fromEntries(Object.entries({
         title: single('title'), description: single('description'), visibility: single('visibility'), tags: values.tags,
       }).filter(([, v]) => v !== undefined)))
-      const doc = await createDocumentRecord(fastify, request, { id, ...stored }, fields, { via: 'multipart' })
+      const doc = await documents.create(request.user, auditContext(request), { id, ...stored }, fields, { via: 'multipart' })
       return await reply.code(201).header('etag', `"${doc.version}"`).header('location', `/documents/${doc.id}`).send(toDocument(doc))
     } catch (err) {
-      // The object is deleted by createDocumentRecord on insert failures; here for everything before.
+      // The object is deleted by documents.create on insert failures; here for everything before.
       if (stored !== null) await storage.delete(key).catch((e: unknown) => request.log.error({ err: e, key }, 'could not delete an orphaned object'))
       throw err
     }
@@ -133,22 +130,7 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: withHeaders(Document, 'ETag'), ...authErrors, ...errors(404, 409, 412) },
     },
   }, async (request, reply) => {
-    const expected = expectedVersions(request.headers['if-match'])
-    const { doc, canShare } = await requireDocument(db, request.user, request.params.id, 'write', 'any')
-    if (doc.deletedAt !== null) throw conflict('The document is in the trash; restore it first', 'document_trashed')
-    // Visibility decides who may read the document: changing it takes share rights, not a write
-    // share (the same value again is a no-op, fine for any writer).
-    if (request.body.visibility !== undefined && request.body.visibility !== doc.visibility && !canShare) {
-      throw forbidden('Changing the visibility requires the documents:share permission as the document\'s owner, or the documents:manage permission')
-    }
-    if (Array.isArray(expected) && !expected.includes(doc.version)) throw versionMismatch(doc.version)
-    const { tags, ...rest } = request.body
-    const updated = await updateDocument(db, doc.id, doc.version, { ...rest, ...(tags !== undefined ? { tags: normalizeTags(tags) } : {}) })
-    if (updated === null) {
-      // Changed between our read and our write: with If-Match the client must re-read; without, it raced.
-      throw expected !== undefined ? versionMismatch() : conflict('The document changed while updating it, retry', 'version_mismatch')
-    }
-    await fastify.audit(request, { action: 'document.update', subject: `document:${doc.id}`, payload: { fields: Object.keys(request.body), version: updated.version } })
+    const updated = await documents.update(request.user, auditContext(request), request.params.id, request.body, expectedVersions(request.headers['if-match']))
     return await reply.header('etag', `"${updated.version}"`).send(toDocument(updated))
   })
 
@@ -162,22 +144,8 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 204: NoContent, ...authErrors, ...errors(404, 409) },
     },
   }, async (request, reply) => {
-    const user = request.user
-    if (!request.query.permanent) {
-      // A trashed document is 409 for those who could restore it (404 for everyone else).
-      const { doc } = await requireDocument(db, user, request.params.id, 'write', 'any')
-      if (doc.deletedAt !== null || !await setTrashed(db, doc.id, true)) throw conflict('The document is already in the trash', 'already_trashed')
-      await fastify.audit(request, { action: 'document.delete', subject: `document:${doc.id}`, payload: { permanent: false } })
-      return await reply.code(204).send(null)
-    }
-    const { doc, isOwner } = await requireDocument(db, user, request.params.id, 'write', 'any')
-    if (!user.can('documents:manage')) {
-      if (!isOwner) throw forbidden('Deleting a document permanently requires being its owner, or the documents:manage permission')
-      if (doc.deletedAt === null) throw conflict('Move the document to the trash before deleting it permanently', 'not_trashed')
-    }
-    const keys = await deleteDocumentRow(db, doc.id)
-    if (keys !== null) await enqueueObjectDeletion(fastify, keys, request.log)
-    await fastify.audit(request, { action: 'document.delete', subject: `document:${doc.id}`, payload: { permanent: true, filename: doc.filename, ownerId: doc.ownerId } })
+    if (request.query.permanent) await documents.purge(request.user, auditContext(request), request.params.id)
+    else await documents.trash(request.user, auditContext(request), request.params.id)
     return await reply.code(204).send(null)
   })
 
@@ -190,18 +158,9 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: withHeaders(Document, 'ETag'), ...authErrors, ...errors(404, 409) },
     },
   }, async (request, reply) => {
-    const { doc } = await requireDocument(db, request.user, request.params.id, 'write', 'any')
-    if (doc.deletedAt === null || !await setTrashed(db, doc.id, false)) throw conflict('The document is not in the trash', 'not_trashed')
-    await fastify.audit(request, { action: 'document.restore', subject: `document:${doc.id}` })
-    const restored = await getDocumentRow(db, doc.id) ?? { ...doc, deletedAt: null, version: doc.version + 1 }
+    const restored = await documents.restore(request.user, auditContext(request), request.params.id)
     return await reply.header('etag', `"${restored.version}"`).send(toDocument(restored))
   })
-}
-
-function versionMismatch (current?: number): AppError {
-  return new AppError(412, 'version_mismatch', current !== undefined
-    ? `The document is at version ${current}; re-read it and retry`
-    : 'The document changed; re-read it and retry')
 }
 
 export default documentRoutes

@@ -2,14 +2,14 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { authErrors, errors, Id, IdParam, NoContent, Page, PageQuery } from '../../src/schemas/common.js'
 import { Share, ShareAccess } from '../../src/schemas/documents.js'
 import { requireDocument } from '../../src/domain/document-access.js'
-import { deleteShare, listShares, putShare, userExists } from '../../src/domain/documents.js'
-import { badRequest, notFound } from '../../src/lib/errors.js'
+import { listShares } from '../../src/domain/documents.js'
+import { auditContext } from '../../plugins/app/audit.js'
 
 const ShareParams = Type.Object({ id: Id(), userId: Id() }, { additionalProperties: false })
 
 /** Per-document shares: one user gets `read` or `write`. Managed by the owner (or documents:manage). */
 const shareRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { db } = fastify
+  const { db, documentService: documents } = fastify
 
   fastify.get('/:id/shares', {
     config: { permission: 'documents:read' },
@@ -35,15 +35,7 @@ const shareRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: Share, ...authErrors, ...errors(404) },
     },
   }, async (request) => {
-    const { doc } = await requireDocument(db, request.user, request.params.id, 'share')
-    const { userId } = request.params
-    if (!await userExists(db, userId)) throw notFound('User')
-    if (userId === doc.ownerId) throw badRequest('The owner already has full access; share with another user', 'validation_failed')
-    const { previous, createdAt } = await putShare(db, doc.id, userId, request.body.access)
-    if (previous !== request.body.access) {
-      await fastify.audit(request, { action: 'document.share', subject: `document:${doc.id}`, payload: { userId, access: request.body.access, previous } })
-    }
-    return { userId, access: request.body.access, createdAt: createdAt.toISOString() }
+    return await documents.share(request.user, auditContext(request), request.params.id, request.params.userId, request.body.access)
   })
 
   fastify.delete('/:id/shares/:userId', {
@@ -55,9 +47,7 @@ const shareRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 204: NoContent, ...authErrors, ...errors(404) },
     },
   }, async (request, reply) => {
-    const { doc } = await requireDocument(db, request.user, request.params.id, 'share')
-    if (!await deleteShare(db, doc.id, request.params.userId)) throw notFound('Share')
-    await fastify.audit(request, { action: 'document.unshare', subject: `document:${doc.id}`, payload: { userId: request.params.userId } })
+    await documents.unshare(request.user, auditContext(request), request.params.id, request.params.userId)
     return await reply.code(204).send(null)
   })
 }

@@ -4,7 +4,8 @@ import { CreateUpload, Document, DocumentFields, UploadTicket } from '../../src/
 import { findUpload, insertUpload, isAllowedType, payloadTooLarge, unsupportedType } from '../../src/domain/uploads.js'
 import { cancelUpload, claimUpload, discardUpload, promoteUpload, stagingKey } from '../../src/domain/upload-staging.js'
 import { originalKey, toDocument } from '../../src/domain/documents.js'
-import { cleanFilename, createDocumentRecord } from '../../src/domain/document-create.js'
+import { cleanFilename } from '../../src/domain/document-create.js'
+import { auditContext } from '../../plugins/app/audit.js'
 import { AppError, conflict, notFound } from '../../src/lib/errors.js'
 import { newId } from '../../src/lib/ids.js'
 
@@ -61,7 +62,7 @@ const uploadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const { mimeType, size, sha256 } = await promoteUpload(db, storage, up, target, config.UPLOAD_ALLOWED_TYPES)
     let doc
     try {
-      doc = await createDocumentRecord(fastify, request, { id: up.id, filename: up.filename, mimeType, size, sha256 }, request.body, { claimUploadId: up.id, via: 'presigned' })
+      doc = await fastify.documentService.create(request.user, auditContext(request), { id: up.id, filename: up.filename, mimeType, size, sha256 }, request.body, { claimUploadId: up.id, via: 'presigned' })
     } catch (err) {
       await discardUpload(db, storage, up, target).catch((e: unknown) => request.log.error({ err: e, uploadId: up.id }, 'could not discard an upload'))
       throw err

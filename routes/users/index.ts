@@ -1,8 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { publishSessionRevoked, publishUserState } from '../../src/domain/auth-state.js'
-import { hashPassword } from '../../src/domain/passwords.js'
-import { authDeps } from '../../src/domain/sessions.js'
-import { deleteUser, getUser, insertUser, listUsers, toUserView, updateUser } from '../../src/domain/users.js'
+import { getUser, listUsers, toUserView } from '../../src/domain/users.js'
+import { auditContext } from '../../plugins/app/audit.js'
 import { notFound } from '../../src/lib/errors.js'
 import { Id, IdParam, NoContent, Page, PageQuery, authErrors, errors, withHeaders } from '../../src/schemas/common.js'
 import { Email, Name, NewPassword, PermissionList, RoleName, User, trimEmail } from '../../src/schemas/auth.js'
@@ -11,7 +9,7 @@ import lookupRoutes from './lookup.js'
 /** User administration (`users:manage`). Every change is audited and takes effect on the user's next request. */
 const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const config = { permission: 'users:manage' as const }
-  const deps = authDeps(fastify)
+  const admin = fastify.userAdmin
   // GET /users/lookup (documents:share): autoload loads only this index file of the folder.
   await fastify.register(lookupRoutes)
 
@@ -37,9 +35,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 201: withHeaders(User, 'Location'), ...authErrors, ...errors(409) },
     },
   }, async (request, reply) => {
-    const { password, ...rest } = request.body
-    const user = await insertUser(fastify.db, { ...rest, passwordHash: await hashPassword(password, fastify.config.BCRYPT_COST) })
-    await fastify.audit(request, { action: 'user.create', subject: `user:${user.id}`, payload: { email: user.email, role: user.role, grants: user.grants, revokes: user.revokes } })
+    const user = await admin.create(request.body, auditContext(request))
     return await reply.code(201).header('location', `/users/${user.id}`).send(toUserView(user))
   })
 
@@ -64,15 +60,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }, { additionalProperties: false }),
       response: { 200: User, ...authErrors, ...errors(404, 409) },
     },
-  }, async (request) => {
-    const res = await updateUser(fastify.db, request.params.id, request.body)
-    if (res.changed.length === 0) return toUserView(res.user)
-    await publishSessionRevoked(deps, res.revokedSessions)
-    if (res.authChanged) await publishUserState(deps, res.user.id)
-    const after = Object.fromEntries(res.changed.map(k => [k, res.user[k]]))
-    await fastify.audit(request, { action: 'user.update', subject: `user:${res.user.id}`, payload: { changed: after, sessionsRevoked: res.revokedSessions.length } })
-    return toUserView(res.user)
-  })
+  }, async (request) => toUserView(await admin.update(request.params.id, request.body, auditContext(request))))
 
   fastify.delete('/:id', {
     config,
@@ -84,11 +72,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 204: NoContent, ...authErrors, ...errors(404, 409) },
     },
   }, async (request, reply) => {
-    const id = request.params.id
-    const res = await deleteUser(fastify.db, id, request.query.transferTo)
-    await publishSessionRevoked(deps, res.revokedSessions)
-    await publishUserState(deps, id)
-    await fastify.audit(request, { action: 'user.delete', subject: `user:${id}`, payload: { transferTo: request.query.transferTo ?? null, ...res, revokedSessions: res.revokedSessions.length } })
+    await admin.remove(request.params.id, request.query.transferTo, auditContext(request))
     return await reply.code(204).send(null)
   })
 }

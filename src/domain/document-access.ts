@@ -1,39 +1,42 @@
-import { and, eq, isNull, or, sql, type SQL } from 'drizzle-orm'
+import type { SQL } from 'drizzle-orm'
 import type { Db } from '../db.js'
-import { documents, documentShares } from '../../drizzle/schema/index.js'
+import type { documents } from '../../drizzle/schema/index.js'
 import type { Principal } from './auth-state.js'
 import { isId } from '../lib/ids.js'
-import { forbidden, notFound } from '../lib/errors.js'
+import { conflict, forbidden, notFound } from '../lib/errors.js'
+import { decide, factsOf } from './access/document-rule.js'
+import { ruleCondition, ruleSql, type SqlFragment } from './access/document-sql.js'
 
-/**
- * THE document access rule. Single reads, writes and list queries all go through here.
- * - read:   documents:manage, or owner, or visibility=internal, or any share
- * - write:  documents:manage, or owner, or a `write` share
- * - share:  documents:manage, or owner (and the documents:share permission)
- * Permissions from the role gate the action first (documents:read / update / delete / share).
+export { DOCUMENT_RULE, decide, factsOf, type Action as DocumentRuleAction } from './access/document-rule.js'
+export { listBranches, ruleCondition, ruleSql, type ListBranch, type SqlFragment } from './access/document-sql.js'
+
+/*
+ * Object-level access to documents. The rule itself is defined once in
+ * src/domain/access/document-rule.ts (DOCUMENT_RULE); what follows are its uses: the predicate over
+ * a loaded row, the SQL conditions, and loading a document for a route.
  */
 export type DocumentAction = 'read' | 'write' | 'share' | 'manage'
 
 type Actor = Pick<Principal, 'id' | 'can'>
 
-/** SQL condition: the documents `actor` may read (used by list queries; filters in SQL). */
-export function visibleCondition (actor: Actor): SQL | undefined {
-  if (actor.can('documents:manage')) return undefined
-  return or(
-    eq(documents.ownerId, actor.id),
-    eq(documents.visibility, 'internal'),
-    sql`exists (select 1 from ${documentShares} where ${documentShares.documentId} = ${documents.id} and ${documentShares.userId} = ${actor.id})`
-  )
-}
+/** SQL condition: the documents `actor` may read, were they live (drizzle; undefined = all). */
+export const visibleCondition = (actor: Actor): SQL | undefined => ruleCondition(actor, 'read')
 
 /** SQL condition: the documents `actor` may write. */
-export function writableCondition (actor: Actor): SQL | undefined {
-  if (actor.can('documents:manage')) return undefined
-  return or(
-    eq(documents.ownerId, actor.id),
-    sql`exists (select 1 from ${documentShares} where ${documentShares.documentId} = ${documents.id} and ${documentShares.userId} = ${actor.id} and ${documentShares.access} = 'write')`
-  )
-}
+export const writableCondition = (actor: Actor): SQL | undefined => ruleCondition(actor, 'write')
+
+/**
+ * SQL condition: the documents that are there for `actor` at all, trash included (a trashed one
+ * only for those who may restore it): `isReadable` in SQL. For queries over rows that belong to a
+ * document (ingestions), so they follow the document rule exactly.
+ */
+export const readableCondition = (actor: Actor): SQL | undefined => ruleCondition(actor, 'present')
+
+/**
+ * Raw SQL over alias `d` (with its parameters, in order): the documents `actor` may start an
+ * ingestion on (live, readable, writable). For the trigger's checked INSERT ... SELECT.
+ */
+export const triggerableSql = (actor: Actor): SqlFragment => ruleSql(actor, 'trigger')
 
 export type DocumentRow = typeof documents.$inferSelect
 
@@ -47,13 +50,16 @@ export interface DocumentWithAccess {
 
 /** The access `actor` has on one document row, given its share (if any). */
 export function accessOf (actor: Actor, doc: Pick<DocumentRow, 'ownerId' | 'visibility'>, share: 'read' | 'write' | null): Omit<DocumentWithAccess, 'doc'> {
-  const manage = actor.can('documents:manage')
-  const isOwner = doc.ownerId === actor.id
-  const canRead = actor.can('documents:read') && (manage || isOwner || doc.visibility === 'internal' || share !== null)
-  const canWrite = manage || (isOwner || share === 'write')
-  const canShare = manage || (isOwner && actor.can('documents:share'))
-  return { canRead, canWrite, canShare, isOwner }
+  const facts = factsOf(actor.id, doc, share)
+  return {
+    canRead: decide(actor, 'read', facts),
+    canWrite: decide(actor, 'write', facts),
+    canShare: decide(actor, 'share', facts),
+    isOwner: facts.owner === true,
+  }
 }
+
+const NOBODY: Actor = { id: '', can: () => false }
 
 /** Every documents column, in DocumentRow order, for the hot queries written in SQL (table alias `d`). */
 export const DOCUMENT_COLUMNS = 'd.id, d.owner_id, d.title, d.description, d.filename, d.mime_type, d.size, d.sha256, d.status, d.visibility, ' +
@@ -148,7 +154,7 @@ export type Need = 'read' | 'write' | 'share'
 
 /** Whether a document is there for the actor at all (else 404): readable, and when trashed only for those who may restore it. */
 export const isReadable = (access: Pick<DocumentWithAccess, 'canRead' | 'canWrite'>, trashed: boolean): boolean =>
-  access.canRead && (!trashed || access.canWrite)
+  decide(NOBODY, 'present', { live: !trashed, trashed }, { read: access.canRead, write: access.canWrite })
 
 /**
  * Loads a document for a route and enforces the object-level rule: null/invisible -> 404, visible
@@ -170,12 +176,15 @@ export async function requireDocument (db: Db, actor: Actor, id: string, need: N
 }
 
 /**
- * SQL rendering of `isReadable(accessOf(...), trashed)`: the documents that are there for `actor`
- * at all, trash included (a trashed one only for those who may restore it). For queries over
- * rows that belong to a document (ingestions), so they follow the document rule exactly.
+ * DELETE ?permanent=true: loaded as for a write, then the rule's `purge` (403 unless the owner or
+ * documents:manage) and `purgeLive` (a live document must go to the trash first, 409, unless
+ * documents:manage).
  */
-export function readableCondition (actor: Actor): SQL | undefined {
-  if (!actor.can('documents:read')) return sql`false`
-  if (actor.can('documents:manage')) return undefined
-  return and(visibleCondition(actor), or(isNull(documents.deletedAt), writableCondition(actor)))
+export async function requirePurgeable (db: Db, actor: Actor, id: string): Promise<DocumentWithAccess> {
+  const found = await requireDocument(db, actor, id, 'write', 'any')
+  const facts = factsOf(actor.id, found.doc, null)
+  const given = { present: true, write: found.canWrite, read: found.canRead }
+  if (!decide(actor, 'purge', facts, given)) throw forbidden('Deleting a document permanently requires being its owner, or the documents:manage permission')
+  if (found.doc.deletedAt === null && !decide(actor, 'purgeLive', facts, given)) throw conflict('Move the document to the trash before deleting it permanently', 'not_trashed')
+  return found
 }

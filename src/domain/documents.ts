@@ -2,6 +2,7 @@ import { and, eq, gt, isNotNull, isNull, lt, sql } from 'drizzle-orm'
 import type { Db, DbOrTx } from '../db.js'
 import { documents, documentShares, documentTags, uploads, users } from '../../drizzle/schema/index.js'
 import { DOCUMENT_COLUMNS, accessOf, isReadable, toDocumentRow, type DocumentRow, type RawDocumentRow } from './document-access.js'
+import { listBranches, rawFact, type BranchDriver } from './access/document-sql.js'
 import type { Principal } from './auth-state.js'
 import { AppError, badRequest, conflict, notFound } from '../lib/errors.js'
 import { isId } from '../lib/ids.js'
@@ -182,6 +183,19 @@ export function decodeCursor (cursor: string): string {
 
 const escapeLike = (s: string): string => s.replace(/[\\%_]/g, c => `\\${c}`)
 
+const SHARES_OF_USER = 'document_shares s FORCE INDEX (document_shares_user_idx) STRAIGHT_JOIN documents d FORCE INDEX (PRIMARY) ON d.id = s.document_id'
+/**
+ * Where a listing branch driven by a fact of the rule walks (listBranches): mine along
+ * documents_owner_idx, internal ones along documents_visibility_idx, shared with me newest first
+ * along document_shares_user_idx. `cond` takes the actor's id.
+ */
+const BRANCH_SOURCES: Record<BranchDriver, { from: (hinted: boolean) => string, cond: string, byActor: boolean, viaShares: boolean }> = {
+  owner: { from: h => `documents d${h ? ' FORCE INDEX (documents_owner_idx)' : ''}`, cond: 'd.owner_id = ?', byActor: true, viaShares: false },
+  internal: { from: h => `documents d${h ? ' FORCE INDEX (documents_visibility_idx)' : ''}`, cond: "d.visibility = 'internal'", byActor: false, viaShares: false },
+  shared: { from: () => SHARES_OF_USER, cond: 's.user_id = ?', byActor: true, viaShares: true },
+  writeShare: { from: () => SHARES_OF_USER, cond: "s.user_id = ? AND s.access = 'write'", byActor: true, viaShares: true },
+}
+
 /**
  * The documents `actor` may see, newest first, filtered in SQL by the access rule. The trash
  * lists only what the actor could restore (owner, write share, documents:manage).
@@ -218,31 +232,29 @@ export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Prom
 
   let query: string
   const args: string[] = []
-  if (actor.can('documents:manage')) {
+  const plan = listBranches(actor, f.trashed)
+  if (plan.length === 0) return { items: [], nextCursor: null }
+  if (plan === 'all') {
     query = `SELECT ${LIST_COLUMNS} FROM documents d WHERE ${filters} ORDER BY d.id DESC LIMIT ${n}`
     args.push(...params)
   } else {
-    const branch = (from: string, cond: string, condParams: string[], orderBy = 'd.id'): string => {
-      args.push(...condParams, ...params)
-      return `(SELECT d.id FROM ${from} WHERE ${cond} AND ${filters} ORDER BY ${orderBy} DESC LIMIT ${n})`
-    }
     // Index hints for the common listing (not the trash, no owner filter): each branch walks its
     // index in id order anyway, and the hints spare MySQL the range estimates over every index of
     // both tables (measured: a quarter of the statement's server CPU).
-    const hint = (index: string): string => !f.trashed && f.ownerId === undefined ? ` FORCE INDEX (${index})` : ''
-    // others' documents shared with me, newest first along document_shares_user_idx
-    const shared = (access: string): string => branch(
-      'document_shares s FORCE INDEX (document_shares_user_idx) STRAIGHT_JOIN documents d FORCE INDEX (PRIMARY) ON d.id = s.document_id',
-      `s.user_id = ?${access}${cursor !== undefined ? ' AND s.document_id < ?' : ''} AND d.owner_id <> ?${f.trashed ? '' : " AND d.visibility <> 'internal'"}`,
-      [actor.id, ...(cursor !== undefined ? [cursor] : []), actor.id],
-      's.document_id')
-    const branches = [branch(`documents d${hint('documents_owner_idx')}`, 'd.owner_id = ?', [actor.id])]
-    if (f.trashed) {
-      branches.push(shared(" AND s.access = 'write'"))
-    } else {
-      branches.push(branch(`documents d${hint('documents_visibility_idx')}`, "d.visibility = 'internal' AND d.owner_id <> ?", [actor.id]))
-      branches.push(shared(''))
-    }
+    const hinted = !f.trashed && f.ownerId === undefined
+    const branches = plan.map(({ drive, also, not }) => {
+      const source = BRANCH_SOURCES[drive]
+      const conds = [source.cond]
+      const condParams = source.byActor ? [actor.id] : []
+      if (source.viaShares && cursor !== undefined) { conds.push('s.document_id < ?'); condParams.push(cursor) }
+      for (const [fact, negated] of [...also.map(x => [x, false] as const), ...not.map(x => [x, true] as const)]) {
+        const r = rawFact(fact, actor.id, negated)
+        conds.push(r.sql)
+        condParams.push(...r.params)
+      }
+      args.push(...condParams, ...params)
+      return `(SELECT d.id FROM ${source.from(hinted)} WHERE ${conds.join(' AND ')} AND ${filters} ORDER BY ${source.viaShares ? 's.document_id' : 'd.id'} DESC LIMIT ${n})`
+    })
     // ids first (the branches mostly walk covering indexes), then only the page's rows, sorted
     // here (a filesort of the joined page cost MySQL more than sorting 21 rows in JS)
     query = `SELECT ${LIST_COLUMNS} FROM (${branches.join(' UNION ALL ')} ORDER BY id DESC LIMIT ${n}) page ` +

@@ -1,4 +1,3 @@
-import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { AppError } from '../lib/errors.js'
 import { sha256Hex } from '../lib/tokens.js'
@@ -17,7 +16,7 @@ export interface ThrottleDeps {
   key: (...parts: string[]) => string
   max: number
   windowSeconds: number
-  log: FastifyBaseLogger
+  log: { warn: (obj: object, msg: string) => void }
 }
 
 const keysFor = (deps: ThrottleDeps, ip: string, account: string) => [

@@ -1,6 +1,7 @@
-import type { FastifyInstance } from 'fastify'
 import { and, desc, eq, gt, inArray, isNull, ne } from 'drizzle-orm'
-import type { DbOrTx } from '../db.js'
+import type { Redis } from 'ioredis'
+import type { Config } from '../config.js'
+import type { Db, DbOrTx } from '../db.js'
 import { refreshTokens, sessions } from '../../drizzle/schema/index.js'
 import { newId } from '../lib/ids.js'
 import { randomToken, sha256Hex } from '../lib/tokens.js'
@@ -23,36 +24,79 @@ export interface ClientMeta {
   userAgent?: string | null
 }
 
-export function signAccessToken (app: FastifyInstance, userId: string, sessionId: string): string {
-  const payload: AccessTokenPayload = { sub: userId, sid: sessionId }
-  return app.jwt.sign(payload)
+/** What the session functions need; `sessionDeps` takes them from the app (or anything shaped like it). */
+export interface SessionDeps {
+  db: Db
+  redis: Redis
+  key: (...parts: string[]) => string
+  /** signs an access token (@fastify/jwt's `sign`, configured with ACCESS_TOKEN_TTL) */
+  signAccess: (payload: AccessTokenPayload) => string
+  accessTtlSeconds: number
+  refreshTtlSeconds: number
+  clock: () => Date
 }
 
-/** Opens a session for a user who has just proven who they are, and returns its first token pair. */
-export async function createSession (app: FastifyInstance, userId: string, meta: ClientMeta = {}): Promise<TokenPair & { sessionId: string }> {
-  const now = new Date()
-  const sessionId = newId()
-  const refreshToken = randomToken()
-  await app.db.transaction(async (tx) => {
-    await tx.insert(sessions).values({
-      id: sessionId,
-      userId,
-      createdAt: now,
-      lastUsedAt: now,
-      expiresAt: new Date(now.getTime() + app.config.REFRESH_TOKEN_TTL * 1000),
-      ip: meta.ip?.slice(0, 64) ?? null,
-      userAgent: meta.userAgent?.slice(0, 512) ?? null,
-    })
-    await tx.insert(refreshTokens).values({ tokenHash: sha256Hex(refreshToken), sessionId, createdAt: now })
-  })
-  await publishSessionActive(authDeps(app), sessionId, userId)
-  return { sessionId, accessToken: signAccessToken(app, userId, sessionId), refreshToken, tokenType: 'Bearer', expiresIn: app.config.ACCESS_TOKEN_TTL }
+/** The app's pieces the domain services are built from (a FastifyInstance has them). */
+export interface AppDeps {
+  db: Db
+  redis: Redis
+  redisKey: (...parts: string[]) => string
+  config: Config
+  jwt: { sign: (payload: AccessTokenPayload) => string }
 }
+
+export const sessionDeps = (app: AppDeps): SessionDeps => ({
+  db: app.db,
+  redis: app.redis,
+  key: app.redisKey,
+  signAccess: (payload) => app.jwt.sign(payload),
+  accessTtlSeconds: app.config.ACCESS_TOKEN_TTL,
+  refreshTtlSeconds: app.config.REFRESH_TOKEN_TTL,
+  clock: () => new Date(),
+})
+
+/** The pieces the auth-state functions need. */
+export const authStateDeps = (deps: Pick<SessionDeps, 'db' | 'redis' | 'key' | 'refreshTtlSeconds'>) =>
+  ({ db: deps.db, redis: deps.redis, key: deps.key, sessionTtlSeconds: deps.refreshTtlSeconds })
 
 /** The pieces the auth-state functions need, taken from the app. */
-export function authDeps (app: FastifyInstance) {
+export function authDeps (app: Pick<AppDeps, 'db' | 'redis' | 'redisKey'> & { config: Pick<Config, 'REFRESH_TOKEN_TTL'> }) {
   return { db: app.db, redis: app.redis, key: app.redisKey, sessionTtlSeconds: app.config.REFRESH_TOKEN_TTL }
 }
+
+export function sessionService (deps: SessionDeps) {
+  const signAccessToken = (userId: string, sessionId: string): string => deps.signAccess({ sub: userId, sid: sessionId })
+
+  /** Opens a session for a user who has just proven who they are, and returns its first token pair. */
+  async function createSession (userId: string, meta: ClientMeta = {}): Promise<TokenPair & { sessionId: string }> {
+    const now = deps.clock()
+    const sessionId = newId()
+    const refreshToken = randomToken()
+    await deps.db.transaction(async (tx) => {
+      await tx.insert(sessions).values({
+        id: sessionId,
+        userId,
+        createdAt: now,
+        lastUsedAt: now,
+        expiresAt: new Date(now.getTime() + deps.refreshTtlSeconds * 1000),
+        ip: meta.ip?.slice(0, 64) ?? null,
+        userAgent: meta.userAgent?.slice(0, 512) ?? null,
+      })
+      await tx.insert(refreshTokens).values({ tokenHash: sha256Hex(refreshToken), sessionId, createdAt: now })
+    })
+    await publishSessionActive(authStateDeps(deps), sessionId, userId)
+    return { sessionId, accessToken: signAccessToken(userId, sessionId), refreshToken, tokenType: 'Bearer', expiresIn: deps.accessTtlSeconds }
+  }
+
+  return { signAccessToken, createSession }
+}
+
+/** Opens a session (tests, seed, bench): `sessionService(sessionDeps(app)).createSession`. */
+export const createSession = async (app: AppDeps, userId: string, meta: ClientMeta = {}): Promise<TokenPair & { sessionId: string }> =>
+  await sessionService(sessionDeps(app)).createSession(userId, meta)
+
+export const signAccessToken = (app: AppDeps, userId: string, sessionId: string): string =>
+  sessionService(sessionDeps(app)).signAccessToken(userId, sessionId)
 
 /**
  * Marks a user's live sessions revoked inside the caller's transaction and returns their ids;

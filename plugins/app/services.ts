@@ -1,0 +1,35 @@
+import fp from 'fastify-plugin'
+import { authService } from '../../src/domain/auth.js'
+import { sessionDeps } from '../../src/domain/sessions.js'
+import { userAdmin } from '../../src/domain/user-admin.js'
+import { documentService } from '../../src/domain/document-service.js'
+import { enqueueObjectDeletion } from '../../src/jobs/delete-objects.js'
+
+/*
+ * The domain services, built once from narrow dependencies (src/domain/*: factories over db,
+ * redis, storage, enqueue, clock, log and the audit writer) and decorated for the routes, which
+ * pass an audit context (plugins/app/audit.ts `auditContext`), never the request.
+ */
+declare module 'fastify' {
+  interface FastifyInstance {
+    authService: ReturnType<typeof authService>
+    userAdmin: ReturnType<typeof userAdmin>
+    documentService: ReturnType<typeof documentService>
+  }
+}
+
+export default fp(async (fastify) => {
+  const base = sessionDeps(fastify)
+  const clock = base.clock
+  fastify.decorate('authService', authService({ ...base, config: fastify.config, log: fastify.log, audit: fastify.recordAudit }))
+  fastify.decorate('userAdmin', userAdmin({ db: fastify.db, redis: fastify.redis, key: fastify.redisKey, sessionTtlSeconds: fastify.config.REFRESH_TOKEN_TTL, bcryptCost: fastify.config.BCRYPT_COST, audit: fastify.recordAudit }))
+  fastify.decorate('documentService', documentService({
+    db: fastify.db,
+    storage: fastify.storage,
+    enqueue: async (name, data, opts) => await fastify.enqueue(name, data, opts),
+    deleteObjects: async (keys) => await enqueueObjectDeletion(fastify, keys, fastify.log),
+    clock,
+    log: fastify.log,
+    audit: fastify.recordAudit,
+  }))
+}, { name: 'services', dependencies: ['config', 'db', 'redis', 'jwt', 'audit', 'storage', 'queue'] })

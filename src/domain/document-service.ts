@@ -1,0 +1,150 @@
+import type { Db } from '../db.js'
+import type { Storage } from '../storage/types.js'
+import type { AuditContext, RecordAudit } from './audit.js'
+import type { Principal } from './auth-state.js'
+import { requireDocument, requirePurgeable, type DocumentRow } from './document-access.js'
+import {
+  deleteDocumentRow, deleteShare, finishProcessing, getDocumentRow, insertDocument, normalizeTags, originalKey, putShare, setTrashed, updateDocument, userExists,
+  type NewDocument,
+} from './documents.js'
+import type { DocumentFieldsInput } from '../schemas/documents.js'
+import { AppError, badRequest, conflict, forbidden, notFound } from '../lib/errors.js'
+
+type Actor = Pick<Principal, 'id' | 'can'>
+
+export interface DocumentServiceDeps {
+  db: Db
+  storage: Pick<Storage, 'delete'>
+  /** the queue (plugins/app/queue.ts `enqueue`), for the thumbnail job */
+  enqueue: (name: 'document-thumbnail', data: { documentId: string }, opts: { jobId: string }) => Promise<unknown>
+  /** queues the deletion of stored objects (src/jobs/delete-objects.ts) */
+  deleteObjects: (keys: string[]) => Promise<void>
+  clock: () => Date
+  log: { warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
+  audit: RecordAudit
+}
+
+export interface StoredObject { id: string, filename: string, mimeType: string, size: number, sha256: string }
+
+const versionMismatch = (current?: number): AppError => new AppError(412, 'version_mismatch', current !== undefined
+  ? `The document is at version ${current}; re-read it and retry`
+  : 'The document changed; re-read it and retry')
+
+/**
+ * Document changes: the object-level rule (src/domain/document-access.ts) decides, the routes have
+ * gated the permission, and every change is audited here.
+ */
+export function documentService (deps: DocumentServiceDeps) {
+  const { db, audit } = deps
+  const subject = (id: string): string => `document:${id}`
+
+  /**
+   * The last step of every upload: the object is stored and verified, now the row. If the insert
+   * fails the object is deleted (a document never points at a missing object and no object is left
+   * without its row). Images are queued for a thumbnail.
+   */
+  async function create (actor: Actor, ctx: AuditContext, stored: StoredObject, fields: DocumentFieldsInput, opts: { claimUploadId?: string, via: 'multipart' | 'presigned' }): Promise<DocumentRow> {
+    // Publishing to everyone takes share rights, at creation as on PATCH.
+    if (fields.visibility === 'internal' && !actor.can('documents:share') && !actor.can('documents:manage')) {
+      throw forbidden('Creating an internal document requires the documents:share permission; leave visibility private, or ask an admin to grant it')
+    }
+    const input: NewDocument = {
+      id: stored.id,
+      ownerId: actor.id,
+      title: fields.title ?? stored.filename,
+      description: fields.description ?? null,
+      filename: stored.filename,
+      mimeType: stored.mimeType,
+      size: stored.size,
+      sha256: stored.sha256,
+      visibility: fields.visibility ?? 'private',
+      tags: normalizeTags(fields.tags),
+    }
+    let row: DocumentRow
+    try {
+      row = await insertDocument(db, input, { claimUploadId: opts.claimUploadId })
+    } catch (err) {
+      // Another request completed this upload: the object is that document's now.
+      if (err instanceof AppError && err.code === 'upload_completed') throw err
+      await deps.storage.delete(originalKey(stored.id)).catch((e: unknown) => deps.log.error({ err: e, key: originalKey(stored.id), requestId: ctx.requestId }, 'could not delete an orphaned object'))
+      throw err
+    }
+    if (row.status === 'processing') {
+      try {
+        await deps.enqueue('document-thumbnail', { documentId: row.id }, { jobId: `thumbnail-${row.id}` })
+      } catch (err) {
+        deps.log.warn({ err, documentId: row.id, requestId: ctx.requestId }, 'thumbnail job could not be queued')
+        await finishProcessing(db, row.id, { ok: false, error: 'the thumbnail job could not be queued' })
+        row = { ...row, status: 'failed', error: 'the thumbnail job could not be queued', version: row.version + 1 }
+      }
+    }
+    await audit(ctx, { action: 'document.create', subject: subject(row.id), payload: { via: opts.via, filename: row.filename, mimeType: row.mimeType, size: row.size, sha256: row.sha256 } })
+    return row
+  }
+
+  /** PATCH: writers change title, description, tags; visibility takes share rights. `expected`: If-Match's versions. */
+  async function update (actor: Actor, ctx: AuditContext, id: string, changes: { title?: string, description?: string | null, tags?: string[], visibility?: 'private' | 'internal' }, expected: number[] | undefined | 'any'): Promise<DocumentRow> {
+    const { doc, canShare } = await requireDocument(db, actor, id, 'write', 'any')
+    if (doc.deletedAt !== null) throw conflict('The document is in the trash; restore it first', 'document_trashed')
+    // Visibility decides who may read the document: changing it takes share rights, not a write
+    // share (the same value again is a no-op, fine for any writer).
+    if (changes.visibility !== undefined && changes.visibility !== doc.visibility && !canShare) {
+      throw forbidden('Changing the visibility requires the documents:share permission as the document\'s owner, or the documents:manage permission')
+    }
+    if (Array.isArray(expected) && !expected.includes(doc.version)) throw versionMismatch(doc.version)
+    const { tags, ...rest } = changes
+    const updated = await updateDocument(db, doc.id, doc.version, { ...rest, ...(tags !== undefined ? { tags: normalizeTags(tags) } : {}) })
+    if (updated === null) {
+      // Changed between our read and our write: with If-Match the client must re-read; without, it raced.
+      throw expected !== undefined ? versionMismatch() : conflict('The document changed while updating it, retry', 'version_mismatch')
+    }
+    await audit(ctx, { action: 'document.update', subject: subject(doc.id), payload: { fields: Object.keys(changes), version: updated.version } })
+    return updated
+  }
+
+  /** Moves to the trash; a trashed document is 409 for those who could restore it (404 for everyone else). */
+  async function trash (actor: Actor, ctx: AuditContext, id: string): Promise<void> {
+    const { doc } = await requireDocument(db, actor, id, 'write', 'any')
+    if (doc.deletedAt !== null || !await setTrashed(db, doc.id, true)) throw conflict('The document is already in the trash', 'already_trashed')
+    await audit(ctx, { action: 'document.delete', subject: subject(doc.id), payload: { permanent: false } })
+  }
+
+  /** Deletes for good (the rule's `purge`), its objects by job. */
+  async function purge (actor: Actor, ctx: AuditContext, id: string): Promise<void> {
+    const { doc } = await requirePurgeable(db, actor, id)
+    const keys = await deleteDocumentRow(db, doc.id)
+    if (keys !== null) await deps.deleteObjects(keys)
+    await audit(ctx, { action: 'document.delete', subject: subject(doc.id), payload: { permanent: true, filename: doc.filename, ownerId: doc.ownerId } })
+  }
+
+  async function restore (actor: Actor, ctx: AuditContext, id: string): Promise<DocumentRow> {
+    const { doc } = await requireDocument(db, actor, id, 'write', 'any')
+    if (doc.deletedAt === null || !await setTrashed(db, doc.id, false)) throw conflict('The document is not in the trash', 'not_trashed')
+    await audit(ctx, { action: 'document.restore', subject: subject(doc.id) })
+    return await getDocumentRow(db, doc.id) ?? { ...doc, deletedAt: null, version: doc.version + 1 }
+  }
+
+  async function share (actor: Actor, ctx: AuditContext, id: string, userId: string, access: 'read' | 'write'): Promise<{ userId: string, access: 'read' | 'write', createdAt: string }> {
+    const { doc } = await requireDocument(db, actor, id, 'share')
+    if (!await userExists(db, userId)) throw notFound('User')
+    if (userId === doc.ownerId) throw badRequest('The owner already has full access; share with another user', 'validation_failed')
+    const { previous, createdAt } = await putShare(db, doc.id, userId, access)
+    if (previous !== access) await audit(ctx, { action: 'document.share', subject: subject(doc.id), payload: { userId, access, previous } })
+    return { userId, access, createdAt: createdAt.toISOString() }
+  }
+
+  async function unshare (actor: Actor, ctx: AuditContext, id: string, userId: string): Promise<void> {
+    const { doc } = await requireDocument(db, actor, id, 'share')
+    if (!await deleteShare(db, doc.id, userId)) throw notFound('Share')
+    await audit(ctx, { action: 'document.unshare', subject: subject(doc.id), payload: { userId } })
+  }
+
+  /** A download was answered (the route streams the bytes; the rule was checked when it loaded the document). */
+  async function downloaded (ctx: AuditContext, documentId: string, kind: string, range?: [number, number]): Promise<void> {
+    await audit(ctx, { action: 'document.download', subject: subject(documentId), payload: { kind, ...(range !== undefined ? { range } : {}) } })
+  }
+
+  return { create, update, trash, purge, restore, share, unshare, downloaded }
+}
+
+export type DocumentService = ReturnType<typeof documentService>
