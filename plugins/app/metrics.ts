@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { QUEUE_NAMES } from '../../src/jobs/index.js'
+import { QUEUE_NAMES } from '../../src/jobs/types.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

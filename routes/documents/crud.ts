@@ -10,7 +10,7 @@ import { checkFields, cleanFilename, createDocumentRecord } from '../../src/doma
 import { inspect, isAllowedType, storeInspected, unsupportedType } from '../../src/domain/uploads.js'
 import { AppError, badRequest, conflict, forbidden } from '../../src/lib/errors.js'
 import { newId } from '../../src/lib/ids.js'
-import { enqueueObjectDeletion } from '../../src/jobs/delete-objects.js'
+import { enqueueObjectDeletion } from '../../src/jobs/object-deletion.js'
 import { etagMatches } from '../../src/lib/http.js'
 
 const FIELD_NAMES = new Set(['title', 'description', 'tags', 'visibility'])

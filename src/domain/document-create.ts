@@ -62,7 +62,7 @@ export async function createDocumentRecord (
   }
   if (row.status === 'processing') {
     try {
-      await app.enqueue('document-thumbnail', { documentId: row.id }, { jobId: `thumbnail-${row.id}` })
+      await app.enqueue('document-thumbnail', { documentId: row.id })
     } catch (err) {
       request.log.warn({ err, documentId: row.id }, 'thumbnail job could not be queued')
       await finishProcessing(app.db, row.id, { ok: false, error: 'the thumbnail job could not be queued' })

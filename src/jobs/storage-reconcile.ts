@@ -2,7 +2,7 @@ import { readdir, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { inArray } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import { defineJob } from './types.js'
+import { processorOf } from './types.js'
 import { documents, uploads } from '../../drizzle/schema/index.js'
 import { isId } from '../lib/ids.js'
 import type { LocalStorage } from '../storage/local.js'
@@ -56,10 +56,8 @@ async function * listDocumentObjects (app: FastifyInstance): AsyncGenerator<List
  * temp files of writes that a crash interrupted. Scheduled daily. Refuses to delete anything when most
  * old objects have no row (storage and database that do not belong together).
  */
-export default defineJob<{ now?: string }>({
-  queue: 'cleanup',
+export default processorOf({
   name: STORAGE_RECONCILE_JOB,
-  options: { attempts: 3, backoff: { type: 'exponential', delay: 60_000 } },
   async process (app, job) {
     const now = job.data.now !== undefined ? new Date(job.data.now).getTime() : Date.now()
     const cutoff = now - RECONCILE_GRACE_MS
