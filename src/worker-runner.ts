@@ -1,17 +1,22 @@
-import { Worker, type Job } from 'bullmq'
+import { UnrecoverableError, Worker, type Job } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
 import { createRedis } from './redis.js'
-import { QUEUE_NAMES, SCHEDULED_RUN_OPTIONS, jobs, schedules, type QueueName } from './jobs/index.js'
+import { QUEUE_NAMES, SCHEDULED_RUN_OPTIONS, schedules, type QueueName } from './jobs/index.js'
+import { isJobName } from './jobs/catalogue.js'
+import { payloadError } from './jobs/payloads.js'
+import { processors } from './jobs/processors.js'
 
 export interface RunningWorkers {
   workers: Worker[]
   close: () => Promise<void>
 }
 
-/** Starts one BullMQ worker per queue, dispatching by job name to the registry. */
+/**
+ * Starts one BullMQ worker per queue, dispatching by job name to its processor. A payload that
+ * does not match the job's schema in the catalogue fails the job at once, without retries.
+ */
 export async function startWorkers (app: FastifyInstance, only: readonly QueueName[] = QUEUE_NAMES): Promise<RunningWorkers> {
   const prefix = `${app.config.REDIS_PREFIX}:bull`
-  const byName = new Map(jobs.map(j => [j.name, j]))
   const workers: Worker[] = []
   const connections: Array<ReturnType<typeof createRedis>> = []
   for (const queue of only) {
@@ -21,9 +26,13 @@ export async function startWorkers (app: FastifyInstance, only: readonly QueueNa
     const concurrency = queue === 'ingestion' ? app.config.INGESTION_CONCURRENCY : app.config.WORKER_CONCURRENCY
     const limiter = queue === 'ingestion' && app.config.INGESTION_RATE_MAX > 0 ? { max: app.config.INGESTION_RATE_MAX, duration: 1000 } : undefined
     const worker = new Worker(queue, async (job: Job) => {
-      const def = byName.get(job.name)
-      if (def === undefined) throw new Error(`no processor for job ${job.name}`)
-      return await def.process(app, job)
+      if (!isJobName(job.name)) throw new Error(`no processor for job ${job.name}`)
+      const invalid = payloadError(job.name, job.data)
+      if (invalid !== null) {
+        app.log.error({ queue, job: job.name, jobId: job.id, invalid }, 'job payload does not match its schema; failing it without retry')
+        throw new UnrecoverableError(`invalid payload: ${invalid}`)
+      }
+      return await processors[job.name].process(app, job)
     }, { connection, prefix, concurrency, limiter, autorun: true, lockDuration: app.config.WORKER_LOCK_MS, stalledInterval: app.config.WORKER_LOCK_MS })
     worker.on('completed', (job) => app.metrics.jobOutcomes.inc({ queue, job: job.name, outcome: 'completed' }))
     worker.on('failed', (job, err) => {

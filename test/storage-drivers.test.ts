@@ -2,10 +2,11 @@ import t from 'tap'
 import { Readable } from 'node:stream'
 import { LocalStorage } from '../src/storage/local.js'
 import { S3Storage } from '../src/storage/s3.js'
+import type { Storage } from '../src/storage/types.js'
 import { loadConfig } from '../src/config.js'
 import { storageSuite } from './documents/storage-suite.js'
 import { startS3 } from './documents/s3-server.js'
-import { testTempDir } from './helper.js'
+import { build, testTempDir } from './helper.js'
 
 storageSuite(t, 'local', async () => new LocalStorage(testTempDir('drv')))
 
@@ -14,6 +15,17 @@ storageSuite(t, 's3', async (tt) => {
   const s = new S3Storage(conf)
   tt.teardown(async () => await s.close())
   return s
+})
+
+t.test('s3: its pre-signed URLs are served by S3, so it offers no signed-URL verifier (no /storage routes)', async (t) => {
+  const conf = loadConfig({}, { JWT_SECRET: 'x'.repeat(32), STORAGE_URL_SECRET: 's'.repeat(32), INGESTION_SECRET: 'y'.repeat(16), ...await startS3(t) })
+  const s = new S3Storage(conf)
+  t.teardown(async () => await s.close())
+  t.equal((s as Storage).signedUrls, undefined)
+  const s3App = await build(t, await startS3(t))
+  t.equal((await s3App.inject({ method: 'GET', url: '/storage/abc.def' })).statusCode, 404, 's3: no /storage routes')
+  const localApp = await build(t)
+  t.equal((await localApp.inject({ method: 'GET', url: '/storage/abc.def' })).statusCode, 403, 'local: the route answers (a bad token)')
 })
 
 t.test('s3: pre-signed URLs carry the signature, expiry and signed headers', async (t) => {

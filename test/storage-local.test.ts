@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import { Readable } from 'node:stream'
 import { text } from 'node:stream/consumers'
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { LocalStorage } from '../src/storage/local.js'
 import { StorageNotFound } from '../src/storage/types.js'
@@ -73,4 +73,24 @@ test('local storage: puts racing with deletes in the same directory all land', a
     if ((await s.head(`documents/r${round}/b`))?.size === 1) survived++
   }
   t.equal(survived, 50, 'every put landed')
+})
+
+test('local storage: sweepPartials removes temp files older than the cutoff only; signed URLs are a capability', async (t) => {
+  const dir = testTempDir('local')
+  const s = new LocalStorage(dir)
+  await s.check()
+  mkdirSync(join(dir, '.tmp'), { recursive: true })
+  writeFileSync(join(dir, '.tmp', 'old.part'), 'crashed write')
+  const past = new Date(Date.now() - 3 * 24 * 3600 * 1000)
+  utimesSync(join(dir, '.tmp', 'old.part'), past, past)
+  writeFileSync(join(dir, '.tmp', 'new.part'), 'a write in flight')
+  t.equal(await s.sweepPartials(new Date(Date.now() - 24 * 3600 * 1000)), 1)
+  t.same(readdirSync(join(dir, '.tmp')), ['new.part'], 'the young temp file stays')
+
+  t.equal(s.signedUrls, undefined, 'no signed URLs without a base URL and a secret')
+  const signed = new LocalStorage(dir, { baseUrl: 'http://q.test', secret: 'k'.repeat(32) })
+  const url = await signed.presignGet('docs/a', { expiresIn: 60 })
+  const token = url.slice('http://q.test/storage/'.length)
+  t.match(signed.signedUrls?.verify(token), { key: 'docs/a', method: 'GET' })
+  t.equal(signed.signedUrls?.verify(token.slice(0, -2) + 'xx'), null, 'a bad signature')
 })

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { QUEUE_NAMES } from '../../src/jobs/index.js'
+import { QUEUE_NAMES } from '../../src/jobs/types.js'
+import { poolStats } from '../../src/db-pool-stats.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,8 +12,6 @@ declare module 'fastify' {
     }
   }
 }
-
-interface PoolInternals { _allConnections?: { length: number }, _freeConnections?: { length: number }, _connectionQueue?: { length: number } }
 
 /**
  * Prometheus metrics, one registry per app instance (tests build several). Request rate and latency
@@ -67,19 +66,18 @@ export default fp(async (fastify) => {
     },
   })
 
-  const pool = (fastify.dbPool as unknown as { pool?: PoolInternals }).pool
+  const pool = poolStats(fastify.dbPool)
   const dbPool = new Gauge({
     name: 'quire_db_pool_connections',
     help: 'MySQL pool connections by state',
     labelNames: ['state'] as const,
     registers: [registry],
     collect () {
-      const all = pool?._allConnections?.length ?? 0
-      const free = pool?._freeConnections?.length ?? 0
-      this.set({ state: 'total' }, all)
-      this.set({ state: 'idle' }, free)
-      this.set({ state: 'busy' }, all - free)
-      this.set({ state: 'queued_requests' }, pool?._connectionQueue?.length ?? 0)
+      const s = pool()
+      this.set({ state: 'total' }, s.total)
+      this.set({ state: 'idle' }, s.idle)
+      this.set({ state: 'busy' }, s.busy)
+      this.set({ state: 'queued_requests' }, s.queued)
     },
   })
 

@@ -1,17 +1,16 @@
 import fp from 'fastify-plugin'
-import { Queue, type JobsOptions } from 'bullmq'
+import { Queue } from 'bullmq'
 import { createRedis } from '../../src/redis.js'
-import { JOB_RETENTION, QUEUE_NAMES, jobs, type QueueName } from '../../src/jobs/index.js'
+import { QUEUE_NAMES, type QueueName } from '../../src/jobs/types.js'
+import { createEnqueue, type Enqueue } from '../../src/jobs/enqueue.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     queues: Record<QueueName, Queue>
-    /** Enqueues a registered job with its default options merged under `opts`. */
-    enqueue: (job: string, data: unknown, opts?: JobsOptions) => Promise<string>
+    /** Enqueues a job of the catalogue (src/jobs/catalogue.ts), typed by its name; never loads its processor. */
+    enqueue: Enqueue
   }
 }
-
-const byName = new Map(jobs.map(j => [j.name, j]))
 
 export default fp(async (fastify) => {
   // Producers share one fail-fast connection: a Redis outage becomes a 503, not a hung request.
@@ -24,12 +23,7 @@ export default fp(async (fastify) => {
     return [name, q]
   })) as Record<QueueName, Queue>
   fastify.decorate('queues', queues)
-  fastify.decorate('enqueue', async (name: string, data: unknown, opts: JobsOptions = {}) => {
-    const def = byName.get(name)
-    if (def === undefined) throw new Error(`unknown job ${name}`)
-    const job = await queues[def.queue].add(name, data, { ...JOB_RETENTION, ...def.options, ...opts })
-    return String(job.id)
-  })
+  fastify.decorate('enqueue', createEnqueue(queues, fastify.config))
 
   fastify.addHook('onReady', async () => {
     // BullMQ needs keys never evicted; managed Redis may forbid CONFIG, so this only warns.

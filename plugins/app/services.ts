@@ -3,7 +3,7 @@ import { authService } from '../../src/domain/auth.js'
 import { sessionDeps } from '../../src/domain/sessions.js'
 import { userAdmin } from '../../src/domain/user-admin.js'
 import { documentService } from '../../src/domain/document-service.js'
-import { enqueueObjectDeletion } from '../../src/jobs/delete-objects.js'
+import { enqueueObjectDeletion } from '../../src/jobs/object-deletion.js'
 
 /*
  * The domain services, built once from narrow dependencies (src/domain/*: factories over db,
@@ -26,7 +26,7 @@ export default fp(async (fastify) => {
   fastify.decorate('documentService', documentService({
     db: fastify.db,
     storage: fastify.storage,
-    enqueue: async (name, data, opts) => await fastify.enqueue(name, data, opts),
+    enqueue: async (name, data) => await fastify.enqueue(name, data),
     deleteObjects: async (keys) => await enqueueObjectDeletion(fastify, keys, fastify.log),
     clock,
     log: fastify.log,

@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { Job, JobType, Queue } from 'bullmq'
-import { QUEUE_NAMES, schedules, type QueueName } from '../../src/jobs/index.js'
+import { QUEUE_NAMES, type QueueName } from '../../src/jobs/types.js'
+import { schedules } from '../../src/jobs/catalogue.js'
 import { authErrors, errors, NoContent } from '../../src/schemas/common.js'
 import { AppError, conflict, notFound } from '../../src/lib/errors.js'
 

@@ -1,7 +1,6 @@
 import { Transform } from 'node:stream'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { LocalStorage } from '../../src/storage/local.js'
-import type { SignedGrant } from '../../src/storage/signed-url.js'
+import type { SignedGrant } from '../../src/storage/types.js'
 import { AppError, notFound } from '../../src/lib/errors.js'
 import { contentDisposition, parseRange } from '../../src/lib/http.js'
 import { binaryResponse, errors, errorWithHeaders, RequestHeader } from '../../src/schemas/common.js'
@@ -18,14 +17,17 @@ const Part = binaryResponse(['*/*'], 'The requested byte range', 'Accept-Ranges'
  */
 const storageRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const storage = fastify.storage
-  if (!(storage instanceof LocalStorage)) return
+  // Only a driver whose signed URLs this API serves itself (local storage) has these routes.
+  const signedUrls = storage.signedUrls
+  if (signedUrls === undefined) return
+  const verify = signedUrls.verify
 
   // Raw bytes of any type for PUT: keep the request stream unread for the handler.
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
 
   function grantFor (token: string, method: 'GET' | 'PUT'): SignedGrant {
-    const grant = storage instanceof LocalStorage ? storage.verifyToken(token) : null
+    const grant = verify(token)
     if (grant === 'expired') throw new AppError(410, 'url_expired', 'This signed URL has expired; ask the API for a new one')
     if (grant === null || grant.method !== method) throw new AppError(403, 'invalid_signature', 'Invalid signed URL; use the URL exactly as the API returned it')
     return grant

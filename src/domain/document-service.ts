@@ -16,7 +16,7 @@ export interface DocumentServiceDeps {
   db: Db
   storage: Pick<Storage, 'delete'>
   /** the queue (plugins/app/queue.ts `enqueue`), for the thumbnail job */
-  enqueue: (name: 'document-thumbnail', data: { documentId: string }, opts: { jobId: string }) => Promise<unknown>
+  enqueue: (name: 'document-thumbnail', data: { documentId: string }) => Promise<unknown>
   /** queues the deletion of stored objects (src/jobs/delete-objects.ts) */
   deleteObjects: (keys: string[]) => Promise<void>
   clock: () => Date
@@ -71,7 +71,7 @@ export function documentService (deps: DocumentServiceDeps) {
     }
     if (row.status === 'processing') {
       try {
-        await deps.enqueue('document-thumbnail', { documentId: row.id }, { jobId: `thumbnail-${row.id}` })
+        await deps.enqueue('document-thumbnail', { documentId: row.id })
       } catch (err) {
         deps.log.warn({ err, documentId: row.id, requestId: ctx.requestId }, 'thumbnail job could not be queued')
         await finishProcessing(db, row.id, { ok: false, error: 'the thumbnail job could not be queued' })

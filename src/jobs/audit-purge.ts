@@ -1,11 +1,9 @@
 import { purgeAuditEvents } from '../domain/audit.js'
-import { defineJob } from './types.js'
+import { processorOf } from './types.js'
 
 /** Deletes audit events older than AUDIT_RETENTION_DAYS (0 keeps them forever). Scheduled hourly. */
-export default defineJob<Record<string, never>>({
-  queue: 'cleanup',
+export default processorOf({
   name: 'audit-purge',
-  options: { attempts: 3, backoff: { type: 'exponential', delay: 10_000 } },
   async process (app) {
     const days = app.config.AUDIT_RETENTION_DAYS
     if (days === 0) return { deleted: 0, skipped: true }

@@ -1,12 +1,8 @@
-import { readdir, rm, stat } from 'node:fs/promises'
-import { join } from 'node:path'
 import { inArray } from 'drizzle-orm'
-import type { FastifyInstance } from 'fastify'
-import { defineJob } from './types.js'
+import { processorOf } from './types.js'
 import { documents, uploads } from '../../drizzle/schema/index.js'
 import { isId } from '../lib/ids.js'
-import type { LocalStorage } from '../storage/local.js'
-import type { S3Storage } from '../storage/s3.js'
+import type { ListedObject } from '../storage/types.js'
 
 export const STORAGE_RECONCILE_JOB = 'storage-reconcile'
 /** Objects (and ids) younger than this are never touched: an upload may be streaming, its row not yet written. */
@@ -17,36 +13,17 @@ export const RECONCILE_MAX_DELETES = 1000
 /** The only keys Quire writes for documents; anything else in the bucket is left alone. */
 const DOCUMENT_KEY = /^documents\/([0-9a-f-]{36})\/(original|thumbnail\.webp)$/
 
-interface Listed { key: string, modified: Date }
-
 /** UUIDv7 ids carry their creation time (ms) in the first 48 bits. */
 const idTime = (id: string): number => parseInt(id.replace(/-/g, '').slice(0, 12), 16)
 
-async function * listDocumentObjects (app: FastifyInstance): AsyncGenerator<Listed[]> {
-  if (app.storage.driver === 's3') {
-    const { ListObjectsV2Command } = await import('@aws-sdk/client-s3')
-    const s3 = app.storage as S3Storage
-    let token: string | undefined
-    do {
-      const res = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: 'documents/', ContinuationToken: token, MaxKeys: 1000 }))
-      yield (res.Contents ?? []).map(o => ({ key: o.Key ?? '', modified: o.LastModified ?? new Date() }))
-      token = res.IsTruncated === true ? res.NextContinuationToken : undefined
-    } while (token !== undefined)
-    return
+/** The storage's pages regrouped into pages of about `size` objects (local storage lists one directory per page). */
+async function * batched (pages: AsyncIterable<ListedObject[]>, size: number): AsyncGenerator<ListedObject[]> {
+  let batch: ListedObject[] = []
+  for await (const page of pages) {
+    batch.push(...page)
+    if (batch.length >= size) { yield batch; batch = [] }
   }
-  const root = (app.storage as LocalStorage).root
-  const dirs = await readdir(join(root, 'documents')).catch(() => [] as string[])
-  for (let i = 0; i < dirs.length; i += 500) {
-    const batch: Listed[] = []
-    for (const dir of dirs.slice(i, i + 500)) {
-      const names = await readdir(join(root, 'documents', dir)).catch(() => [] as string[])
-      for (const name of names) {
-        const s = await stat(join(root, 'documents', dir, name)).catch(() => null)
-        if (s?.isFile() === true) batch.push({ key: `documents/${dir}/${name}`, modified: s.mtime })
-      }
-    }
-    yield batch
-  }
+  if (batch.length > 0) yield batch
 }
 
 /**
@@ -56,10 +33,8 @@ async function * listDocumentObjects (app: FastifyInstance): AsyncGenerator<List
  * temp files of writes that a crash interrupted. Scheduled daily. Refuses to delete anything when most
  * old objects have no row (storage and database that do not belong together).
  */
-export default defineJob<{ now?: string }>({
-  queue: 'cleanup',
+export default processorOf({
   name: STORAGE_RECONCILE_JOB,
-  options: { attempts: 3, backoff: { type: 'exponential', delay: 60_000 } },
   async process (app, job) {
     const now = job.data.now !== undefined ? new Date(job.data.now).getTime() : Date.now()
     const cutoff = now - RECONCILE_GRACE_MS
@@ -67,7 +42,7 @@ export default defineJob<{ now?: string }>({
     let known = 0
     let unknown = 0
     const orphans: string[] = []
-    for await (const page of listDocumentObjects(app)) {
+    for await (const page of batched(app.storage.list('documents/'), 1000)) {
       scanned += page.length
       const candidates = new Map<string, string[]>()
       for (const o of page) {
@@ -99,17 +74,7 @@ export default defineJob<{ now?: string }>({
       await app.storage.delete(key)
     }
     const deleted = orphans.length
-    let temps = 0
-    if (app.storage.driver === 'local') {
-      const tmp = join((app.storage as LocalStorage).root, '.tmp')
-      for (const name of await readdir(tmp).catch(() => [] as string[])) {
-        const s = await stat(join(tmp, name)).catch(() => null)
-        if (s !== null && s.isFile() && s.mtime.getTime() < cutoff) {
-          await rm(join(tmp, name), { force: true })
-          temps++
-        }
-      }
-    }
+    const temps = await app.storage.sweepPartials(new Date(cutoff))
     if (deleted > 0 || temps > 0) app.log.info({ scanned, known, unknown, deleted, temps }, 'storage reconciled')
     return { scanned, known, unknown, deleted, temps }
   },

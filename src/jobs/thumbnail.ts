@@ -1,7 +1,7 @@
 import sharp from 'sharp'
 import { buffer } from 'node:stream/consumers'
 import { Readable } from 'node:stream'
-import { defineJob } from './types.js'
+import { processorOf } from './types.js'
 import { finishProcessing, getDocumentRow, thumbnailKey } from '../domain/documents.js'
 
 export const THUMBNAIL_JOB = 'document-thumbnail'
@@ -15,10 +15,8 @@ const MAX_INPUT_BYTES = 200 * 1024 * 1024
  * and format. sharp drops EXIF (GPS included) unless asked to keep it; `rotate()` applies the
  * EXIF orientation first. Bad or oversized images end as `failed` with the error recorded.
  */
-export default defineJob<{ documentId: string }>({
-  queue: 'media',
+export default processorOf({
   name: THUMBNAIL_JOB,
-  options: { attempts: 3, backoff: { type: 'exponential', delay: 2_000 } },
   async process (app, job) {
     const doc = await getDocumentRow(app.db, job.data.documentId)
     if (doc === null || doc.status !== 'processing') return { skipped: true }

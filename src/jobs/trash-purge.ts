@@ -1,14 +1,12 @@
-import { defineJob } from './types.js'
+import { processorOf } from './types.js'
 import { deleteDocumentRow, trashedBefore } from '../domain/documents.js'
-import { enqueueObjectDeletion } from './delete-objects.js'
+import { enqueueObjectDeletion } from './object-deletion.js'
 
 export const TRASH_PURGE_JOB = 'trash-purge'
 
 /** Permanently deletes documents trashed more than TRASH_RETENTION_DAYS ago (0 keeps the trash forever). */
-export default defineJob<{ now?: string }>({
-  queue: 'cleanup',
+export default processorOf({
   name: TRASH_PURGE_JOB,
-  options: { attempts: 3, backoff: { type: 'exponential', delay: 10_000 } },
   async process (app, job) {
     const days = app.config.TRASH_RETENTION_DAYS
     if (days === 0) return { purged: 0, skipped: true }

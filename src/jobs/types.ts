@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Job, JobsOptions } from 'bullmq'
 import type { Config } from '../config.js'
+import { catalogue, type JobName, type Payload } from './catalogue.js'
 
 export const QUEUE_NAMES = ['ingestion', 'media', 'cleanup'] as const
 export type QueueName = typeof QUEUE_NAMES[number]
@@ -9,7 +10,7 @@ export type QueueName = typeof QUEUE_NAMES[number]
 export interface JobDefinition<T = unknown> {
   queue: QueueName
   name: string
-  /** Default options applied when the API enqueues it (attempts, backoff...). */
+  /** Unused: the catalogue (src/jobs/catalogue.ts) holds every job's default options. */
   options?: JobsOptions
   process: (app: FastifyInstance, job: Job<T>) => Promise<unknown>
 }
@@ -28,3 +29,7 @@ export interface ScheduleDefinition {
 export const JOB_RETENTION = { removeOnComplete: { age: 24 * 3600, count: 10000 }, removeOnFail: { age: 7 * 24 * 3600 } } satisfies JobsOptions
 
 export const defineJob = <T>(def: JobDefinition<T>): JobDefinition<T> => def
+
+/** The processor of catalogued job `name` (worker side): its queue and payload type come from the catalogue. */
+export const processorOf = <N extends JobName>(def: { name: N, process: (app: FastifyInstance, job: Job<Payload<N>>) => Promise<unknown> }): JobDefinition<Payload<N>> & { name: N } =>
+  ({ queue: catalogue[def.name].queue, name: def.name, process: def.process })

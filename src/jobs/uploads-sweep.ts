@@ -1,5 +1,5 @@
 import { eq } from 'drizzle-orm'
-import { defineJob } from './types.js'
+import { processorOf } from './types.js'
 import { deleteUpload, expiredUploads, uploadStatuses } from '../domain/uploads.js'
 import { STAGING_PREFIX, stagingUploadId } from '../domain/upload-staging.js'
 import { originalKey } from '../domain/documents.js'
@@ -16,10 +16,8 @@ export const STALE_CLAIM_MS = 24 * 3600 * 1000
  * bytes; then staging objects no pending upload will use: what a pre-signed URL wrote after its
  * upload was completed or cancelled (S3 cannot refuse such a PUT; src/domain/upload-staging.ts).
  */
-export default defineJob<{ now?: string }>({
-  queue: 'cleanup',
+export default processorOf({
   name: UPLOADS_SWEEP_JOB,
-  options: { attempts: 3, backoff: { type: 'exponential', delay: 10_000 } },
   async process (app, job) {
     const now = job.data.now !== undefined ? new Date(job.data.now) : new Date()
     const before = new Date(now.getTime() - SWEEP_GRACE_MS)

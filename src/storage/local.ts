@@ -1,10 +1,10 @@
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, readdir, rename, rm, rmdir, stat, access, constants } from 'node:fs/promises'
+import { copyFile, mkdir, readdir, rename, rm, rmdir, stat, access, constants } from 'node:fs/promises'
 import { dirname, join, resolve, sep } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { pipeline } from 'node:stream/promises'
 import type { Readable } from 'node:stream'
-import { assertKey, StorageNotFound, type ByteRange, type ListedObject, type Storage } from './types.js'
+import { assertKey, StorageNotFound, type ByteRange, type ListedObject, type SignedUrlVerifier, type Storage } from './types.js'
 import { UrlSigner, type SignedGrant } from './signed-url.js'
 
 /** Local disk under one directory. Writes go to a temp file renamed into place on success. */
@@ -14,12 +14,15 @@ export class LocalStorage implements Storage {
 
   private readonly signer: UrlSigner | null
   private readonly baseUrl: string
+  /** Set when signed URLs are configured: routes/storage serves them. */
+  readonly signedUrls?: SignedUrlVerifier
 
   /** `urls`: where this API serves signed URLs (routes/storage) and the secret they are signed with. */
   constructor (dir: string, urls?: { baseUrl: string, secret: string }) {
     this.root = resolve(dir)
     this.signer = urls !== undefined ? new UrlSigner(urls.secret) : null
     this.baseUrl = (urls?.baseUrl ?? '').replace(/\/+$/, '')
+    if (this.signer !== null) this.signedUrls = { verify: (token) => this.verifyToken(token) }
   }
 
   /** Verifies a token from a signed URL (routes/storage). */
@@ -131,6 +134,36 @@ export class LocalStorage implements Storage {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT' && await this.head(from) === null) throw new StorageNotFound(from)
       throw err
     }
+  }
+
+  /** A copy in the temp directory, renamed into place: `to` is never seen half-written. */
+  async copy (from: string, to: string): Promise<void> {
+    const source = this.path(from)
+    const target = this.path(to)
+    const tmp = join(this.root, '.tmp', `${randomUUID()}.part`)
+    await mkdir(dirname(tmp), { recursive: true })
+    try {
+      await copyFile(source, tmp, constants.COPYFILE_FICLONE)
+      await this.renameInto(tmp, target)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && await this.head(from) === null) throw new StorageNotFound(from)
+      throw err
+    }
+  }
+
+  /** Temp files of writes a crash interrupted (a failed write removes its own). */
+  async sweepPartials (before: Date): Promise<number> {
+    const tmp = join(this.root, '.tmp')
+    let removed = 0
+    for (const name of await readdir(tmp).catch(() => [] as string[])) {
+      const s = await stat(join(tmp, name)).catch(() => null)
+      if (s !== null && s.isFile() && s.mtime.getTime() < before.getTime()) {
+        await rm(join(tmp, name), { force: true })
+        removed++
+      }
+    }
+    return removed
   }
 
   async * list (prefix: string): AsyncGenerator<ListedObject[]> {

@@ -141,12 +141,8 @@ export class S3Storage implements Storage {
   /** CopyObject's limit; larger objects are copied through this process (get + multipart put). */
   copyLimit = 5 * 1024 ** 3
 
-  /**
-   * CopyObject (which copies one whole version, even while the source is being overwritten), then
-   * the source is deleted. A PUT landing on `from` after the copy is deleted with it or stays at
-   * `from`; it never reaches `to`.
-   */
-  async move (from: string, to: string): Promise<void> {
+  /** CopyObject, which copies one whole version even while the source is being overwritten. */
+  async copy (from: string, to: string): Promise<void> {
     assertKey(from)
     assertKey(to)
     const info = await this.head(from)
@@ -161,7 +157,20 @@ export class S3Storage implements Storage {
       if (isNotFound(err)) throw new StorageNotFound(from)
       throw err
     }
+  }
+
+  /**
+   * A copy, then the source is deleted. A PUT landing on `from` after the copy is deleted with it
+   * or stays at `from`; it never reaches `to`.
+   */
+  async move (from: string, to: string): Promise<void> {
+    await this.copy(from, to)
     await this.delete(from)
+  }
+
+  /** Nothing to do: lib-storage aborts a failed upload; a bucket lifecycle rule ends those of a crashed process. */
+  async sweepPartials (_before: Date): Promise<number> {
+    return 0
   }
 
   async * list (prefix: string): AsyncGenerator<ListedObject[]> {

@@ -1,4 +1,7 @@
 import type { Readable } from 'node:stream'
+import type { SignedGrant } from './signed-url.js'
+
+export type { SignedGrant }
 
 export interface PutResult { size: number }
 export interface ObjectInfo { size: number }
@@ -22,8 +25,25 @@ export interface Storage {
    * `from` is missing.
    */
   move: (from: string, to: string) => Promise<void>
+  /**
+   * Copies an object on the server side (local: a copy renamed into place; S3: CopyObject, or
+   * through this process past its size limit). `to` appears whole or not at all. Throws
+   * StorageNotFound when `from` is missing.
+   */
+  copy: (from: string, to: string) => Promise<void>
   /** The objects under `prefix` (which ends with `/`), a page at a time, in no particular order. */
   list: (prefix: string) => AsyncIterable<ListedObject[]>
+  /**
+   * Removes what writes interrupted by a crash left behind, when older than `before` (local: temp
+   * files; S3: nothing, lib-storage aborts failed uploads and a bucket lifecycle rule ends the
+   * multipart uploads of a crashed process). Returns how many were removed.
+   */
+  sweepPartials: (before: Date) => Promise<number>
+  /**
+   * Present when this API serves the driver's signed URLs itself (local storage: GET/PUT
+   * /storage/:token, routes/storage): checks a token from such a URL.
+   */
+  readonly signedUrls?: SignedUrlVerifier
   /** Throws when the storage cannot be used (readiness). */
   check: () => Promise<void>
   /**
@@ -34,6 +54,11 @@ export interface Storage {
   /** A short-lived URL that accepts the object's bytes with a plain PUT (S3 pre-signed PutObject; local: signed URL on this API). */
   presignPut: (key: string, opts: { expiresIn: number, contentType?: string, contentLength?: number, audience?: PresignAudience }) => Promise<{ url: string, headers: Record<string, string> }>
   close?: () => Promise<void>
+}
+
+export interface SignedUrlVerifier {
+  /** The grant the token carries, 'expired', or null when it is malformed or its signature is wrong. */
+  verify: (token: string) => SignedGrant | 'expired' | null
 }
 
 /**

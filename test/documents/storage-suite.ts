@@ -120,6 +120,22 @@ export function storageSuite (t: Test, name: string, factory: (t: Test) => Promi
     t.same(empty, [])
   })
 
+  t.test(`${name}: copy leaves the source, replaces the target; sweepPartials removes only old leftovers`, async (t) => {
+    const s = await factory(t)
+    await s.put('src/a', Readable.from([Buffer.from('copied bytes')]))
+    await s.put('dst/a', Readable.from([Buffer.from('old')]))
+    await s.copy('src/a', 'dst/a')
+    t.equal(await text(await s.get('dst/a')), 'copied bytes')
+    t.equal(await text(await s.get('src/a')), 'copied bytes', 'the source stays')
+    await s.copy('src/missing', 'dst/b').then(() => t.fail('copied a missing object'), (err: unknown) => t.ok(err instanceof StorageNotFound, 'missing source: StorageNotFound'))
+    t.equal(await s.head('dst/b'), null)
+    const listed: Array<{ key: string, size: number }> = []
+    for await (const page of s.list('dst/')) listed.push(...page.map(o => ({ key: o.key, size: o.size })))
+    t.same(listed, [{ key: 'dst/a', size: 12 }], 'list carries sizes')
+    t.equal(await s.sweepPartials(new Date()), 0, 'no leftovers of interrupted writes')
+    t.equal(await text(await s.get('dst/a')), 'copied bytes', 'sweeping never touches objects')
+  })
+
   t.test(`${name}: keys that could escape are refused`, async (t) => {
     const s = await factory(t)
     for (const bad of ['../etc/passwd', '/etc/passwd', 'a/../../b', 'a//b', '.hidden']) {

@@ -1,0 +1,29 @@
+import type { JobDefinition } from './types.js'
+import type { JobName } from './catalogue.js'
+import noop from './noop.js'
+import auditPurge from './audit-purge.js'
+import ingestionDispatch from './ingestion-dispatch.js'
+import ingestionCallbackTimeout from './ingestion-callback-timeout.js'
+import ingestionRecovery from './ingestion-recovery.js'
+import documentThumbnail from './thumbnail.js'
+import deleteObjects from './delete-objects.js'
+import trashPurge from './trash-purge.js'
+import uploadsSweep from './uploads-sweep.js'
+import storageReconcile from './storage-reconcile.js'
+
+/**
+ * What the worker runs for each job of the catalogue (one processor per name, checked by the
+ * compiler). Only the worker imports this: processors load what their job needs (sharp...).
+ */
+export const processors: { [N in JobName]: JobDefinition<any> } = {
+  noop,
+  'audit-purge': auditPurge,
+  'ingestion-dispatch': ingestionDispatch,
+  'ingestion-callback-timeout': ingestionCallbackTimeout,
+  'ingestion-recovery': ingestionRecovery,
+  'document-thumbnail': documentThumbnail,
+  'delete-objects': deleteObjects,
+  'trash-purge': trashPurge,
+  'uploads-sweep': uploadsSweep,
+  'storage-reconcile': storageReconcile,
+}
