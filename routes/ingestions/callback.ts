@@ -2,7 +2,6 @@ import type { FastifyRequest } from 'fastify'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { IdParam, errors } from '../../src/schemas/common.js'
 import { CallbackBody, CallbackReply } from '../../src/schemas/ingestions.js'
-import { applyCallback, findIngestion } from '../../src/domain/ingestions.js'
 import { MAX_SKEW_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER, callbackUrl, signedPath, verifySignature } from '../../src/domain/ingestion-signing.js'
 import { claimCallback } from '../../src/domain/callback-replay.js'
 import { AppError, badRequest, conflict, notFound, unauthorized } from '../../src/lib/errors.js'
@@ -67,7 +66,7 @@ const callbackRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     if (!isId(id)) throw notFound('Ingestion')
     const body = request.body
     if (body.ingestionId !== undefined && body.ingestionId.toLowerCase() !== id.toLowerCase()) throw badRequest('ingestionId does not match the URL', 'ingestion_mismatch')
-    const row = await findIngestion(fastify.db, id)
+    const row = await fastify.ingestions.find(id)
     if (row === null) throw notFound('Ingestion')
     // Keyed on the row's canonical id: another spelling of the same id is the same callback.
     const key = fastify.redisKey('ingestion-callback', row.id.toLowerCase(), signatures.get(request)!.slice(7))
@@ -77,9 +76,9 @@ const callbackRoute: FastifyPluginAsyncTypebox = async (fastify) => {
         ? conflict('This callback was already received (replay refused)', 'callback_replayed')
         : conflict('This callback is being applied right now; retry it later', 'callback_in_progress')
     }
-    let out: Awaited<ReturnType<typeof applyCallback>>
+    let out: Awaited<ReturnType<typeof fastify.ingestions.applyCallback>>
     try {
-      out = await applyCallback(fastify, row.id, { status: body.status, result: body.result, error: body.error })
+      out = await fastify.ingestions.applyCallback(row.id, { status: body.status, result: body.result, error: body.error })
     } catch (err) {
       // Not applied: forget the claim, so the same signed request can be delivered again.
       await claim.release().catch((e: unknown) => request.log.warn({ err: e }, 'could not release a callback claim; it expires by itself'))

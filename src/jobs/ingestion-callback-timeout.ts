@@ -1,5 +1,5 @@
 import { defineJob } from './types.js'
-import { CALLBACK_TIMEOUT_JOB, transition } from '../domain/ingestions.js'
+import { CALLBACK_TIMEOUT_JOB } from '../domain/ingestions/jobs.js'
 
 /** Fails an ingestion the backend accepted (202) but never called back for. */
 export default defineJob<{ ingestionId: string }>({
@@ -8,7 +8,7 @@ export default defineJob<{ ingestionId: string }>({
   async process (app, job) {
     const ms = app.config.INGESTION_CALLBACK_TIMEOUT_MS
     const error = `no callback from the backend within ${ms} ms`
-    const failed = await transition(app, job.data.ingestionId, { from: ['running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error } })
+    const failed = await app.ingestions.transition(job.data.ingestionId, { from: ['running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error } })
     if (failed) app.log.warn({ ingestionId: job.data.ingestionId }, error)
     return { failed }
   },
