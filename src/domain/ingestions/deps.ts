@@ -26,8 +26,8 @@ export interface Log {
 /** Everything the ingestion service touches. */
 export interface IngestionDeps {
   db: Db
-  /** Status messages to SSE clients, published on `key('ingestion-events')`. */
-  redis: Pick<Redis, 'publish'>
+  /** Status messages to SSE clients (published on `key('ingestion-events')`), the callbacks' replay claims. */
+  redis: Pick<Redis, 'publish' | 'set' | 'get' | 'eval'>
   key: (...parts: string[]) => string
   queue: IngestionQueue
   clock: () => Date

@@ -5,6 +5,8 @@ import { isReadable, loadDocumentFor } from '../document-access.js'
 import { actorOf, type ActorContext, type IngestionDeps } from './deps.js'
 import { callbackTimeoutJobId, dispatchJobId, enqueueDispatch, removeJobs, withTimeout } from './jobs.js'
 import { recordAudit } from './audit.js'
+import { claimCallback } from '../callback-replay.js'
+import { MAX_SKEW_SECONDS } from '../ingestion-signing.js'
 import { dtosOf, findIngestion, type IngestionDto, type IngestionRow } from './store.js'
 import { transition } from './transitions.js'
 import { ACTIONS, callbackOutcome, canRetry } from './state-machine.js'
@@ -119,4 +121,34 @@ export async function applyCallback (deps: Deps, id: string, body: CallbackBody)
   }
   const row = await findIngestion(deps.db, id)
   return { id, status: row?.status ?? body.status, changed: false }
+}
+
+/** Replayed signatures are remembered a bit longer than the timestamp window they could be valid in. */
+const REPLAY_TTL_SECONDS = MAX_SKEW_SECONDS * 2 + 60
+
+/**
+ * A callback whose signature the route verified, applied at most once per signature: claimed in
+ * Redis first (409 `callback_replayed` if it was applied before, `callback_in_progress` while the
+ * same request is being applied), remembered once applied, forgotten if applying it failed (so
+ * the same signed request can be delivered again).
+ */
+export async function receiveCallback (deps: Deps, id: string, signature: string, body: CallbackBody): Promise<{ id: string, status: string, changed: boolean }> {
+  const row = await findIngestion(deps.db, id)
+  if (row === null) throw notFound('Ingestion')
+  // Keyed on the row's canonical id: another spelling of the same id is the same callback.
+  const claim = await claimCallback(deps.redis, deps.key('ingestion-callback', row.id.toLowerCase(), signature.replace(/^sha256=/, '')), REPLAY_TTL_SECONDS)
+  if (claim.state !== 'claimed') {
+    throw claim.state === 'replayed'
+      ? conflict('This callback was already received (replay refused)', 'callback_replayed')
+      : conflict('This callback is being applied right now; retry it later', 'callback_in_progress')
+  }
+  let out: Awaited<ReturnType<typeof applyCallback>>
+  try {
+    out = await applyCallback(deps, row.id, body)
+  } catch (err) {
+    await claim.release().catch((e: unknown) => deps.log.warn({ err: e, ingestionId: row.id }, 'could not release a callback claim; it expires by itself'))
+    throw err
+  }
+  await claim.commit().catch((e: unknown) => deps.log.warn({ err: e, ingestionId: row.id }, 'could not record an applied callback for replay protection'))
+  return out
 }

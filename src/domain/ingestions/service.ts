@@ -3,7 +3,7 @@ import type { ActorContext, IngestionDeps } from './deps.js'
 import { dtosOf, findIngestion, listIngestions, type IngestionDto, type IngestionRow, type ListQuery } from './store.js'
 import { announce, note, transition, type Transition } from './transitions.js'
 import { triggerIngestions, triggerOne, type TriggerInput } from './trigger.js'
-import { applyCallback, cancelIngestion, loadIngestionFor, retryIngestion, type CallbackBody } from './lifecycle.js'
+import { cancelIngestion, loadIngestionFor, receiveCallback, retryIngestion, type CallbackBody } from './lifecycle.js'
 import { enqueueDispatch } from './jobs.js'
 import type { StatusMessage } from '../ingestion-events.js'
 
@@ -29,8 +29,8 @@ export function createIngestionService (deps: IngestionDeps) {
     triggerMany: async (ctx: ActorContext, documentIds: string[], input: TriggerInput): Promise<IngestionDto[]> => await triggerIngestions(deps, ctx, documentIds, input),
     cancel: async (ctx: ActorContext, id: string): Promise<IngestionDto> => await cancelIngestion(deps, ctx, id),
     retry: async (ctx: ActorContext, id: string): Promise<IngestionDto> => await retryIngestion(deps, ctx, id),
-    /** A callback whose signature the route verified. */
-    applyCallback: async (id: string, body: CallbackBody) => await applyCallback(deps, id, body),
+    /** A callback whose signature (`sha256=<hex>`) the route verified: applied once per signature. */
+    receiveCallback: async (id: string, signature: string, body: CallbackBody) => await receiveCallback(deps, id, signature, body),
     // What the worker's jobs (src/jobs/ingestion/) build on.
     transition: async (id: string, t: Transition): Promise<boolean> => await transition(deps, id, t),
     note: async (row: Pick<IngestionRow, 'id'>, status: string, type: string, message: string, data?: Record<string, unknown>): Promise<void> => await note(deps, row, status, type, message, data),
