@@ -6,11 +6,20 @@ import type { Permission } from '../../src/domain/permissions.js'
 import { missingPermission, unauthorized } from '../../src/lib/errors.js'
 import { isId } from '../../src/lib/ids.js'
 
-/** What a route declares in `config`: `public: true`, or the permission it needs. */
+/** What a route declares in `config`: `public: true`, or the permission it needs (a list: any one of them). */
 export interface AuthRouteConfig {
   public?: boolean
-  permission?: Permission
+  permission?: Permission | readonly Permission[]
+  /**
+   * For a route on one object: a missing `permission` is not answered here but left in
+   * `request.permitted` (false) for the object's lookup, which answers 404 first when the user
+   * cannot see the object (it must not reveal that it exists), 403 otherwise.
+   */
+  permissionAfterLookup?: boolean
 }
+
+const allows = (user: Principal, permission: Permission | readonly Permission[]): boolean =>
+  typeof permission === 'string' ? user.can(permission) : permission.some(p => user.can(p))
 
 declare module 'fastify' {
   interface FastifyContextConfig extends AuthRouteConfig {}
@@ -60,6 +69,7 @@ export default fp(async (fastify) => {
   }
 
   fastify.decorate('authenticate', authenticate)
+  fastify.decorateRequest('permitted', true)
 
   function needsAuthentication (request: FastifyRequest): boolean {
     if (request.is404 || request.routeOptions.config.public === true) return false
@@ -82,12 +92,18 @@ export default fp(async (fastify) => {
   fastify.addHook('onRequest', async (request) => {
     if (!needsAuthentication(request)) return
     request.user = await (started.get(request) ?? authenticate(request))
-    const permission = request.routeOptions.config.permission
-    if (permission !== undefined && !request.user.can(permission)) throw missingPermission(permission)
+    const { permission, permissionAfterLookup } = request.routeOptions.config
+    if (permission === undefined || allows(request.user, permission)) return
+    if (permissionAfterLookup !== true) throw missingPermission([permission].flat().join(' or '))
+    request.permitted = false
   })
 }, { name: 'auth', dependencies: ['config', 'db', 'redis', 'jwt'] })
 
 declare module 'fastify' {
+  interface FastifyRequest {
+    /** False when the route's `permission` is missing and its config defers that answer (`permissionAfterLookup`). */
+    permitted: boolean
+  }
   interface FastifyInstance {
     authenticate: (request: FastifyRequest) => Promise<Principal>
     /** Starts the request's authentication early (see the auth plugin); the auth hook awaits it. */

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { IdParam, authErrors, errors } from '../../src/schemas/common.js'
 import { IdempotencyHeaders, Ingestion, TriggerBody } from '../../src/schemas/ingestions.js'
-import { triggerOne } from '../../src/domain/ingestions.js'
+import { actorContext } from '../../plugins/app/ingestions.js'
 
 /** POST /documents/:id/ingestions — the "ingest" button for one document. */
 const documentIngestions: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -23,11 +23,10 @@ const documentIngestions: FastifyPluginAsyncTypebox = async (fastify) => {
     preValidation: async (request) => { request.body ??= {} },
   }, async (request, reply) => {
     const body = request.body
-    const item = await triggerOne(fastify, request, request.user, request.params.id, {
+    const item = await fastify.ingestions.trigger(actorContext(request), request.params.id, {
       pipeline: body.pipeline ?? 'default',
       options: body.options ?? {},
       idempotencyKey: request.headers['idempotency-key'] ?? null,
-      requestId: String(request.id),
     })
     return await reply.code(202).send(item)
   })

@@ -2,14 +2,9 @@ import type { FastifyRequest } from 'fastify'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { IdParam, errors } from '../../src/schemas/common.js'
 import { CallbackBody, CallbackReply } from '../../src/schemas/ingestions.js'
-import { applyCallback, findIngestion } from '../../src/domain/ingestions.js'
 import { MAX_SKEW_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER, callbackUrl, signedPath, verifySignature } from '../../src/domain/ingestion-signing.js'
-import { claimCallback } from '../../src/domain/callback-replay.js'
-import { AppError, badRequest, conflict, notFound, unauthorized } from '../../src/lib/errors.js'
+import { AppError, badRequest, notFound, unauthorized } from '../../src/lib/errors.js'
 import { isId } from '../../src/lib/ids.js'
-
-/** Replayed signatures are remembered a bit longer than the timestamp window they could be valid in. */
-const REPLAY_TTL_SECONDS = MAX_SKEW_SECONDS * 2 + 60
 
 /**
  * POST /ingestions/:id/callback — for the ingestion backend only. No bearer token: the request is
@@ -67,26 +62,8 @@ const callbackRoute: FastifyPluginAsyncTypebox = async (fastify) => {
     if (!isId(id)) throw notFound('Ingestion')
     const body = request.body
     if (body.ingestionId !== undefined && body.ingestionId.toLowerCase() !== id.toLowerCase()) throw badRequest('ingestionId does not match the URL', 'ingestion_mismatch')
-    const row = await findIngestion(fastify.db, id)
-    if (row === null) throw notFound('Ingestion')
-    // Keyed on the row's canonical id: another spelling of the same id is the same callback.
-    const key = fastify.redisKey('ingestion-callback', row.id.toLowerCase(), signatures.get(request)!.slice(7))
-    const claim = await claimCallback(fastify.redis, key, REPLAY_TTL_SECONDS)
-    if (claim.state !== 'claimed') {
-      throw claim.state === 'replayed'
-        ? conflict('This callback was already received (replay refused)', 'callback_replayed')
-        : conflict('This callback is being applied right now; retry it later', 'callback_in_progress')
-    }
-    let out: Awaited<ReturnType<typeof applyCallback>>
-    try {
-      out = await applyCallback(fastify, row.id, { status: body.status, result: body.result, error: body.error })
-    } catch (err) {
-      // Not applied: forget the claim, so the same signed request can be delivered again.
-      await claim.release().catch((e: unknown) => request.log.warn({ err: e }, 'could not release a callback claim; it expires by itself'))
-      throw err
-    }
-    await claim.commit().catch((e: unknown) => request.log.warn({ err: e, ingestionId: row.id }, 'could not record an applied callback for replay protection'))
-    request.log.info({ ingestionId: row.id, status: out.status, changed: out.changed }, 'ingestion callback')
+    const out = await fastify.ingestions.receiveCallback(id, signatures.get(request)!, { status: body.status, result: body.result, error: body.error })
+    request.log.info({ ingestionId: out.id, status: out.status, changed: out.changed }, 'ingestion callback')
     return out
   })
 }

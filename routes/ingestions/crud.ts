@@ -1,8 +1,14 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Id, IdParam, Page, PageQuery, authErrors, errors } from '../../src/schemas/common.js'
 import { BulkTriggerBody, IdempotencyHeaders, Ingestion, IngestionStatus } from '../../src/schemas/ingestions.js'
-import { cancelIngestion, dtosOf, listIngestions, loadIngestionFor, retryIngestion, triggerIngestions } from '../../src/domain/ingestions.js'
-import { notFound } from '../../src/lib/errors.js'
+import { actorContext } from '../../plugins/app/ingestions.js'
+
+/**
+ * Cancel and retry: your own ingestions with ingestions:trigger (and write access to the
+ * document), anyone's with ingestions:manage. Answered after the lookup: an ingestion you cannot
+ * see is a 404 whatever your permissions.
+ */
+const CHANGE = ['ingestions:trigger', 'ingestions:manage'] as const
 
 const ingestionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/', {
@@ -15,7 +21,7 @@ const ingestionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
   }, async (request) => {
     const q = request.query
-    return await listIngestions(fastify.db, request.user, { limit: q.limit ?? 20, cursor: q.cursor, documentId: q.documentId, status: q.status })
+    return await fastify.ingestions.list(actorContext(request), { limit: q.limit ?? 20, cursor: q.cursor, documentId: q.documentId, status: q.status })
   })
 
   fastify.post('/', {
@@ -31,27 +37,21 @@ const ingestionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
   }, async (request, reply) => {
     const b = request.body
-    const items = await triggerIngestions(fastify, request.user, b.documentIds, {
+    const items = await fastify.ingestions.triggerMany(actorContext(request), b.documentIds, {
       pipeline: b.pipeline ?? 'default',
       options: b.options ?? {},
       idempotencyKey: request.headers['idempotency-key'] ?? null,
-      requestId: String(request.id),
-    }, true)
-    await fastify.audit(request, { action: 'ingestion.trigger', subject: null, payload: { bulk: true, ingestionIds: items.map(i => i.id), documentIds: b.documentIds } })
+    })
     return await reply.code(202).send({ items })
   })
 
   fastify.get('/:id', {
     config: { permission: 'ingestions:read' },
     schema: { tags: ['ingestions'], summary: 'One ingestion with its events', params: IdParam, response: { 200: Ingestion, ...authErrors, ...errors(404) } },
-  }, async (request) => {
-    const found = await loadIngestionFor(fastify, request.user, request.params.id)
-    if (found === null) throw notFound('Ingestion')
-    return (await dtosOf(fastify.db, [found.row]))[0]
-  })
+  }, async (request) => await fastify.ingestions.get(actorContext(request), request.params.id))
 
   fastify.post('/:id/retry', {
-    config: { permission: 'ingestions:read' },
+    config: { permission: CHANGE, permissionAfterLookup: true },
     schema: {
       tags: ['ingestions'],
       summary: 'Retry a failed or cancelled ingestion (a new attempt cycle)',
@@ -60,13 +60,11 @@ const ingestionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 202: Ingestion, ...authErrors, ...errors(404, 409) },
     },
   }, async (request, reply) => {
-    const item = await retryIngestion(fastify, request.user, request.params.id, String(request.id))
-    await fastify.audit(request, { action: 'ingestion.retry', subject: `ingestion:${item.id}`, payload: { documentId: item.documentId } })
-    return await reply.code(202).send(item)
+    return await reply.code(202).send(await fastify.ingestions.retry(actorContext(request), request.params.id))
   })
 
   fastify.post('/:id/cancel', {
-    config: { permission: 'ingestions:read' },
+    config: { permission: CHANGE, permissionAfterLookup: true },
     schema: {
       tags: ['ingestions'],
       summary: 'Cancel a queued or running ingestion',
@@ -74,11 +72,7 @@ const ingestionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       params: IdParam,
       response: { 200: Ingestion, ...authErrors, ...errors(404, 409) },
     },
-  }, async (request) => {
-    const item = await cancelIngestion(fastify, request.user, request.params.id)
-    await fastify.audit(request, { action: 'ingestion.cancel', subject: `ingestion:${item.id}`, payload: { documentId: item.documentId } })
-    return item
-  })
+  }, async (request) => await fastify.ingestions.cancel(actorContext(request), request.params.id))
 }
 
 export default ingestionRoutes

@@ -1,7 +1,7 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { IdParam, authErrors, errors, textResponse } from '../../src/schemas/common.js'
-import { findIngestion, loadIngestionFor } from '../../src/domain/ingestions.js'
+import { actorContext } from '../../plugins/app/ingestions.js'
 import { isFinal, type StatusMessage } from '../../src/domain/ingestion-events.js'
 import { notFound, unauthorized, unavailable } from '../../src/lib/errors.js'
 
@@ -30,7 +30,7 @@ const ingestionEvents: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: textResponse('text/event-stream', 'event: status\\ndata: {"id","status","type","message","at"}; event: revoked\\ndata: {"code","message"}'), ...authErrors, ...errors(404) },
     },
   }, async (request, reply) => {
-    const found = await loadIngestionFor(fastify, request.user, request.params.id)
+    const found = await fastify.ingestions.loadFor(actorContext(request), request.params.id)
     if (found === null) throw notFound('Ingestion')
     const id = found.row.id
     const res = reply.raw
@@ -68,14 +68,14 @@ const ingestionEvents: FastifyPluginAsyncTypebox = async (fastify) => {
       unwatch = await fastify.sessionStreams.watch({
         principal: request.user,
         end: revoke,
-        stillAllowed: async (p) => p.can('ingestions:read') && await loadIngestionFor(fastify, p, id) !== null,
+        stillAllowed: async (p) => p.can('ingestions:read') && await fastify.ingestions.loadFor(actorContext(request, p), id) !== null,
       })
     } catch (err) {
       unsubscribe()
       request.log.warn({ err }, 'ingestion events: subscriber unavailable')
       throw unavailable('Live events are unavailable, retry later')
     }
-    const row = await findIngestion(fastify.db, id).catch((err: unknown) => { finish(); throw err })
+    const row = await fastify.ingestions.find(id).catch((err: unknown) => { finish(); throw err })
     if (ended) throw unauthorized('This session was ended (logout, password change or an admin); log in again', 'token_revoked')
     reply.hijack()
     started = true

@@ -18,7 +18,7 @@ export type Claim =
   | { state: 'claimed', commit: () => Promise<void>, release: () => Promise<void> }
   | { state: 'replayed' | 'in_progress' }
 
-export async function claimCallback (redis: Redis, key: string, replayTtlSeconds: number): Promise<Claim> {
+export async function claimCallback (redis: Pick<Redis, 'set' | 'get' | 'eval'>, key: string, replayTtlSeconds: number): Promise<Claim> {
   const token = `pending:${randomUUID()}`
   if (await redis.set(key, token, 'EX', PENDING_TTL_SECONDS, 'NX') === 'OK') {
     return {

@@ -12,13 +12,12 @@ export interface StatusMessage {
   at: string
 }
 
-export const FINAL_STATUSES = ['succeeded', 'failed', 'cancelled'] as const
-export const isFinal = (status: string): boolean => (FINAL_STATUSES as readonly string[]).includes(status)
+export { FINAL_STATUSES, isFinal } from './ingestions/state-machine.js'
 
 export const eventsChannel = (key: (...parts: string[]) => string): string => key('ingestion-events')
 
 /** Publishes after the DB change committed. Best effort: SSE clients fall back to their snapshot. */
-export async function publishStatus (redis: Redis, channel: string, msg: StatusMessage): Promise<void> {
+export async function publishStatus (redis: Pick<Redis, 'publish'>, channel: string, msg: StatusMessage): Promise<void> {
   await redis.publish(channel, JSON.stringify(msg))
 }
 

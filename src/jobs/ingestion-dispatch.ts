@@ -4,10 +4,10 @@ import { UnrecoverableError, type Job } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
 import { defineJob } from './types.js'
 import type { DocumentRow } from '../domain/document-access.js'
-import {
-  DISPATCH_JOB, armCallbackTimeout, findIngestion, note, openAttempt, setLastError, transition,
-  type DispatchData, type IngestionRow, type Transition,
-} from '../domain/ingestions.js'
+import { DISPATCH_JOB, type DispatchData } from '../domain/ingestions/jobs.js'
+import type { IngestionRow } from '../domain/ingestions/store.js'
+import type { Transition } from '../domain/ingestions/transitions.js'
+import { armCallbackTimeout, openAttempt, setLastError } from './ingestion/attempt.js'
 import { callbackUrl, signedHeaders, signedPath } from '../domain/ingestion-signing.js'
 import { displayUrl } from '../lib/http.js'
 
@@ -170,7 +170,7 @@ export default defineJob<DispatchData>({
     }
     if (doc === null || doc.deletedAt !== null) {
       const error = 'the document was deleted before it could be ingested'
-      await transition(app, ingestionId, { from: ['queued', 'running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error } })
+      await app.ingestions.transition(ingestionId, { from: ['queued', 'running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error } })
       throw new UnrecoverableError(error)
     }
     if (row === null) return { skipped: 'cancelled' }
@@ -190,13 +190,13 @@ export default defineJob<DispatchData>({
     const attempt = { type: 'attempt', message: head }
     // The attempt's event on its own, with the status the row has now (a cancel may have come meanwhile).
     const noteAttempt = async (): Promise<IngestionRow | null> => {
-      const current = await findIngestion(app.db, row.id)
-      await note(app, row, current?.status ?? 'running', attempt.type, attempt.message)
+      const current = await app.ingestions.find(row.id)
+      await app.ingestions.note(row, current?.status ?? 'running', attempt.type, attempt.message)
       return current
     }
     // A final outcome writes the attempt and the new status in one transaction.
     const finish = async (t: Omit<Transition, 'from' | 'before'>): Promise<boolean> => {
-      if (await transition(app, row.id, { ...t, from: ['running'], before: [attempt] })) return true
+      if (await app.ingestions.transition(row.id, { ...t, from: ['running'], before: [attempt] })) return true
       await noteAttempt()
       return false
     }
@@ -223,9 +223,9 @@ export default defineJob<DispatchData>({
         }
         const current = await noteAttempt()
         if (current?.status !== 'running') return { skipped: current?.status ?? 'missing' }
-        await setLastError(app.db, row.id, outcome.error)
+        await setLastError(app, row.id, outcome.error)
         const base = app.config.INGESTION_BACKOFF_MS * 2 ** (tryNo - 1)
-        await note(app, row, 'running', 'retry_scheduled', `retry ${tryNo + 1}/${max} in about ${Math.round(base * 0.75)} ms (exponential backoff with jitter)`)
+        await app.ingestions.note(row, 'running', 'retry_scheduled', `retry ${tryNo + 1}/${max} in about ${Math.round(base * 0.75)} ms (exponential backoff with jitter)`)
         throw new Error(outcome.error)
       }
     }

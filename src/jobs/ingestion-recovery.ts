@@ -1,5 +1,5 @@
 import { defineJob } from './types.js'
-import { recoverIngestions } from '../domain/ingestions.js'
+import { recoverIngestions } from './ingestion/recovery.js'
 
 export const RECOVERY_JOB = 'ingestion-recovery'
 /** Rows younger than this are left alone: their trigger request or worker may still be busy with them. */

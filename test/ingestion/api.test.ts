@@ -4,7 +4,7 @@ import { build, createUser, assertErrorShape, TEST_REDIS_URL } from '../helper.j
 import { proxyFor } from '../tcp-proxy.js'
 import { ingestions } from '../../drizzle/schema/index.js'
 import { createDocument, share, postCallback, callbackHeaders, randomKey, ingestionRow } from './helpers.js'
-import { recoverIngestions } from '../../src/domain/ingestions.js'
+import { recoverIngestions } from '../../src/jobs/ingestion/recovery.js'
 
 test('permissions: viewers cannot trigger, editors only on writable documents, reads follow visibility', async (t) => {
   const app = await build(t)

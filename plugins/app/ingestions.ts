@@ -1,0 +1,38 @@
+import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
+import { createIngestionService, type IngestionService } from '../../src/domain/ingestions/service.js'
+import type { ActorContext } from '../../src/domain/ingestions/deps.js'
+import type { Principal } from '../../src/domain/auth-state.js'
+import { JOB_RETENTION } from '../../src/jobs/types.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every ingestion operation (src/domain/ingestions/), for the routes and the worker's jobs. */
+    ingestions: IngestionService
+  }
+}
+
+/** The actor context of a request: the signed-in user (or `principal`), from where, which request, whether the route's permission is held. */
+export function actorContext (request: FastifyRequest, principal: Principal = request.user): ActorContext {
+  return { actorId: principal.id, can: principal.can, ip: request.ip, userAgent: request.headers['user-agent'] ?? null, requestId: String(request.id), permitted: request.permitted }
+}
+
+export default fp(async (fastify) => {
+  const queue = fastify.queues.ingestion
+  // The producers' shared connection: while it is not ready BullMQ would wait for it, so enqueueing fails fast instead.
+  const connection = queue.opts.connection as { status?: string }
+  fastify.decorate('ingestions', createIngestionService({
+    db: fastify.db,
+    redis: fastify.redis,
+    key: fastify.redisKey,
+    queue: {
+      ready: () => connection.status === undefined || connection.status === 'ready',
+      add: async (name, data, opts) => await queue.add(name, data, { ...JOB_RETENTION, ...opts }),
+      remove: async (jobId) => await queue.remove(jobId),
+      getJob: async (jobId) => await queue.getJob(jobId),
+    },
+    clock: () => new Date(),
+    log: fastify.log,
+    dispatch: { attempts: fastify.config.INGESTION_MAX_ATTEMPTS, backoffMs: fastify.config.INGESTION_BACKOFF_MS },
+  }))
+}, { name: 'ingestions', dependencies: ['config', 'db', 'redis', 'queue'] })

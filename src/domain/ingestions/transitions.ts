@@ -1,0 +1,68 @@
+import { sqlAtomic } from '../../db.js'
+import { eventsChannel, publishStatus, type StatusMessage } from '../ingestion-events.js'
+import type { IngestionDeps } from './deps.js'
+import { addEvent, guardedEventsInsert, type IngestionRow, type NewEvent } from './store.js'
+import { canMove, type IngestionStatus } from './state-machine.js'
+
+type Deps = Pick<IngestionDeps, 'db' | 'redis' | 'key' | 'log' | 'clock'>
+
+export interface Transition {
+  from: readonly IngestionStatus[]
+  to: IngestionStatus
+  set?: Partial<Pick<IngestionRow, 'lastError' | 'result' | 'startedAt' | 'finishedAt' | 'enqueuedAt'>> & { attemptsPlusOne?: boolean }
+  event: NewEvent
+  /** Events recorded just before `event`, in the same transaction (e.g. the attempt that led to it). */
+  before?: NewEvent[]
+}
+
+/**
+ * A guarded status change: `UPDATE ... WHERE status IN (from)`, its event in the same transaction,
+ * then a pub/sub message. Returns false (and writes nothing) when the row was not in `from`,
+ * which is how a late callback after a cancel, or a second worker, is ignored. Every edge must be
+ * one of the state machine's (a programming error otherwise).
+ */
+export async function transition (deps: Deps, id: string, t: Transition): Promise<boolean> {
+  for (const f of t.from) if (!canMove(f, t.to)) throw new Error(`illegal ingestion transition ${f} -> ${t.to}`)
+  const now = deps.clock()
+  const { attemptsPlusOne, ...set } = t.set ?? {}
+  // Plain SQL (the dispatch job makes two transitions per ingestion): SET what is given, like drizzle's .set()
+  const sets = ['status = ?', 'updated_at = ?']
+  const params: Array<string | Date | null> = [t.to, now]
+  if (set.lastError !== undefined) { sets.push('last_error = ?'); params.push(set.lastError) }
+  if (set.result !== undefined) { sets.push('result = ?'); params.push(set.result === null ? null : JSON.stringify(set.result)) }
+  if (set.startedAt !== undefined) { sets.push('started_at = ?'); params.push(set.startedAt) }
+  if (set.finishedAt !== undefined) { sets.push('finished_at = ?'); params.push(set.finishedAt) }
+  if (set.enqueuedAt !== undefined) { sets.push('enqueued_at = ?'); params.push(set.enqueuedAt) }
+  if (attemptsPlusOne === true) sets.push('attempts = attempts + 1')
+  const query = `UPDATE ingestions SET ${sets.join(', ')} WHERE id = ? AND status IN (${t.from.map(() => '?').join(', ')})`
+  // One round trip: the UPDATE, then its events only if it changed the row.
+  const [res] = await sqlAtomic(deps.db, [
+    [query, [...params, id, ...t.from]],
+    ['SET @quire_changed = ROW_COUNT()', []],
+    guardedEventsInsert(id, [...(t.before ?? []), t.event], now),
+  ]) as [{ affectedRows: number }]
+  if (res.affectedRows !== 1) return false
+  // One connection writes the commands in call order: subscribers get them in this order.
+  const at = now.toISOString()
+  await Promise.all([
+    ...(t.before ?? []).map(async e => await announce(deps, { id, status: t.from[0] ?? t.to, type: e.type, message: e.message, at })),
+    announce(deps, { id, status: t.to, type: t.event.type, message: t.event.message, at }),
+  ])
+  return true
+}
+
+/** Publishes a status message; a Redis outage only delays SSE clients, it never fails the change. */
+export async function announce (deps: Pick<Deps, 'redis' | 'key' | 'log'>, msg: StatusMessage): Promise<void> {
+  try {
+    await publishStatus(deps.redis, eventsChannel(deps.key), msg)
+  } catch (err) {
+    deps.log.warn({ err, ingestionId: msg.id }, 'could not publish ingestion status')
+  }
+}
+
+/** Records an event that is not a status change (an attempt, a scheduled retry) and tells SSE clients. */
+export async function note (deps: Deps, row: Pick<IngestionRow, 'id'>, status: string, type: string, message: string, data?: Record<string, unknown>): Promise<void> {
+  const now = deps.clock()
+  await addEvent(deps.db, row.id, now, { type, message, data })
+  await announce(deps, { id: row.id, status, type, message, at: now.toISOString() })
+}
