@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { AppError, FASTIFY_CODES, codeForStatus, statusText } from './errors.js'
+import { AppError, FASTIFY_CODES, codeForStatus, statusText, type ErrorCode } from './errors.js'
 
 const DB_DOWN = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNRESET', 'PROTOCOL_CONNECTION_LOST',
   'ER_CON_COUNT_ERROR', 'POOL_CLOSED', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_LOCK_WAIT_TIMEOUT', 'ER_LOCK_DEADLOCK', 'POOL_ENQUEUELIMIT'])
@@ -32,7 +32,7 @@ const MULTIPART_COUNTS: Record<string, { path: string, message: string }> = {
 export interface ErrorBody {
   statusCode: number
   error: string
-  code: string
+  code: ErrorCode
   message: string
   requestId: string
   details?: Array<{ path: string, message: string }>
