@@ -3,8 +3,11 @@ import mysql from 'mysql2/promise'
 import * as schema from '../drizzle/schema/index.js'
 
 /**
- * The drizzle database; `$client` is its mysql2 pool, for the few hot queries written in SQL;
- * `$batch`, when set, a second pool that accepts several statements per round trip (`sqlAtomic`).
+ * The drizzle database; `$client` is its mysql2 pool, for the few hot queries written in SQL
+ * (their texts live in src/db/hot-paths.ts); `$batch`, when set, a second pool that accepts
+ * several statements per round trip, used only by sqlAtomic/sqlAtomicGrouped/sqlBatch below.
+ * Their statements are fixed texts with `?` placeholders: no value is ever part of a statement's
+ * text (test/db/hostile-values.test.ts, test/db-atomic.test.ts).
  */
 export type Db = MySql2Database<typeof schema> & { $client: mysql.Pool, $batch?: mysql.Pool }
 /** A transaction or the db itself: repository functions take either. */
