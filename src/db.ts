@@ -122,9 +122,8 @@ const groups = new WeakMap<mysql.Pool, Group>()
  * unknown (the COMMIT may have landed): every caller gets that error, as from `sqlAtomic`, and
  * none is run again. Statements must not depend on the session state another caller's
  * statements leave behind (each sets the user variables it reads, as the trigger's batch does).
- * Measured (bench, ingest-post): the trigger's server CPU 0.61-0.67 -> 0.48-0.55 ms and its
- * ratio to a bare queue.add 0.21-0.27 -> 0.28-0.30. Not used for the worker's transitions: their
- * MySQL CPU per ingestion rose (0.97 -> 1.69 ms) when grouped.
+ * Used for the trigger only, not for the worker's transitions: bench/ANALYSIS.md ("Group commit
+ * for the trigger") has the measurements both ways.
  */
 export async function sqlAtomicGrouped (db: Db, statements: readonly Statement[]): Promise<unknown[]> {
   const batch = db.$batch
