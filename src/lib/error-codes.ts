@@ -22,5 +22,3 @@ export const ERROR_CODES = [
 ] as const
 
 export type ErrorCode = typeof ERROR_CODES[number]
-
-export const isErrorCode = (s: string): s is ErrorCode => (ERROR_CODES as readonly string[]).includes(s)

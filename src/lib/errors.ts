@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { ErrorCode } from './error-codes.js'
 
-export { ERROR_CODES, isErrorCode, type ErrorCode } from './error-codes.js'
+export { ERROR_CODES, type ErrorCode } from './error-codes.js'
 
 /** An error with a stable, snake_case `code` that clients can switch on. */
 export class AppError extends Error {
