@@ -3,8 +3,11 @@ import mysql from 'mysql2/promise'
 import * as schema from '../drizzle/schema/index.js'
 
 /**
- * The drizzle database; `$client` is its mysql2 pool, for the few hot queries written in SQL;
- * `$batch`, when set, a second pool that accepts several statements per round trip (`sqlAtomic`).
+ * The drizzle database; `$client` is its mysql2 pool, for the few hot queries written in SQL
+ * (their texts live in src/db/hot-paths.ts); `$batch`, when set, a second pool that accepts
+ * several statements per round trip, used only by sqlAtomic/sqlAtomicGrouped/sqlBatch below.
+ * Their statements are fixed texts with `?` placeholders: no value is ever part of a statement's
+ * text (test/db/hostile-values.test.ts, test/db-atomic.test.ts).
  */
 export type Db = MySql2Database<typeof schema> & { $client: mysql.Pool, $batch?: mysql.Pool }
 /** A transaction or the db itself: repository functions take either. */
@@ -119,9 +122,8 @@ const groups = new WeakMap<mysql.Pool, Group>()
  * unknown (the COMMIT may have landed): every caller gets that error, as from `sqlAtomic`, and
  * none is run again. Statements must not depend on the session state another caller's
  * statements leave behind (each sets the user variables it reads, as the trigger's batch does).
- * Measured (bench, ingest-post): the trigger's server CPU 0.61-0.67 -> 0.48-0.55 ms and its
- * ratio to a bare queue.add 0.21-0.27 -> 0.28-0.30. Not used for the worker's transitions: their
- * MySQL CPU per ingestion rose (0.97 -> 1.69 ms) when grouped.
+ * Used for the trigger only, not for the worker's transitions: bench/ANALYSIS.md ("Group commit
+ * for the trigger") has the measurements both ways.
  */
 export async function sqlAtomicGrouped (db: Db, statements: readonly Statement[]): Promise<unknown[]> {
   const batch = db.$batch

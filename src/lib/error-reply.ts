@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { AppError, FASTIFY_CODES, codeForStatus, statusText } from './errors.js'
+import { AppError, FASTIFY_CODES, codeForStatus, statusText, type ErrorCode } from './errors.js'
 
 const DB_DOWN = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNRESET', 'PROTOCOL_CONNECTION_LOST',
   'ER_CON_COUNT_ERROR', 'POOL_CLOSED', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_LOCK_WAIT_TIMEOUT', 'ER_LOCK_DEADLOCK', 'POOL_ENQUEUELIMIT'])
@@ -104,7 +104,7 @@ export function validationDetails (issues: AjvIssue[], data?: unknown, schema?: 
 export interface ErrorBody {
   statusCode: number
   error: string
-  code: string
+  code: ErrorCode
   message: string
   requestId: string
   details?: Array<{ path: string, message: string }>

@@ -1,10 +1,13 @@
 import { STATUS_CODES } from 'node:http'
+import type { ErrorCode } from './error-codes.js'
+
+export { ERROR_CODES, type ErrorCode } from './error-codes.js'
 
 /** An error with a stable, snake_case `code` that clients can switch on. */
 export class AppError extends Error {
   constructor (
     readonly statusCode: number,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly details?: Array<{ path: string, message: string }>,
     readonly headers?: Record<string, string>
@@ -14,20 +17,20 @@ export class AppError extends Error {
   }
 }
 
-export const badRequest = (message: string, code = 'bad_request') => new AppError(400, code, message)
-export const unauthorized = (message = 'Authentication required; log in with POST /auth/login', code = 'unauthorized') => new AppError(401, code, message)
-export const forbidden = (message = 'You are not allowed to do this', code = 'forbidden') => new AppError(403, code, message)
+export const badRequest = (message: string, code: ErrorCode = 'bad_request') => new AppError(400, code, message)
+export const unauthorized = (message = 'Authentication required; log in with POST /auth/login', code: ErrorCode = 'unauthorized') => new AppError(401, code, message)
+export const forbidden = (message = 'You are not allowed to do this', code: ErrorCode = 'forbidden') => new AppError(403, code, message)
 /** 403 `forbidden` naming the permission the caller lacks (and who can grant it). */
 export const missingPermission = (permission: string) =>
   forbidden(`This requires the ${permission} permission, which your account does not have; ask an admin to grant it`)
 export const notFound = (what = 'Resource') => new AppError(404, 'not_found', `${what} not found`)
-export const conflict = (message: string, code = 'conflict') => new AppError(409, code, message)
-export const unavailable = (message = 'Service temporarily unavailable', code = 'service_unavailable') => new AppError(503, code, message)
+export const conflict = (message: string, code: ErrorCode = 'conflict') => new AppError(409, code, message)
+export const unavailable = (message = 'Service temporarily unavailable', code: ErrorCode = 'service_unavailable') => new AppError(503, code, message)
 
 export const statusText = (status: number): string => STATUS_CODES[status] ?? 'Error'
 
 /** Maps Fastify's and its plugins' own error codes to ours. */
-export const FASTIFY_CODES: Record<string, string> = {
+export const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
   FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
   FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
@@ -49,7 +52,7 @@ export const FASTIFY_CODES: Record<string, string> = {
 }
 
 /** Generic codes by status, for errors that carry only a status. */
-export const codeForStatus = (status: number): string => {
+export const codeForStatus = (status: number): ErrorCode => {
   switch (status) {
     case 400: return 'bad_request'
     case 401: return 'unauthorized'

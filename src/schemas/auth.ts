@@ -1,6 +1,5 @@
-import { Type } from '@sinclair/typebox'
-import { PERMISSIONS, ROLES } from '../domain/permissions.js'
-import { PASSWORD_MAX, PASSWORD_MIN } from '../domain/passwords.js'
+import { Type, type Static } from '@sinclair/typebox'
+import { PASSWORD_MAX, PASSWORD_MIN, PERMISSIONS, ROLES } from '../constants.js'
 import { IsoDate } from './common.js'
 
 /** Schemas of the auth, users and audit resources. Response schemas list only public fields. */
@@ -20,6 +19,7 @@ export const Me = Type.Object({
   permissions: Type.Array(Type.String()),
   createdAt: IsoDate,
 }, { additionalProperties: false })
+export type MeDto = Static<typeof Me>
 
 export const User = Type.Object({
   id: Type.String(),
@@ -33,6 +33,7 @@ export const User = Type.Object({
   createdAt: IsoDate,
   updatedAt: IsoDate,
 }, { additionalProperties: false })
+export type UserDto = Static<typeof User>
 
 /** What any sharer may learn about another user: enough to share with them, nothing more. */
 export const UserRef = Type.Object({
@@ -59,6 +60,7 @@ export const Session = Type.Object({
   userAgent: Type.Union([Type.String(), Type.Null()]),
   current: Type.Boolean({ description: 'the session of the token making this request' }),
 })
+export type SessionDto = Static<typeof Session>
 
 export const AuditEvent = Type.Object({
   id: Type.String(),
@@ -71,6 +73,7 @@ export const AuditEvent = Type.Object({
   requestId: Type.Union([Type.String(), Type.Null()]),
   payload: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
 })
+export type AuditEventDto = Static<typeof AuditEvent>
 
 /** preValidation hook: trims `body.email` so " A@B.C " validates (and is then lowercased by the domain). */
 export async function trimEmail (request: { body: unknown }): Promise<void> {

@@ -1,12 +1,13 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { DOCUMENT_STATUSES, MAX_TAG_LENGTH, MAX_TAGS, SHARE_ACCESS, VISIBILITIES } from '../constants.js'
 import { Id, IsoDate, NullableDate } from './common.js'
 
-export const MAX_TAGS = 20
-export const MAX_TAG_LENGTH = 64
+export { MAX_TAG_LENGTH, MAX_TAGS }
 
-export const Visibility = Type.Union([Type.Literal('private'), Type.Literal('internal')])
-export const DocumentStatus = Type.Union(['uploading', 'processing', 'ready', 'failed'].map(s => Type.Literal(s)))
-export const ShareAccess = Type.Union([Type.Literal('read'), Type.Literal('write')])
+export const Visibility = Type.Union(VISIBILITIES.map(v => Type.Literal(v)))
+// Static type `string` while the domain's rows carry `status: string` (see IngestionStatus).
+export const DocumentStatus = Type.Union(DOCUMENT_STATUSES.map(s => Type.Literal<string>(s)))
+export const ShareAccess = Type.Union(SHARE_ACCESS.map(a => Type.Literal(a)))
 
 /** No control characters (NUL, escape sequences) in one-line text. */
 export const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$'
@@ -63,6 +64,7 @@ export const Share = Type.Object({
   access: ShareAccess,
   createdAt: IsoDate,
 })
+export type ShareDto = Static<typeof Share>
 
 export const CreateUpload = Type.Object({
   filename: Type.String({ minLength: 1, maxLength: 255 }),

@@ -1,13 +1,17 @@
-import { Type } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
+import { INGESTION_STATUSES } from '../constants.js'
 import { Id, IsoDate, NullableDate } from './common.js'
 
-export const IngestionStatus = Type.Union(['queued', 'running', 'succeeded', 'failed', 'cancelled'].map(s => Type.Literal(s)))
+// Static type `string` (not the literals) while the domain's rows carry `status: string`; narrow it
+// (drop `<string>`) once they carry IngestionStatus from src/constants.ts.
+export const IngestionStatus = Type.Union(INGESTION_STATUSES.map(s => Type.Literal<string>(s)))
 
 export const IngestionEvent = Type.Object({
   at: IsoDate,
   type: Type.String({ description: 'queued | attempt | retry_scheduled | succeeded | failed | cancelled | retried | recovered | ...' }),
   message: Type.String(),
 })
+export type IngestionEventDto = Static<typeof IngestionEvent>
 
 export const Ingestion = Type.Object({
   id: Type.String(),
@@ -24,6 +28,7 @@ export const Ingestion = Type.Object({
   finishedAt: NullableDate,
   events: Type.Array(IngestionEvent),
 })
+export type IngestionDto = Static<typeof Ingestion>
 
 const Pipeline = Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9][A-Za-z0-9._:/-]*$', default: 'default' })
 const Options = Type.Record(Type.String(), Type.Unknown(), { default: {}, description: 'passed through to the backend as is; at most 16 levels deep and 64 KiB of JSON' })
