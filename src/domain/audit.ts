@@ -1,7 +1,8 @@
+import { decodeSeqCursor, pageOf } from '../lib/pagination.js'
+import { likePrefix } from '../lib/sql.js'
 import { and, desc, eq, like, lt } from 'drizzle-orm'
 import type { Db, DbOrTx, SqlValue } from '../db.js'
 import { auditEvents } from '../../drizzle/schema/index.js'
-import { badRequest } from '../lib/errors.js'
 
 export interface AuditEntry {
   action: string
@@ -97,31 +98,20 @@ export interface AuditEventView {
   payload: Record<string, unknown> | null
 }
 
-const encode = (id: number): string => Buffer.from(String(id)).toString('base64url')
-function decode (cursor: string): number {
-  const s = Buffer.from(cursor, 'base64url').toString()
-  if (!/^[1-9]\d{0,15}$/.test(s)) throw badRequest('The cursor is not one this API gave out; pass nextCursor from the previous page unchanged', 'invalid_cursor')
-  return Number(s)
-}
-
 /** Newest first. `action` matches exactly, or by prefix when it ends in `.*` (e.g. `auth.*`). */
 export async function listAuditEvents (db: DbOrTx, q: AuditQuery): Promise<{ items: AuditEventView[], nextCursor: string | null }> {
   const conds = []
-  if (q.cursor !== undefined) conds.push(lt(auditEvents.id, decode(q.cursor)))
+  if (q.cursor !== undefined) conds.push(lt(auditEvents.id, decodeSeqCursor(q.cursor)))
   if (q.actorId !== undefined) conds.push(eq(auditEvents.actorId, q.actorId))
   if (q.subject !== undefined) conds.push(eq(auditEvents.subject, q.subject))
   if (q.action !== undefined) {
     conds.push(q.action.endsWith('.*')
-      ? like(auditEvents.action, `${q.action.slice(0, -1).replace(/[\\%_]/g, '\\$&')}%`)
+      ? like(auditEvents.action, likePrefix(q.action.slice(0, -1)))
       : eq(auditEvents.action, q.action))
   }
   const rows = await db.select().from(auditEvents).where(and(...conds)).orderBy(desc(auditEvents.id)).limit(q.limit + 1)
-  const page = rows.slice(0, q.limit)
-  const last = page.at(-1)
-  return {
-    items: page.map(r => ({ ...r, id: String(r.id), at: r.at.toISOString() })),
-    nextCursor: rows.length > q.limit && last !== undefined ? encode(last.id) : null,
-  }
+  const page = pageOf(rows, q.limit, r => r.id)
+  return { items: page.items.map(r => ({ ...r, id: String(r.id), at: r.at.toISOString() })), nextCursor: page.nextCursor }
 }
 
 /** Deletes events older than the retention, in batches so no statement holds locks for long. */

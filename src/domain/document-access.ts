@@ -1,7 +1,8 @@
+import type { Actor } from '../lib/actor.js'
+import { DOCUMENT_COLUMNS, toDocumentRow, type RawDocumentRow } from '../db/hot-paths.js'
 import type { SQL } from 'drizzle-orm'
 import type { Db } from '../db.js'
 import type { documents } from '../../drizzle/schema/index.js'
-import type { Principal } from './auth-state.js'
 import { isId } from '../lib/ids.js'
 import { conflict, forbidden, notFound } from '../lib/errors.js'
 import { decide, factsOf } from './access/document-rule.js'
@@ -16,8 +17,6 @@ export { listBranches, ruleCondition, ruleSql, type ListBranch, type SqlFragment
  * a loaded row, the SQL conditions, and loading a document for a route.
  */
 export type DocumentAction = 'read' | 'write' | 'share' | 'manage'
-
-type Actor = Pick<Principal, 'id' | 'can'>
 
 /** SQL condition: the documents `actor` may read, were they live (drizzle; undefined = all). */
 export const visibleCondition = (actor: Actor): SQL | undefined => ruleCondition(actor, 'read')
@@ -61,64 +60,8 @@ export function accessOf (actor: Actor, doc: Pick<DocumentRow, 'ownerId' | 'visi
 
 const NOBODY: Actor = { id: '', can: () => false }
 
-/** Every documents column, in DocumentRow order, for the hot queries written in SQL (table alias `d`). */
-export const DOCUMENT_COLUMNS = 'd.id, d.owner_id, d.title, d.description, d.filename, d.mime_type, d.size, d.sha256, d.status, d.visibility, ' +
-  'd.tags, d.storage_key, d.thumbnail_key, d.thumbnail_width, d.thumbnail_height, d.metadata, d.error, d.version, d.created_at, d.updated_at, d.deleted_at'
-
-/** A documents row as mysql2 returns it for DOCUMENT_COLUMNS (timezone Z: DATETIMEs are UTC Dates). */
-export interface RawDocumentRow {
-  id: string
-  owner_id: string
-  title: string
-  description: string | null
-  filename: string
-  mime_type: string
-  size: number | string
-  sha256: string
-  status: string
-  visibility: string
-  tags: string[] | string
-  storage_key: string
-  thumbnail_key: string | null
-  thumbnail_width: number | null
-  thumbnail_height: number | null
-  metadata: Record<string, unknown> | string
-  error: string | null
-  version: number
-  created_at: Date
-  updated_at: Date
-  deleted_at: Date | null
-}
-
-/** mysql2 parses JSON columns on MySQL and on MariaDB (format=json metadata); a string is parsed here, just in case. */
-const json = <T>(v: T | string): T => typeof v === 'string' ? JSON.parse(v) as T : v
-
-/** The same DocumentRow drizzle's `select().from(documents)` would give, without the query builder. */
-export function toDocumentRow (r: RawDocumentRow): DocumentRow {
-  return {
-    id: r.id,
-    ownerId: r.owner_id,
-    title: r.title,
-    description: r.description,
-    filename: r.filename,
-    mimeType: r.mime_type,
-    size: Number(r.size),
-    sha256: r.sha256,
-    status: r.status,
-    visibility: r.visibility,
-    tags: json(r.tags),
-    storageKey: r.storage_key,
-    thumbnailKey: r.thumbnail_key,
-    thumbnailWidth: r.thumbnail_width,
-    thumbnailHeight: r.thumbnail_height,
-    metadata: json(r.metadata),
-    error: r.error,
-    version: r.version,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    deletedAt: r.deleted_at,
-  }
-}
+// The documents columns, the raw row and its mapper live with the other hand-written SQL.
+export { DOCUMENT_COLUMNS, toDocumentRow, type RawDocumentRow } from '../db/hot-paths.js'
 
 type Trashed = 'exclude' | 'only' | 'any'
 

@@ -1,7 +1,7 @@
+import type { Actor } from '../lib/actor.js'
 import type { Db } from '../db.js'
 import type { Storage } from '../storage/types.js'
 import type { AuditContext, RecordAudit } from './audit.js'
-import type { Principal } from './auth-state.js'
 import { requireDocument, requirePurgeable, type DocumentRow } from './document-access.js'
 import {
   deleteDocumentRow, deleteShare, finishProcessing, getDocumentRow, insertDocument, normalizeTags, originalKey, putShare, setTrashed, updateDocument, userExists,
@@ -9,8 +9,6 @@ import {
 } from './documents.js'
 import type { DocumentFieldsInput } from '../schemas/documents.js'
 import { AppError, badRequest, conflict, forbidden, notFound } from '../lib/errors.js'
-
-type Actor = Pick<Principal, 'id' | 'can'>
 
 export interface DocumentServiceDeps {
   db: Db

@@ -1,15 +1,15 @@
+import type { Actor } from '../lib/actor.js'
+import { decodeIdCursor, encodeCursor, encodeCursor as encodeIdCursor } from '../lib/pagination.js'
+import { escapeLike } from '../lib/sql.js'
+import { DOCUMENT_JSON_COLUMNS, withError, type DocumentJsonRow } from '../db/hot-paths.js'
 import { and, eq, gt, isNotNull, isNull, lt, sql } from 'drizzle-orm'
 import type { Db, DbOrTx } from '../db.js'
 import { documents, documentShares, documentTags, uploads, users } from '../../drizzle/schema/index.js'
 import { DOCUMENT_COLUMNS, accessOf, isReadable, toDocumentRow, type DocumentRow, type RawDocumentRow } from './document-access.js'
 import { listBranches, rawFact, type BranchDriver } from './access/document-sql.js'
-import type { Principal } from './auth-state.js'
-import { AppError, badRequest, conflict, notFound } from '../lib/errors.js'
+import { AppError, conflict, notFound } from '../lib/errors.js'
 import { isId } from '../lib/ids.js'
-import { decodeIdCursor, encodeCursor as encodeIdCursor } from './users.js'
 import { MAX_TAG_LENGTH, MAX_TAGS, type DocumentDto } from '../schemas/documents.js'
-
-type Actor = Pick<Principal, 'id' | 'can'>
 
 export const originalKey = (id: string): string => `documents/${id}/original`
 export const thumbnailKey = (id: string): string => `documents/${id}/thumbnail.webp`
@@ -103,46 +103,11 @@ export async function insertDocument (db: Db, input: NewDocument, opts: { claimU
   return row
 }
 
-/** A DATETIME(3) (UTC) as `Date.toISOString()` writes it, as a JSON string: "YYYY-MM-DDTHH:MM:SS.mmmZ". */
-const isoSql = (col: string): string => `CONCAT('"', REPLACE(${col}, ' ', 'T'), 'Z"')`
-const quoted = (col: string): string => `JSON_QUOTE(${col})`
-
-/**
- * A document as its JSON text, built by MySQL/MariaDB (the listing's rows, GET /documents/:id):
- * the members `toDocument` and the `Document` response schema give (test/documents/list-json.test.ts
- * compares them row by row), so the answer is these texts, without decoding 21 columns per row,
- * mapping and serializing them again (the listing's biggest costs in the server). Strings go through
- * JSON_QUOTE; the JSON columns are embedded as stored (valid JSON on both servers); numbers as
- * digits. Built with CONCAT, not JSON_OBJECT: a third of JSON_OBJECT's cost per row in MariaDB
- * (2.2 against 6.0 µs, on 50k rows). `error`, the one optional member, comes as its own column.
- */
-const DOCUMENT_JSON_MEMBERS: Array<[name: string, sql: string]> = [
-  ['id', quoted('d.id')],
-  ['title', quoted('d.title')],
-  ['description', `IFNULL(${quoted('d.description')}, 'null')`],
-  ['filename', quoted('d.filename')],
-  ['mimeType', quoted('d.mime_type')],
-  ['size', 'd.size'],
-  ['sha256', quoted('d.sha256')],
-  ['status', quoted('d.status')],
-  ['visibility', quoted('d.visibility')],
-  ['tags', 'd.tags'],
-  ['ownerId', quoted('d.owner_id')],
-  ['version', 'd.version'],
-  ['thumbnail', "IF(d.thumbnail_key IS NOT NULL AND d.thumbnail_width IS NOT NULL AND d.thumbnail_height IS NOT NULL, CONCAT('{\"width\":', d.thumbnail_width, ',\"height\":', d.thumbnail_height, '}'), 'null')"],
-  ['metadata', 'd.metadata'],
-  ['createdAt', isoSql('d.created_at')],
-  ['updatedAt', isoSql('d.updated_at')],
-  ['deletedAt', `IF(d.deleted_at IS NULL, 'null', ${isoSql('d.deleted_at')})`],
-]
-/** The document of alias `d` as JSON text (`json`) and the error a failed one carries (`error`), see withError. */
-const JSON_COLUMNS = `CONCAT(${DOCUMENT_JSON_MEMBERS.map(([name, sql], i) => `'${i === 0 ? '{' : ','}"${name}":', ${sql}`).join(', ')}, '}') AS json, ` +
-  "IF(d.status = 'failed', d.error, NULL) AS error"
+// The document as JSON text built by MySQL (DOCUMENT_JSON_COLUMNS) lives with the other hand-written SQL.
+const JSON_COLUMNS = DOCUMENT_JSON_COLUMNS
 const LIST_COLUMNS = `d.id, ${JSON_COLUMNS}`
-interface JsonRow { json: string, error: string | null }
+type JsonRow = DocumentJsonRow
 interface ListRow extends JsonRow { id: string }
-/** A failed document's error is the one optional member: spliced in before the closing brace. */
-const withError = (r: JsonRow): string => r.error === null ? r.json : `${r.json.slice(0, -1)},"error":${JSON.stringify(r.error)}}`
 
 // GET /documents/:id: the access columns and the document as JSON text, in one prepared statement.
 const READ_JSON_SQL = `SELECT d.owner_id, d.visibility, d.deleted_at IS NOT NULL AS trashed, d.version, s.access AS share_access, ${JSON_COLUMNS} ` +
@@ -172,16 +137,8 @@ export interface ListFilters {
   trashed: boolean
 }
 
-export const encodeCursor = (id: string): string => Buffer.from(`d:${id}`).toString('base64url')
-
-export function decodeCursor (cursor: string): string {
-  const raw = /^[A-Za-z0-9_-]+$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : ''
-  const id = raw.startsWith('d:') ? raw.slice(2) : ''
-  if (!isId(id)) throw badRequest('The cursor is not one this API gave out; pass nextCursor from the previous page unchanged', 'invalid_cursor')
-  return id
-}
-
-const escapeLike = (s: string): string => s.replace(/[\\%_]/g, c => `\\${c}`)
+export { encodeCursor } from '../lib/pagination.js'
+export const decodeCursor = decodeIdCursor
 
 const SHARES_OF_USER = 'document_shares s FORCE INDEX (document_shares_user_idx) STRAIGHT_JOIN documents d FORCE INDEX (PRIMARY) ON d.id = s.document_id'
 /**

@@ -1,15 +1,7 @@
 import type { FastifyInstance } from 'fastify'
+import { withTimeout } from '../lib/timeout.js'
 
 export type CheckStatus = 'ok' | 'fail'
-
-async function withTimeout<T> (p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([p, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error('timeout')), ms) })])
-  } finally {
-    clearTimeout(timer)
-  }
-}
 
 /** Readiness: each dependency answered within a short timeout. */
 export async function readiness (app: FastifyInstance): Promise<{ ok: boolean, checks: Record<'db' | 'redis' | 'storage', CheckStatus> }> {

@@ -1,12 +1,6 @@
-export const PERMISSIONS = [
-  'documents:read', 'documents:create', 'documents:update', 'documents:delete', 'documents:share', 'documents:manage',
-  'ingestions:read', 'ingestions:trigger', 'ingestions:manage',
-  'users:manage', 'jobs:manage', 'audit:read',
-] as const
-export type Permission = typeof PERMISSIONS[number]
+import { PERMISSIONS, ROLES, type Permission, type Role } from '../constants.js'
 
-export const ROLES = ['viewer', 'editor', 'admin'] as const
-export type Role = typeof ROLES[number]
+export { PERMISSIONS, ROLES, type Permission, type Role }
 
 const viewer: Permission[] = ['documents:read', 'ingestions:read']
 const editor: Permission[] = [...viewer, 'documents:create', 'documents:update', 'documents:delete', 'documents:share', 'ingestions:trigger']

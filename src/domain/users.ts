@@ -1,3 +1,5 @@
+import { isDuplicate, likeContains } from '../lib/sql.js'
+import { decodeIdCursor, encodeCursor } from '../lib/pagination.js'
 import { and, desc, eq, inArray, isNull, like, lt, or, sql } from 'drizzle-orm'
 import type { Db, DbOrTx } from '../db.js'
 import { documents, documentShares, refreshTokens, sessions, users } from '../../drizzle/schema/index.js'
@@ -64,11 +66,6 @@ export interface NewUser {
   revokes?: string[]
 }
 
-const isDuplicate = (err: unknown): boolean => {
-  const e = err as { code?: string, cause?: { code?: string } }
-  return e.code === 'ER_DUP_ENTRY' || e.cause?.code === 'ER_DUP_ENTRY'
-}
-
 /** Inserts a user; a taken email (after normalisation) is 409 email_taken, decided by the unique index. */
 export async function insertUser (db: DbOrTx, input: NewUser): Promise<UserRow> {
   const now = new Date()
@@ -94,14 +91,7 @@ export async function insertUser (db: DbOrTx, input: NewUser): Promise<UserRow> 
   return row
 }
 
-const escapeLike = (s: string): string => s.replace(/[\\%_]/g, '\\$&')
-
-export const encodeCursor = (id: string): string => Buffer.from(id).toString('base64url')
-export function decodeIdCursor (cursor: string): string {
-  const id = Buffer.from(cursor, 'base64url').toString()
-  if (!isId(id)) throw badRequest('The cursor is not one this API gave out; pass nextCursor from the previous page unchanged', 'invalid_cursor')
-  return id
-}
+export { encodeCursor, decodeIdCursor } from '../lib/pagination.js'
 
 export interface UserListQuery { limit: number, cursor?: string, role?: string, q?: string }
 
@@ -111,9 +101,9 @@ export async function listUsers (db: DbOrTx, query: UserListQuery): Promise<{ it
   if (query.cursor !== undefined) conds.push(lt(users.id, decodeIdCursor(query.cursor)))
   if (query.role !== undefined) conds.push(eq(users.role, query.role))
   if (query.q !== undefined && query.q !== '') {
-    const pattern = `%${escapeLike(query.q)}%`
+    const pattern = likeContains(query.q)
     // emails are stored in canonical form and compared byte for byte (utf8mb4_bin): search that form
-    conds.push(or(like(users.email, `%${escapeLike(normalizeEmail(query.q))}%`), like(users.name, pattern)))
+    conds.push(or(like(users.email, likeContains(normalizeEmail(query.q))), like(users.name, pattern)))
   }
   const rows = await db.select().from(users).where(and(...conds)).orderBy(desc(users.id)).limit(query.limit + 1)
   const page = rows.slice(0, query.limit)

@@ -1,3 +1,4 @@
+import { withTimeout as timeLimit } from '../lib/timeout.js'
 import type { JobsOptions, Queue } from 'bullmq'
 import type { Config } from '../config.js'
 import { catalogue, isJobName, jobIdOf, optionsOf, type JobName, type Payload } from './catalogue.js'
@@ -15,15 +16,6 @@ export interface EnqueueOptions extends JobsOptions {
 /** Adds a catalogued job: JOB_RETENTION, then the job's default options and job id, then `opts`. Resolves to the job id. */
 export type Enqueue = <N extends JobName>(name: N, data: Payload<N>, opts?: EnqueueOptions) => Promise<string>
 
-async function withTimeout<T> (p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([p, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error('enqueue timed out')), ms) })])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
 /** The typed `enqueue` over these queues. A payload that does not match its schema is refused (a bug, not bad input). */
 export function createEnqueue (queues: Record<QueueName, Queue>, config: Config): Enqueue {
   return async (name, data, opts = {}) => {
@@ -40,6 +32,6 @@ export function createEnqueue (queues: Record<QueueName, Queue>, config: Config)
     const conn = queue.opts.connection as { status?: string }
     if (conn.status !== undefined && conn.status !== 'ready') throw new Error(`queue connection is ${conn.status}`)
     const add = queue.add(name, data, jobOptions)
-    return String((await withTimeout(add, timeoutMs)).id)
+    return String((await timeLimit(add, timeoutMs, 'enqueue timed out')).id)
   }
 }

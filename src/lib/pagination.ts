@@ -29,7 +29,7 @@ function keyOf (cursor: string): string {
   return raw
 }
 
-const invalid = () => badRequest('Invalid cursor', 'invalid_cursor')
+const invalid = () => badRequest('The cursor is not one this API gave out; pass nextCursor from the previous page unchanged', 'invalid_cursor')
 
 /** The id a cursor names (canonical lower-case UUIDv7 text), or 400 invalid_cursor. */
 export function decodeIdCursor (cursor: string): string {

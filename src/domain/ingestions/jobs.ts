@@ -1,3 +1,4 @@
+import { withTimeout as timeLimit } from '../../lib/timeout.js'
 import { eq } from 'drizzle-orm'
 import { ingestions } from '../../../drizzle/schema/index.js'
 import type { IngestionDeps } from './deps.js'
@@ -15,14 +16,8 @@ export interface DispatchData { ingestionId: string, requestId: string | null }
 
 type Deps = Pick<IngestionDeps, 'queue' | 'dispatch'>
 
-export async function withTimeout<T> (p: Promise<T>, ms = ENQUEUE_TIMEOUT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([p, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error('enqueue timed out')), ms) })])
-  } finally {
-    clearTimeout(timer)
-  }
-}
+/** A queue call bounded like every enqueue (ENQUEUE_TIMEOUT_MS): a Redis outage is a quick 503, not a hang. */
+export const withTimeout = async <T>(p: Promise<T>, ms = ENQUEUE_TIMEOUT_MS): Promise<T> => await timeLimit(p, ms, 'enqueue timed out')
 
 /** Options of every dispatch job: the retry budget and exponential backoff with jitter (from config). */
 export function dispatchOptions (deps: Pick<IngestionDeps, 'dispatch'>) {

@@ -1,3 +1,4 @@
+import { isDuplicate } from '../../lib/sql.js'
 import { and, eq, inArray } from 'drizzle-orm'
 import { sqlAtomic, sqlAtomicGrouped } from '../../db.js'
 import { auditEvents, ingestionEvents, ingestions } from '../../../drizzle/schema/index.js'
@@ -46,11 +47,6 @@ export interface TriggerInput {
   pipeline: string
   options: Record<string, unknown>
   idempotencyKey: string | null
-}
-
-const isDuplicate = (err: unknown): boolean => {
-  const e = err as { code?: string, cause?: { code?: string } }
-  return e?.code === 'ER_DUP_ENTRY' || e?.cause?.code === 'ER_DUP_ENTRY'
 }
 
 /** A new queued row (enqueued_at stamped: its job is added right after it is written) and its `queued` event. */
