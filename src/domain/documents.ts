@@ -1,10 +1,10 @@
 import type { Actor } from '../lib/actor.js'
-import { decodeIdCursor, encodeCursor, encodeCursor as encodeIdCursor } from '../lib/pagination.js'
+import { decodeIdCursor, encodeCursor } from '../lib/pagination.js'
 import { escapeLike } from '../lib/sql.js'
 import { DOCUMENT_JSON_COLUMNS, withError, type DocumentJsonRow } from '../db/hot-paths.js'
-import { and, eq, gt, isNotNull, isNull, lt, sql } from 'drizzle-orm'
+import { and, eq, isNotNull, isNull, lt, sql } from 'drizzle-orm'
 import type { Db, DbOrTx } from '../db.js'
-import { documents, documentShares, documentTags, uploads, users } from '../../drizzle/schema/index.js'
+import { documents, documentShares, documentTags, uploads } from '../../drizzle/schema/index.js'
 import { DOCUMENT_COLUMNS, accessOf, isReadable, toDocumentRow, type DocumentRow, type RawDocumentRow } from './document-access.js'
 import { listBranches, rawFact, type BranchDriver } from './access/document-sql.js'
 import { AppError, conflict, notFound } from '../lib/errors.js'
@@ -296,46 +296,7 @@ export async function trashedBefore (db: Db, before: Date, limit: number): Promi
     .orderBy(documents.deletedAt, documents.id).limit(limit)
 }
 
-/**
- * A document's shares, a page at a time, by user id (the primary key's order, so each page is one
- * index range); the cursor is the last user id, encoded like the users list's.
- */
-export async function listShares (db: Db, documentId: string, q: { limit: number, cursor?: string }) {
-  const conds = [eq(documentShares.documentId, documentId)]
-  if (q.cursor !== undefined) conds.push(gt(documentShares.userId, decodeIdCursor(q.cursor)))
-  const rows = await db.select().from(documentShares).where(and(...conds)).orderBy(documentShares.userId).limit(q.limit + 1)
-  const page = rows.slice(0, q.limit)
-  const last = page.at(-1)
-  return {
-    items: page.map(r => ({ userId: r.userId, access: r.access as 'read' | 'write', createdAt: r.createdAt.toISOString() })),
-    nextCursor: rows.length > q.limit && last !== undefined ? encodeIdCursor(last.userId) : null,
-  }
-}
-
-export async function userExists (db: Db, userId: string): Promise<boolean> {
-  if (!isId(userId)) return false
-  const rows = await db.select({ id: users.id }).from(users).where(eq(users.id, userId)).limit(1)
-  return rows.length === 1
-}
-
-/** Creates or changes a share; returns the previous access (null when new). */
-export async function putShare (db: Db, documentId: string, userId: string, access: 'read' | 'write'): Promise<{ previous: 'read' | 'write' | null, createdAt: Date }> {
-  return await db.transaction(async (tx) => {
-    const [old] = await tx.select().from(documentShares).where(and(eq(documentShares.documentId, documentId), eq(documentShares.userId, userId))).for('update')
-    if (old !== undefined) {
-      await tx.update(documentShares).set({ access }).where(and(eq(documentShares.documentId, documentId), eq(documentShares.userId, userId)))
-      return { previous: old.access as 'read' | 'write', createdAt: old.createdAt }
-    }
-    const createdAt = new Date()
-    await tx.insert(documentShares).values({ documentId, userId, access, createdAt })
-    return { previous: null, createdAt }
-  })
-}
-
-export async function deleteShare (db: Db, documentId: string, userId: string): Promise<boolean> {
-  const [res] = await db.delete(documentShares).where(and(eq(documentShares.documentId, documentId), eq(documentShares.userId, userId)))
-  return res.affectedRows === 1
-}
+export { deleteShare, listShares, putShare, userExists } from './document-shares.js'
 
 /** Thumbnail job results: processing -> ready with the thumbnail, or -> failed with the error. */
 export async function finishProcessing (db: Db, id: string, result: { ok: true, thumbnailKey: string, width: number, height: number, metadata: Record<string, unknown> } | { ok: false, error: string }): Promise<void> {
