@@ -8,6 +8,12 @@ const Ready = Type.Object({
 })
 
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
+  const checks = {
+    db: async () => await fastify.dbPool.query('SELECT 1'),
+    redis: async () => await fastify.redis.ping(),
+    storage: async () => await fastify.storage.check(),
+    log: fastify.log,
+  }
   fastify.get('/', {
     config: { public: true, rateLimit: false },
     schema: { tags: ['operations'], summary: 'Liveness: the process answers', security: [], response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
@@ -17,7 +23,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { public: true, rateLimit: false },
     schema: { tags: ['operations'], summary: 'Readiness: db, redis and storage', security: [], response: { 200: Ready, 503: Ready } },
   }, async (_request, reply) => {
-    const r = await readiness(fastify)
+    const r = await readiness(checks)
     return await reply.code(r.ok ? 200 : 503).send({ status: r.ok ? 'ok' : 'unavailable', checks: r.checks })
   })
 }

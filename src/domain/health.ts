@@ -1,23 +1,30 @@
-import type { FastifyInstance } from 'fastify'
 import { withTimeout } from '../lib/timeout.js'
 
 export type CheckStatus = 'ok' | 'fail'
 
+/** What readiness checks: one cheap call per dependency, and where to say what failed. */
+export interface ReadinessDeps {
+  db: () => Promise<unknown>
+  redis: () => Promise<unknown>
+  storage: () => Promise<unknown>
+  log: { warn: (obj: object, msg: string) => void }
+}
+
 /** Readiness: each dependency answered within a short timeout. */
-export async function readiness (app: FastifyInstance): Promise<{ ok: boolean, checks: Record<'db' | 'redis' | 'storage', CheckStatus> }> {
+export async function readiness (deps: ReadinessDeps): Promise<{ ok: boolean, checks: Record<'db' | 'redis' | 'storage', CheckStatus> }> {
   const run = async (fn: () => Promise<unknown>): Promise<CheckStatus> => {
     try {
       await withTimeout(fn(), 2000)
       return 'ok'
     } catch (err) {
-      app.log.warn({ err }, 'readiness check failed')
+      deps.log.warn({ err }, 'readiness check failed')
       return 'fail'
     }
   }
   const [db, redis, storage] = await Promise.all([
-    run(async () => await app.dbPool.query('SELECT 1')),
-    run(async () => await app.redis.ping()),
-    run(async () => await app.storage.check()),
+    run(deps.db),
+    run(deps.redis),
+    run(deps.storage),
   ])
   return { ok: db === 'ok' && redis === 'ok' && storage === 'ok', checks: { db, redis, storage } }
 }
