@@ -11,9 +11,9 @@ export const ErrorResponse = Type.Object({
 
 /**
  * Marks a string as case-insensitive: validation lower-cases it in place (the `x-lowercase`
- * keyword, src/lib/lowercase-keyword.ts), and path params so marked are lower-cased before any
- * hook sees them (plugins/core/canonical-params.ts). Ids are UUIDv7 text: MySQL, JS and Redis
- * must all see the one canonical (lower-case) form.
+ * keyword, src/lib/lowercase-keyword.ts), before any handler sees it (a hook that runs before
+ * validation, like the callback's signature check, lower-cases what it reads itself). Ids are
+ * UUIDv7 text: MySQL, JS and Redis must all see the one canonical (lower-case) form.
  */
 export const LOWERCASE = { 'x-lowercase': true } as const
 
