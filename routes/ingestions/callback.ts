@@ -35,7 +35,7 @@ const callbackRoute: FastifyPluginAsyncTypebox = async (fastify) => {
       description: `Headers \`X-Quire-Timestamp\` (unix seconds, at most ${MAX_SKEW_SECONDS} s from our clock) and ` +
         '`X-Quire-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>\\nPOST\\n<path>\\n<raw body>")>`, `<path>` being the path of the `callbackUrl` sent with the ingestion (so a signature is valid for this ingestion only). ' +
         'Bad or stale signature: 401 `invalid_signature`. A signature already applied: 409 `callback_replayed`; the same signed request being applied right now: 409 `callback_in_progress` (retry it: it applies if that one failed). ' +
-        'A callback that failed (5xx) is not remembered and may be delivered again. ' +
+        'A callback that failed (5xx) is not remembered and may be delivered again; a refused one (4xx, e.g. 409 `invalid_transition`) is remembered like an applied one, so it cannot be replayed into a later attempt cycle. ' +
         'Legal transitions: queued/running -> succeeded/failed. Repeating the current final status (or calling back for a cancelled ingestion) is a no-op 200 with `changed: false`; succeeded <-> failed is 409 `invalid_transition`.',
       security: [],
       params: IdParam,

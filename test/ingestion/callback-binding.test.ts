@@ -5,6 +5,8 @@ import { proxyFor } from '../tcp-proxy.js'
 import { createDocument, postCallback, callbackHeaders, eventually } from './helpers.js'
 import { signedHeaders } from '../../src/domain/ingestion-signing.js'
 import type { FastifyInstance } from 'fastify'
+import { eq } from 'drizzle-orm'
+import { ingestions } from '../../drizzle/schema/index.js'
 
 /** The replay keys a test left (they expire by themselves, but tests clean up). */
 async function dropReplayKeys (app: FastifyInstance): Promise<void> {
@@ -73,7 +75,7 @@ test('replay keys ignore the letter case of the id; a concurrent duplicate does 
   await dropReplayKeys(app)
 })
 
-test('a callback that failed with a 5xx is not remembered: the same signed request applies later', async (t) => {
+test('a callback that failed with a 5xx is not remembered: the same signed request applies later; a refused one is', async (t) => {
   const { proxy, url } = await proxyFor(t, TEST_DATABASE_URL, 3306)
   const app = await build(t, { DATABASE_URL: url })
   const { trigger, read } = await setup(app)
@@ -94,10 +96,30 @@ test('a callback that failed with a 5xx is not remembered: the same signed reque
   t.same((await read(id)).result, { words: 7 })
   assertErrorShape(t, await app.inject({ method: 'POST', url: `/ingestions/${id}/callback`, headers, payload: raw }), 409, 'callback_replayed')
 
-  // refused while applying (succeeded -> failed): not remembered either, so the same request gets the same answer
+  // refused (succeeded -> failed): a refusal is an answer, remembered like an applied callback (so it
+  // cannot be replayed into a later attempt cycle); only a failure to apply (5xx) is forgotten
   const raw2 = JSON.stringify({ status: 'failed', error: 'too late' })
   const headers2 = callbackHeaders(app, id, raw2)
-  for (let i = 0; i < 2; i++) assertErrorShape(t, await app.inject({ method: 'POST', url: `/ingestions/${id}/callback`, headers: headers2, payload: raw2 }), 409, 'invalid_transition')
-  t.equal(await app.redis.keys(app.redisKey('ingestion-callback', id, '*')).then(k => k.length), 1, 'only the applied callback is remembered')
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/ingestions/${id}/callback`, headers: headers2, payload: raw2 }), 409, 'invalid_transition')
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/ingestions/${id}/callback`, headers: headers2, payload: raw2 }), 409, 'callback_replayed')
+  t.equal(await app.redis.keys(app.redisKey('ingestion-callback', id, '*')).then(k => k.length), 2, 'the applied and the refused callback are remembered')
   await dropReplayKeys(app)
+})
+
+test('a refused callback is remembered: replayed after a retry it cannot apply to the new cycle', async (t) => {
+  const app = await build(t)
+  t.teardown(async () => await dropReplayKeys(app))
+  const { ed, trigger, read } = await setup(app)
+  const id = await trigger()
+  // the callback timeout failed it; the backend's late success arrives afterwards
+  await app.db.update(ingestions).set({ status: 'failed', lastError: 'no callback in time', finishedAt: new Date() }).where(eq(ingestions.id, id))
+  const raw = JSON.stringify({ status: 'succeeded', result: { stale: true } })
+  const headers = callbackHeaders(app, id, raw)
+  const send = async () => await app.inject({ method: 'POST', url: `/ingestions/${id}/callback`, headers, payload: raw })
+  assertErrorShape(t, await send(), 409, 'invalid_transition')
+  t.equal((await app.inject({ method: 'POST', url: `/ingestions/${id}/retry`, headers: ed.headers })).statusCode, 202, 'a new attempt cycle')
+  assertErrorShape(t, await send(), 409, 'callback_replayed')
+  const now = await read(id)
+  t.equal(now.status, 'queued', 'the new cycle is not marked succeeded by the old cycle\'s callback')
+  t.equal(now.result, null)
 })

@@ -129,8 +129,8 @@ const REPLAY_TTL_SECONDS = MAX_SKEW_SECONDS * 2 + 60
 /**
  * A callback whose signature the route verified, applied at most once per signature: claimed in
  * Redis first (409 `callback_replayed` if it was applied before, `callback_in_progress` while the
- * same request is being applied), remembered once applied, forgotten if applying it failed (so
- * the same signed request can be delivered again).
+ * same request is being applied), remembered once applied or refused (4xx), forgotten only if
+ * applying it failed (5xx: the same signed request can be delivered again).
  */
 export async function receiveCallback (deps: Deps, id: string, signature: string, body: CallbackBody): Promise<{ id: string, status: string, changed: boolean }> {
   const row = await findIngestion(deps.db, id)
@@ -146,7 +146,12 @@ export async function receiveCallback (deps: Deps, id: string, signature: string
   try {
     out = await applyCallback(deps, row.id, body)
   } catch (err) {
-    await claim.release().catch((e: unknown) => deps.log.warn({ err: e, ingestionId: row.id }, 'could not release a callback claim; it expires by itself'))
+    // A refusal (4xx: 409 invalid_transition, ...) is an answer: remember it, so the same signed
+    // request cannot be replayed later into another attempt cycle (after a retry) and apply there.
+    // Only a failure to apply (5xx, MySQL down) forgets it, so the backend can deliver it again.
+    const refused = err instanceof AppError && err.statusCode < 500
+    const settle = refused ? claim.commit() : claim.release()
+    await settle.catch((e: unknown) => deps.log.warn({ err: e, ingestionId: row.id }, 'could not settle a callback claim; it expires by itself'))
     throw err
   }
   await claim.commit().catch((e: unknown) => deps.log.warn({ err: e, ingestionId: row.id }, 'could not record an applied callback for replay protection'))
