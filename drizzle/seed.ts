@@ -97,7 +97,7 @@ async function seedUsers (app: FastifyInstance): Promise<Map<string, { id: strin
 async function main (): Promise<void> {
   loadDotEnv()
   // The app's request log would bury the summary: only warnings and errors, unless asked for.
-  const config = loadConfig(process.env, { LOG_LEVEL: (process.env.SEED_LOG_LEVEL ?? 'warn') as Config['LOG_LEVEL'] })
+  const config = loadConfig(process.env, { LOG_LEVEL: (process.env.SEED_LOG_LEVEL || 'warn') as Config['LOG_LEVEL'] })
   await runMigrations(config.DATABASE_URL)
   const app = await buildApp(config)
   await app.ready()

@@ -1,7 +1,9 @@
+import type { AuditEventDto } from '../schemas/auth.js'
 import { decodeSeqCursor, pageOf } from '../lib/pagination.js'
 import { likePrefix } from '../lib/sql.js'
 import { and, desc, eq, like, lt } from 'drizzle-orm'
 import type { Db, DbOrTx, SqlValue } from '../db.js'
+import { AUDIT_INSERT_SQL } from '../db/hot-paths.js'
 import { auditEvents } from '../../drizzle/schema/index.js'
 
 export interface AuditEntry {
@@ -11,8 +13,7 @@ export interface AuditEntry {
   payload?: Record<string, unknown>
 }
 
-export const AUDIT_COLUMNS = 'at, actor_id, action, subject, ip, user_agent, request_id, payload'
-export const AUDIT_INSERT_SQL = `INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+export { AUDIT_COLUMNS, AUDIT_INSERT_SQL } from '../db/hot-paths.js'
 
 /**
  * Who acts and from where: built once per request (plugins/app/audit.ts `auditContext`), passed to
@@ -43,15 +44,12 @@ export function contextOf (request: RequestLike): AuditContext {
   }
 }
 
-const isContext = (c: AuditContext | RequestLike): c is AuditContext => !('headers' in c)
-
 /**
  * One audit row's values in AUDIT_COLUMNS order: who (the context's actor unless the entry names
- * one), what, from where. A request is still accepted (transitional: the ingestion trigger's
- * guarded insert passes one) and read through `contextOf`.
+ * one), what, from where. Every audit row is built here (the writer below, the ingestion trigger's
+ * guarded insert, the CLI).
  */
-export function auditValues (ctx: AuditContext | RequestLike | null, entry: AuditEntry, at = new Date()): SqlValue[] {
-  const c = ctx === null ? null : isContext(ctx) ? ctx : contextOf(ctx)
+export function auditValues (c: AuditContext | null, entry: AuditEntry, at = new Date()): SqlValue[] {
   return [
     at,
     entry.actorId !== undefined ? entry.actorId : (c?.actorId ?? null),
@@ -86,17 +84,7 @@ export function auditRecorder (deps: { db: Db, log: AuditLog }): RecordAudit {
 
 export interface AuditQuery { actorId?: string, action?: string, subject?: string, limit: number, cursor?: string }
 
-export interface AuditEventView {
-  id: string
-  at: string
-  actorId: string | null
-  action: string
-  subject: string | null
-  ip: string | null
-  userAgent: string | null
-  requestId: string | null
-  payload: Record<string, unknown> | null
-}
+export type AuditEventView = AuditEventDto
 
 /** Newest first. `action` matches exactly, or by prefix when it ends in `.*` (e.g. `auth.*`). */
 export async function listAuditEvents (db: DbOrTx, q: AuditQuery): Promise<{ items: AuditEventView[], nextCursor: string | null }> {

@@ -1,6 +1,6 @@
 import type { Actor } from '../lib/actor.js'
 import { decodeIdCursor, encodeCursor } from '../lib/pagination.js'
-import { escapeLike } from '../lib/sql.js'
+import { likeContains, likePrefix } from '../lib/sql.js'
 import { DOCUMENT_JSON_COLUMNS, withError, type DocumentJsonRow } from '../db/hot-paths.js'
 import type { Db } from '../db.js'
 import { accessOf, isReadable } from './document-access.js'
@@ -79,7 +79,7 @@ export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Prom
   const cursor = f.cursor !== undefined ? decodeCursor(f.cursor) : undefined
   if (cursor !== undefined) { where.push('d.id < ?'); params.push(cursor) }
   if (f.q !== undefined) {
-    const pattern = `%${escapeLike(f.q)}%`
+    const pattern = likeContains(f.q)
     where.push('(d.title LIKE ? OR d.description LIKE ? OR d.filename LIKE ?)')
     params.push(pattern, pattern, pattern)
   }
@@ -89,7 +89,7 @@ export async function listDocuments (db: Db, actor: Actor, f: ListFilters): Prom
   }
   if (f.mimeType !== undefined) {
     where.push(f.mimeType.endsWith('/*') ? 'd.mime_type LIKE ?' : 'd.mime_type = ?')
-    params.push(f.mimeType.endsWith('/*') ? `${escapeLike(f.mimeType.slice(0, -1))}%` : f.mimeType)
+    params.push(f.mimeType.endsWith('/*') ? likePrefix(f.mimeType.slice(0, -1)) : f.mimeType)
   }
   if (f.ownerId !== undefined) { where.push('d.owner_id = ?'); params.push(f.ownerId) }
   if (f.status !== undefined) { where.push('d.status = ?'); params.push(f.status) }

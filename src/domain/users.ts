@@ -1,3 +1,4 @@
+import type { MeDto, UserDto } from '../schemas/auth.js'
 import { isDuplicate, likeContains } from '../lib/sql.js'
 import { decodeIdCursor, encodeCursor } from '../lib/pagination.js'
 import { and, desc, eq, inArray, isNull, like, lt, or, sql } from 'drizzle-orm'
@@ -16,21 +17,9 @@ export type UserRow = typeof users.$inferSelect
  */
 export const normalizeEmail = (email: string): string => email.trim().toLowerCase().normalize('NFC')
 
-export interface MeView {
-  id: string
-  email: string
-  name: string | null
-  role: string
-  permissions: Permission[]
-  createdAt: string
-}
-
-export interface UserView extends MeView {
-  grants: string[]
-  revokes: string[]
-  disabled: boolean
-  updatedAt: string
-}
+/** The API's shapes (src/schemas/auth.ts), derived from their TypeBox schemas. */
+export type MeView = MeDto
+export type UserView = UserDto
 
 export function toMe (u: UserRow): MeView {
   return { id: u.id, email: u.email, name: u.name, role: u.role, permissions: effectivePermissions(u.role, u.grants, u.revokes), createdAt: u.createdAt.toISOString() }

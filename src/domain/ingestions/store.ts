@@ -1,18 +1,16 @@
 import { decodeIdCursor, encodeCursor } from '../../lib/pagination.js'
 import { and, desc, eq, inArray, lt, type SQL } from 'drizzle-orm'
-import type { Static } from '@sinclair/typebox'
 import type { Db, DbOrTx } from '../../db.js'
 import { documents, ingestionEvents, ingestions } from '../../../drizzle/schema/index.js'
 import { isId } from '../../lib/ids.js'
 import { readableCondition } from '../document-access.js'
 import { eventValues, FIND_INGESTION_SQL, FIND_INGESTION_WITH_DOCUMENT_SQL, INSERT_EVENT_SQL, toIngestionRow, type NewEvent, type RawIngestionRow } from '../../db/hot-paths.js'
-import type { Ingestion, IngestionEvent } from '../../schemas/ingestions.js'
+import type { IngestionDto, IngestionEventDto } from '../../schemas/ingestions.js'
 import { actorOf, type ActorContext } from './deps.js'
 
 /** Rows, their DTOs (the API's TypeBox schemas), and the reads and event writes every other part uses. */
 export type IngestionRow = typeof ingestions.$inferSelect
-export type IngestionDto = Static<typeof Ingestion>
-export type IngestionEventDto = Static<typeof IngestionEvent>
+export type { IngestionDto, IngestionEventDto } from '../../schemas/ingestions.js'
 
 const iso = (d: Date | null): string | null => d === null ? null : d.toISOString()
 

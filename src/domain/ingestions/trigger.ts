@@ -1,3 +1,4 @@
+import { INGESTION_INSERT_COLUMNS } from '../../db/hot-paths.js'
 import { isDuplicate } from '../../lib/sql.js'
 import { and, eq, inArray } from 'drizzle-orm'
 import { sqlAtomic, sqlAtomicGrouped } from '../../db.js'
@@ -74,7 +75,7 @@ function newQueued (now: Date, ctx: ActorContext, documentId: string, input: Tri
 }
 
 // The trigger's writes, in plain SQL through mysql2 (the hot path of POST /documents/:id/ingestions).
-const INSERT_INGESTION_SQL = 'INSERT INTO ingestions (id, document_id, status, pipeline, options, attempts, requested_by, idempotency_key, request_id, created_at, updated_at, enqueued_at) ' +
+const INSERT_INGESTION_SQL = `INSERT INTO ingestions (${INGESTION_INSERT_COLUMNS}) ` +
   "VALUES (?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)"
 
 /**
@@ -164,7 +165,7 @@ export async function triggerIngestions (deps: Deps, ctx: ActorContext, document
 // The single trigger's access check IS its insert: the row is only selected from a live, ready
 // document the actor may write (owner or a `write` share; anyone with documents:manage).
 const checkedInsertSql = (manage: boolean): string =>
-  'INSERT INTO ingestions (id, document_id, status, pipeline, options, attempts, requested_by, idempotency_key, request_id, created_at, updated_at, enqueued_at) ' +
+  `INSERT INTO ingestions (${INGESTION_INSERT_COLUMNS}) ` +
   "SELECT ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ? FROM documents d WHERE d.id = ? AND d.deleted_at IS NULL AND d.status <> 'uploading'" +
   (manage ? '' : " AND (d.owner_id = ? OR EXISTS (SELECT 1 FROM document_shares s WHERE s.document_id = d.id AND s.user_id = ? AND s.access = 'write'))")
 

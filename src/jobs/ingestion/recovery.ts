@@ -1,3 +1,4 @@
+import { OPEN_INGESTION_STATUSES } from '../../constants.js'
 import { and, inArray, lt } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import { ingestions } from '../../../drizzle/schema/index.js'
@@ -22,7 +23,7 @@ export async function recoverIngestions (app: FastifyInstance, graceMs: number, 
   const cutoff = new Date(Date.now() - graceMs)
   const rows = await app.db.select().from(ingestions)
     .where(and(
-      inArray(ingestions.status, ['queued', 'running']),
+      inArray(ingestions.status, [...OPEN_INGESTION_STATUSES]),
       lt(ingestions.updatedAt, cutoff),
       opts.ids !== undefined ? inArray(ingestions.id, [...opts.ids]) : undefined
     )).orderBy(ingestions.updatedAt).limit(500)
