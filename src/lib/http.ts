@@ -41,11 +41,13 @@ export function etagMatches (header: string | undefined, etag: string): boolean 
 }
 
 /** A URL as shown in events and logs: no credentials, no query string (either may hold a secret). */
-export function displayUrl (url: string): string {
+export function displayUrl (url: string, opts: { user?: boolean } = {}): string {
+  let u: URL
   try {
-    const u = new URL(url)
-    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`
+    u = new URL(url)
   } catch {
     return '(not a valid URL)'
   }
+  const user = opts.user === true && u.username !== '' ? `${decodeURIComponent(u.username)}@` : ''
+  return `${u.protocol}//${user}${u.host}${u.pathname === '/' ? '' : u.pathname}${opts.user === true && u.search !== '' ? '?…' : ''}`
 }

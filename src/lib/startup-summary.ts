@@ -1,18 +1,9 @@
 import { resolve } from 'node:path'
 import type { Config } from '../config.js'
+import { displayUrl as shown } from './http.js'
 
-/** A URL as it may be shown in a log: no password, no query (either may carry a secret). */
-export function displayUrl (raw: string): string {
-  let url: URL
-  try {
-    url = new URL(raw)
-  } catch {
-    return '(not a URL)'
-  }
-  const user = url.username !== '' ? `${decodeURIComponent(url.username)}@` : ''
-  const path = url.pathname === '/' ? '' : url.pathname
-  return `${url.protocol}//${user}${url.host}${path}${url.search !== '' ? '?…' : ''}`
-}
+/** A URL as the start-up line shows it: the user name kept (which account), no password, no query. */
+const displayUrl = (raw: string): string => shown(raw, { user: true })
 
 export interface StartupSummary {
   publicUrl: string
