@@ -56,6 +56,8 @@ export async function seed (databaseUrl: string, opts: { users: number, docs: nu
         }
       }
       await conn.query('INSERT INTO documents (id, owner_id, title, description, filename, mime_type, size, sha256, status, visibility, tags, storage_key, metadata, version, created_at, updated_at) VALUES ?', [docRows])
+      await conn.query('INSERT INTO document_versions (document_id, number, storage_key, size, sha256, mime_type, filename, created_at, created_by) VALUES ?',
+        [docRows.map(r => [r[0], 1, r[11], r[6], r[7], r[5], r[4], r[14], r[1]])])
       await conn.query('INSERT INTO document_tags (document_id, tag) VALUES ?', [tagRows])
       if (shareRows.length > 0) await conn.query('INSERT INTO document_shares (document_id, user_id, access, created_at) VALUES ?', [shareRows])
     }

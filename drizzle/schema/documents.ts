@@ -23,6 +23,16 @@ export const documents = mysqlTable('documents', {
   metadata: json('metadata').$type<Record<string, unknown>>().notNull(),
   error: text('error'),
   version: int('version').notNull().default(1),
+  /** The content version number (document_versions.number) whose bytes, size, sha256 and type the row shows. */
+  currentVersion: int('current_version').notNull().default(1),
+  /** Where the ingestion backend's index stands for this document (see docs/ingestion.md). */
+  indexState: varchar('index_state', { length: 16 }).notNull().default('none'),
+  indexVersion: int('index_version'),
+  indexChunks: int('index_chunks'),
+  indexPipeline: varchar('index_pipeline', { length: 100 }),
+  indexPipelineVersion: varchar('index_pipeline_version', { length: 100 }),
+  indexedAt: ts('indexed_at'),
+  indexError: text('index_error'),
   createdAt: ts('created_at').notNull(),
   updatedAt: ts('updated_at').notNull(),
   deletedAt: ts('deleted_at'),
@@ -31,6 +41,22 @@ export const documents = mysqlTable('documents', {
   // owner_id last: the listing's "others' internal documents" branch filters on it without reading rows
   index('documents_visibility_idx').on(t.visibility, t.deletedAt, t.id, t.ownerId),
   index('documents_deleted_idx').on(t.deletedAt, t.id),
+  index('documents_index_state_idx').on(t.indexState, t.deletedAt, t.id, t.ownerId),
+])
+
+/** Every stored content version of a document; the document row mirrors its current one. */
+export const documentVersions = mysqlTable('document_versions', {
+  documentId: idColumn('document_id').notNull(),
+  number: int('number').notNull(),
+  storageKey: varchar('storage_key', { length: 512 }).notNull(),
+  size: bigint('size', { mode: 'number', unsigned: true }).notNull(),
+  sha256: char('sha256', { length: 64 }).notNull(),
+  mimeType: varchar('mime_type', { length: 255 }).notNull(),
+  filename: varchar('filename', { length: 255 }).notNull(),
+  createdAt: ts('created_at').notNull(),
+  createdBy: idColumn('created_by').notNull(),
+}, (t) => [
+  primaryKey({ columns: [t.documentId, t.number] }),
 ])
 
 export const documentTags = mysqlTable('document_tags', {

@@ -19,7 +19,8 @@ const json = <T>(v: T | string): T => typeof v === 'string' ? JSON.parse(v) as T
 
 /** Every documents column, in DocumentRow order (table alias `d`). */
 export const DOCUMENT_COLUMNS = 'd.id, d.owner_id, d.title, d.description, d.filename, d.mime_type, d.size, d.sha256, d.status, d.visibility, ' +
-  'd.tags, d.storage_key, d.thumbnail_key, d.thumbnail_width, d.thumbnail_height, d.metadata, d.error, d.version, d.created_at, d.updated_at, d.deleted_at'
+  'd.tags, d.storage_key, d.thumbnail_key, d.thumbnail_width, d.thumbnail_height, d.metadata, d.error, d.version, d.created_at, d.updated_at, d.deleted_at, ' +
+  'd.current_version, d.index_state, d.index_version, d.index_chunks, d.index_pipeline, d.index_pipeline_version, d.indexed_at, d.index_error'
 
 /** A documents row as mysql2 returns it for DOCUMENT_COLUMNS (timezone Z: DATETIMEs are UTC Dates). */
 export interface RawDocumentRow {
@@ -44,6 +45,14 @@ export interface RawDocumentRow {
   created_at: Date
   updated_at: Date
   deleted_at: Date | null
+  current_version: number
+  index_state: string
+  index_version: number | null
+  index_chunks: number | null
+  index_pipeline: string | null
+  index_pipeline_version: string | null
+  indexed_at: Date | null
+  index_error: string | null
 }
 
 /** The same DocumentRow drizzle's `select().from(documents)` would give, without the query builder. */
@@ -70,6 +79,14 @@ export function toDocumentRow (r: RawDocumentRow): DocumentRow {
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     deletedAt: r.deleted_at,
+    currentVersion: r.current_version,
+    indexState: r.index_state,
+    indexVersion: r.index_version,
+    indexChunks: r.index_chunks,
+    indexPipeline: r.index_pipeline,
+    indexPipelineVersion: r.index_pipeline_version,
+    indexedAt: r.indexed_at,
+    indexError: r.index_error,
   }
 }
 
@@ -115,7 +132,7 @@ export const withError = (r: DocumentJsonRow): string => r.error === null ? r.js
 
 // ---------------------------------------------------------------- ingestions
 
-export const INGESTION_COLUMNS = ['id', 'document_id', 'status', 'pipeline', 'options', 'attempts', 'last_error', 'result', 'requested_by',
+export const INGESTION_COLUMNS = ['id', 'document_id', 'status', 'operation', 'document_version', 'batch_id', 'pipeline', 'options', 'attempts', 'last_error', 'result', 'requested_by',
   'idempotency_key', 'request_id', 'created_at', 'updated_at', 'started_at', 'finished_at', 'enqueued_at'] as const
 
 /** An ingestions row as mysql2 returns it (JSON columns parsed by mysql2, as drizzle gets them). */
@@ -123,6 +140,9 @@ export interface RawIngestionRow {
   id: string
   document_id: string
   status: string
+  operation: string
+  document_version: number | null
+  batch_id: string | null
   pipeline: string
   options: Record<string, unknown>
   attempts: number
@@ -143,6 +163,9 @@ export function toIngestionRow (r: RawIngestionRow): IngestionRow {
     id: r.id,
     documentId: r.document_id,
     status: r.status,
+    operation: r.operation,
+    documentVersion: r.document_version,
+    batchId: r.batch_id,
     pipeline: r.pipeline,
     options: r.options,
     attempts: r.attempts,

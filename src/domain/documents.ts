@@ -1,6 +1,6 @@
 import { and, eq, isNotNull, isNull, lt, sql } from 'drizzle-orm'
 import type { Db, DbOrTx } from '../db.js'
-import { documents, documentShares, documentTags, uploads } from '../../drizzle/schema/index.js'
+import { documents, documentShares, documentTags, documentVersions, uploads } from '../../drizzle/schema/index.js'
 import { DOCUMENT_COLUMNS, toDocumentRow, type DocumentRow, type RawDocumentRow } from './document-access.js'
 import { AppError, conflict } from '../lib/errors.js'
 import { MAX_TAG_LENGTH, MAX_TAGS, type DocumentDto } from '../schemas/documents.js'
@@ -85,6 +85,14 @@ export async function insertDocument (db: Db, input: NewDocument, opts: { claimU
     createdAt: now,
     updatedAt: now,
     deletedAt: null,
+    currentVersion: 1,
+    indexState: 'none',
+    indexVersion: null,
+    indexChunks: null,
+    indexPipeline: null,
+    indexPipelineVersion: null,
+    indexedAt: null,
+    indexError: null,
   }
   await db.transaction(async (tx) => {
     if (opts.claimUploadId !== undefined) {
@@ -92,6 +100,7 @@ export async function insertDocument (db: Db, input: NewDocument, opts: { claimU
       if (res.affectedRows !== 1) throw conflict('This upload was already completed', 'upload_completed')
     }
     await tx.insert(documents).values(row)
+    await tx.insert(documentVersions).values({ documentId: row.id, number: 1, storageKey: row.storageKey, size: row.size, sha256: row.sha256, mimeType: row.mimeType, filename: row.filename, createdAt: now, createdBy: row.ownerId })
     if (row.tags.length > 0) await tx.insert(documentTags).values(row.tags.map(tag => ({ documentId: row.id, tag })))
   })
   return row
@@ -148,15 +157,18 @@ export async function setTrashed (db: DbOrTx, id: string, trashed: boolean): Pro
   return res.affectedRows === 1
 }
 
-/** Deletes the row, its tags and shares; returns the storage keys the caller must delete (by job). */
+/** Deletes the row, its versions, tags and shares; returns the storage keys the caller must delete (by job). */
 export async function deleteDocumentRow (db: Db, id: string): Promise<string[] | null> {
   return await db.transaction(async (tx) => {
     const [row] = await tx.select({ storageKey: documents.storageKey, thumbnailKey: documents.thumbnailKey }).from(documents).where(eq(documents.id, id)).for('update')
     if (row === undefined) return null
+    const versions = await tx.select({ storageKey: documentVersions.storageKey }).from(documentVersions).where(eq(documentVersions.documentId, id))
     await tx.delete(documentTags).where(eq(documentTags.documentId, id))
     await tx.delete(documentShares).where(eq(documentShares.documentId, id))
+    await tx.delete(documentVersions).where(eq(documentVersions.documentId, id))
     await tx.delete(documents).where(eq(documents.id, id))
-    return [row.storageKey, thumbnailKey(id), ...(row.thumbnailKey !== null && row.thumbnailKey !== thumbnailKey(id) ? [row.thumbnailKey] : [])]
+    const versionKeys = versions.map(v => v.storageKey).filter(k => k !== row.storageKey)
+    return [row.storageKey, ...versionKeys, thumbnailKey(id), ...(row.thumbnailKey !== null && row.thumbnailKey !== thumbnailKey(id) ? [row.thumbnailKey] : [])]
   })
 }
 

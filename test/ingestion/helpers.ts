@@ -7,7 +7,7 @@ import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { eq } from 'drizzle-orm'
-import { documents, documentShares, ingestions } from '../../drizzle/schema/index.js'
+import { documents, documentShares, documentVersions, ingestions } from '../../drizzle/schema/index.js'
 import { newId } from '../../src/lib/ids.js'
 import { callbackUrl, signedHeaders, signedPath } from '../../src/domain/ingestion-signing.js'
 
@@ -39,6 +39,7 @@ export async function createDocument (app: FastifyInstance, ownerId: string, opt
     updatedAt: now,
   }
   await app.db.insert(documents).values(row)
+  await app.db.insert(documentVersions).values({ documentId: id, number: 1, storageKey, size: row.size, sha256: row.sha256, mimeType: row.mimeType, filename: row.filename, createdAt: now, createdBy: ownerId })
   return row
 }
 
