@@ -9,9 +9,11 @@ export const auditContext = (request: FastifyRequest): AuditContext => contextOf
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Records who did what, from where. Never pass secrets in `payload`. Failures are logged, not thrown. */
-    audit: (request: FastifyRequest | null, entry: AuditEntry) => Promise<void>
-    /** The domain's audit writer (src/domain/audit.ts auditRecorder), for the services' factories. */
+    /**
+     * The audit writer (src/domain/audit.ts auditRecorder) for the services' factories and jobs:
+     * who did what, from where (`auditContext(request)`, or null for the system). Never pass secrets
+     * in `payload`. Failures are logged, not thrown.
+     */
     recordAudit: RecordAudit
   }
 }
@@ -19,5 +21,4 @@ declare module 'fastify' {
 export default fp(async (fastify) => {
   const record = auditRecorder({ db: fastify.db, log: fastify.log })
   fastify.decorate('recordAudit', record)
-  fastify.decorate('audit', async (request: FastifyRequest | null, entry: AuditEntry) => await record(request === null ? null : auditContext(request), entry))
 }, { name: 'audit', dependencies: ['db'] })

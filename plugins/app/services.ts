@@ -4,6 +4,7 @@ import { sessionDeps } from '../../src/domain/sessions.js'
 import { userAdmin } from '../../src/domain/user-admin.js'
 import { documentService } from '../../src/domain/document-service.js'
 import { enqueueObjectDeletion } from '../../src/jobs/object-deletion.js'
+import { queueAdmin } from '../../src/jobs/queue-admin.js'
 
 /*
  * The domain services, built once from narrow dependencies (src/domain/*: factories over db,
@@ -15,6 +16,7 @@ declare module 'fastify' {
     authService: ReturnType<typeof authService>
     userAdmin: ReturnType<typeof userAdmin>
     documentService: ReturnType<typeof documentService>
+    queueAdmin: ReturnType<typeof queueAdmin>
   }
 }
 
@@ -32,4 +34,5 @@ export default fp(async (fastify) => {
     log: fastify.log,
     audit: fastify.recordAudit,
   }))
+  fastify.decorate('queueAdmin', queueAdmin({ queues: fastify.queues, audit: fastify.recordAudit }))
 }, { name: 'services', dependencies: ['config', 'db', 'redis', 'jwt', 'audit', 'storage', 'queue'] })

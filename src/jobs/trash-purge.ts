@@ -19,7 +19,7 @@ export default processorOf({
         const keys = await deleteDocumentRow(app.db, d.id)
         if (keys === null) continue
         await enqueueObjectDeletion(app, keys, app.log)
-        await app.audit(null, { action: 'document.purge', subject: `document:${d.id}`, actorId: null, payload: { ownerId: d.ownerId, reason: 'trash_retention', retentionDays: days } })
+        await app.recordAudit(null, { action: 'document.purge', subject: `document:${d.id}`, actorId: null, payload: { ownerId: d.ownerId, reason: 'trash_retention', retentionDays: days } })
         purged++
       }
       if (batch.length < 200) break
