@@ -23,8 +23,8 @@ function filesUnder (dir: string): string[] {
  */
 function importsOf (file: string, runtimeOnly = false): string[] {
   const text = readFileSync(join(ROOT, file), 'utf8')
-  const statics = [...text.matchAll(/(?:^|\n)\s*(import|export)\s(type\s)?[^'"]*?from\s+'([^']+)'/g)].filter(m => !runtimeOnly || m[2] === undefined).map(m => m[3])
-  const specs = [...statics, ...[...text.matchAll(/import\('([^']+)'\)/g)].map(m => m[1])]
+  const statics = [...text.matchAll(/(?:^|\n)\s*(import|export)\s(type\s)?[^'"]*?from\s+'([^']+)'/g)].filter(m => !runtimeOnly || m[2] === undefined).map(m => m[3] ?? '')
+  const specs = [...statics, ...[...text.matchAll(/import\('([^']+)'\)/g)].map(m => m[1] ?? '')]
   return specs.map(s => s.startsWith('.') ? relative(ROOT, resolve(ROOT, dirname(file), s)) : s)
 }
 
