@@ -6,6 +6,7 @@ downloading waits for it, so it cannot be overtaken by it. Different documents r
 """
 import collections
 import contextlib
+import itertools
 import json
 import logging
 import threading
@@ -30,6 +31,21 @@ class Control:
         self.write_faults = 0
         self.pipeline_version = "reference-1"
         self.received = collections.deque(maxlen=1000)
+        self.active = {}  # token -> the entry of a request being worked on (or waiting for its document)
+        self.tokens = itertools.count()
+
+    def enter(self, entry):
+        """Registers a request in progress; notes in `entry` whether another one for the same
+        document was in progress already (Quire promises at most one per document)."""
+        with self.lock:
+            entry["overlapped"] = any(e["documentId"] == entry["documentId"] for e in self.active.values())
+            token = next(self.tokens)
+            self.active[token] = entry
+            return token
+
+    def leave(self, token):
+        with self.lock:
+            self.active.pop(token, None)
 
     def take_failure(self):
         """The status to answer instead of working (an injected outage), or None."""
@@ -62,6 +78,7 @@ class Control:
                    "pipelineVersion": self.pipeline_version}
             if with_received:
                 out["received"] = list(self.received)
+                out["active"] = list(self.active.values())
             return out
 
     def update(self, body):
@@ -176,15 +193,14 @@ def perform(payload):
     return result
 
 
-def _entry(payload, key):
+def entry_of(payload, key):
     doc = payload["document"]
     return {"idempotencyKey": key, "ingestionId": payload["ingestionId"], "operation": payload["operation"],
             "documentId": doc["id"], "version": doc["version"]}
 
 
-def run_sync(payload, key):
+def run_sync(payload, key, entry):
     """(status, body) of a request answered at once."""
-    entry = _entry(payload, key)
     with locks.hold(payload["document"]["id"]):
         cached = index.answer(key)
         if cached is not None:
@@ -206,22 +222,22 @@ def run_sync(payload, key):
     return answer
 
 
-def start_async(payload, key):
-    """(status, body) of a request answered 202 and finished by a callback."""
-    entry = _entry(payload, key)
+def start_async(payload, key, entry, token):
+    """(status, body) of a request answered 202 and finished by a callback (which ends `token`)."""
     with _running_lock:
         cached = (202, {"status": "accepted"}) if key in _running else index.answer(key)
         if cached is None:
             _running.add(key)
     if cached is not None:
+        control.leave(token)
         control.record(**entry, outcome="replayed", status=cached[0])
         return cached
-    threading.Thread(target=_run_async, args=(payload, key, entry), daemon=True).start()
     control.record(**entry, outcome="accepted", status=202)
+    threading.Thread(target=_run_async, args=(payload, key, entry, token), daemon=True).start()
     return 202, {"status": "accepted"}
 
 
-def _run_async(payload, key, entry):
+def _run_async(payload, key, entry, token):
     ingestion_id = payload["ingestionId"]
     try:
         if Settings.callback_delay > 0:
@@ -237,7 +253,9 @@ def _run_async(payload, key, entry):
                 log.exception("ingestion %s crashed", ingestion_id)
                 body = {"ingestionId": ingestion_id, "status": "failed", "error": f"internal error: {err.__class__.__name__}"}
         control.record(**entry, outcome=f"callback-{body['status']}", status=200 if body["status"] == "succeeded" else 422)
-        post_callback(payload["callbackUrl"], body)
     finally:
+        # Done before the callback: Quire may send this document's next operation as soon as it has it.
+        control.leave(token)
         with _running_lock:
             _running.discard(key)
+    post_callback(payload["callbackUrl"], body)

@@ -119,17 +119,25 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError) as err:
             return self.reply(400, {"error": f"invalid payload: {err}"})
         key = self.headers.get("Idempotency-Key") or payload["ingestionId"]
-        failure = operations.control.take_failure()
-        if failure is not None:
-            operations.control.record(idempotencyKey=key, ingestionId=payload["ingestionId"], operation=payload["operation"],
-                                      documentId=payload["document"]["id"], version=payload["document"]["version"],
-                                      outcome="injected-failure", status=failure)
-            return self.reply(failure, {"error": "injected failure (--fail-first or POST /_control failNext)"})
-        options = payload.get("options") if isinstance(payload.get("options"), dict) else {}
-        upsert = payload["operation"] == "upsert"
-        if options.get("async") is True or (upsert and payload["document"]["size"] > Settings.async_threshold):
-            return self.reply(*operations.start_async(payload, key))
-        return self.reply(*operations.run_sync(payload, key))
+        control = operations.control
+        entry = operations.entry_of(payload, key)
+        token = control.enter(entry)
+        try:  # the request ends (leaves control.active) before its answer is written
+            failure = control.take_failure()
+            options = payload.get("options") if isinstance(payload.get("options"), dict) else {}
+            upsert = payload["operation"] == "upsert"
+            if failure is not None:
+                control.record(**entry, outcome="injected-failure", status=failure)
+                answer = (failure, {"error": "injected failure (--fail-first or POST /_control failNext)"})
+            elif options.get("async") is True or (upsert and payload["document"]["size"] > Settings.async_threshold):
+                answer = operations.start_async(payload, key, entry, token)
+                token = None  # ended by the background job (or already by start_async)
+            else:
+                answer = operations.run_sync(payload, key, entry)
+        finally:
+            if token is not None:
+                control.leave(token)
+        return self.reply(*answer)
 
 
 def env_int(name, default):
