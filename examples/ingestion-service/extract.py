@@ -5,6 +5,7 @@ of content streams that are uncompressed or FlateDecode (zlib). That covers PDFs
 ordinary tools with simple fonts; text drawn with composite fonts (glyph ids without a readable
 encoding), scanned pages and other filters yield nothing. A real pipeline replaces this module.
 """
+import logging
 import re
 import zlib
 
@@ -13,8 +14,11 @@ PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 STREAM = re.compile(rb"(?<!end)stream(?:\r\n|\n|\r)")
 MAX_STREAM_BYTES = 16 * 1024 * 1024  # decompressed, per stream: a zip bomb stops here
 MAX_PDF_TEXT = 8 * 1024 * 1024
+MAX_PDF_SCAN = 64 * 1024 * 1024  # decoded content-stream bytes read per PDF
 WHITESPACE = b" \t\r\n\f\x00"
 DELIMITERS = WHITESPACE + b"()<>[]{}/%"
+SPACES = re.compile(rb"[ \t\r\n\f\x00]+")
+log = logging.getLogger("ingestion-service")
 ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("f"): b"\f"}
 
 
@@ -26,7 +30,11 @@ def analyze(document, data, sha):
     if data.startswith(b"%PDF-") or mime == "application/pdf":
         result["kind"] = "pdf"
         result["pages"] = len(PDF_PAGE.findall(data))
-        text = pdf_text(data)
+        try:
+            text = pdf_text(data)
+        except Exception:  # noqa: BLE001 - a PDF we cannot read is held without text, not retried forever
+            log.warning("text extraction failed for document %s", document.get("id"), exc_info=True)
+            text = ""
         result["textChars"] = len(text)
     elif mime.startswith(TEXT_TYPES) or b"\x00" not in data[:8192]:
         try:
@@ -67,7 +75,7 @@ def chunk_text(text, size=1000):
 
 def pdf_text(data):
     """The text of a PDF's content streams, one line per text object; '' when there is none."""
-    parts, total = [], 0
+    parts, total, scanned = [], 0, 0
     for m in STREAM.finditer(data):
         head = data[data.rfind(b"obj", 0, m.start()):m.start()]
         end = data.find(b"endstream", m.end())
@@ -76,6 +84,9 @@ def pdf_text(data):
         body = _stream_bytes(head, data[m.end():end])
         if body is None or b"BT" not in body:
             continue
+        scanned += len(body)
+        if scanned > MAX_PDF_SCAN:
+            break
         text = content_text(body)
         if text:
             parts.append(text)
@@ -156,7 +167,7 @@ def content_text(data):
     while i < n:
         c = data[i]
         if c in WHITESPACE:
-            i += 1
+            i = SPACES.match(data, i).end()
         elif c == 0x25:  # comment
             while i < n and data[i] not in b"\r\n":
                 i += 1

@@ -178,7 +178,7 @@ def perform(payload):
         time.sleep(delay)
     pipeline_version = control.state(with_received=False)["pipelineVersion"]
     if operation == "delete":
-        return {"deleted": index.delete(doc_id), "chunks": 0, "version": version, "pipelineVersion": pipeline_version}
+        return {"deleted": index.delete(doc_id), "chunks": 0}
     held = index.document(doc_id)
     if held is not None and version < held["version"]:
         return _ignored(held, version)

@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import urllib.parse
@@ -53,7 +54,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def read_signed(self):
         """The raw body of an authentic request, or None once an error was answered."""
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
         if length < 0 or length > MAX_REQUEST_BYTES or (length == 0 and self.command == "POST"):
             self.reply(413 if length > 0 else 400, {"error": "body missing or too large"})
             return None
@@ -119,6 +123,8 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError) as err:
             return self.reply(400, {"error": f"invalid payload: {err}"})
         key = self.headers.get("Idempotency-Key") or payload["ingestionId"]
+        if len(key) > 255:
+            return self.reply(400, {"error": "Idempotency-Key longer than 255 characters"})
         control = operations.control
         entry = operations.entry_of(payload, key)
         token = control.enter(entry)
@@ -172,15 +178,20 @@ def main(argv=None):
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     if not args.secret or len(args.secret) < 16:
         parser.error("a secret of at least 16 characters is required (--secret or INGESTION_SECRET)")
-    if not 500 <= args.fail_status <= 599 or args.chunk_size < 50 or min(args.delay_ms, args.fail_first) < 0:
-        parser.error("--fail-status must be 5xx, --chunk-size at least 50, --delay-ms and --fail-first not negative")
+    if args.chunk_size < 50:
+        parser.error("--chunk-size must be at least 50")
+    flags = {"failNext": "--fail-first", "failStatus": "--fail-status", "delayMs": "--delay-ms",
+             "deleteDelayMs": "--delete-delay-ms", "pipelineVersion": "--pipeline-version"}
+    try:
+        operations.control.update({"failNext": args.fail_first, "failStatus": args.fail_status, "delayMs": args.delay_ms,
+                                   "deleteDelayMs": args.delete_delay_ms, "pipelineVersion": args.pipeline_version})
+    except ValueError as err:  # it names the JSON field: say the flag
+        parser.error(re.sub(r"^\w+", lambda m: flags.get(m.group(), m.group()), str(err)))
     Settings.secret = args.secret.encode()
     Settings.async_threshold = args.async_threshold
     Settings.callback_delay = args.callback_delay
     Settings.chunk_size = args.chunk_size
     Settings.index_token = args.index_token
-    operations.control.update({"failNext": args.fail_first, "failStatus": args.fail_status, "delayMs": args.delay_ms,
-                               "deleteDelayMs": args.delete_delay_ms, "pipelineVersion": args.pipeline_version})
     operations.index = Index(args.index_path, use_fts=not args.no_fts)
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True

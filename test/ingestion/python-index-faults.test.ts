@@ -99,10 +99,11 @@ t.test('injected failures and delays: --fail-first, POST /_control', async (t) =
 
   t.match(await controlPython(flaky, { failNext: 1, failStatus: 500, pipelineVersion: 'p-8' }), { failNext: 1, failStatus: 500, pipelineVersion: 'p-8' })
   t.equal((await c.remove(id, 1)).status, 500)
-  t.match(await c.remove(id, 1), { status: 200, body: { result: { deleted: 1, pipelineVersion: 'p-8' } } })
+  t.match(await c.remove(id, 1), { status: 200, body: { result: { deleted: 1 } } })
+  t.match(await c.upsert(id, 2, 'y'), { status: 200, body: { result: { version: 2, pipelineVersion: 'p-8' } } })
   const state = await controlPython(flaky)
   t.same(state.received.map((r: { outcome: string, operation: string }) => `${r.operation}:${r.outcome}`),
-    ['upsert:injected-failure', 'upsert:injected-failure', 'upsert:succeeded', 'delete:injected-failure', 'delete:succeeded'])
+    ['upsert:injected-failure', 'upsert:injected-failure', 'upsert:succeeded', 'delete:injected-failure', 'delete:succeeded', 'upsert:succeeded'])
   t.match(state.received[0], { idempotencyKey: key, ingestionId: key, documentId: id, version: 1, status: 503 })
 
   await controlPython(flaky, { delayMs: 300, deleteDelayMs: 0, clearReceived: true })
