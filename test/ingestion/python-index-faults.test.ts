@@ -162,6 +162,25 @@ t.test('the index is a file: it survives a restart, and so do the answers to Ide
   t.equal(files.hits(`/files/${id}/v1`), 1)
 })
 
+t.test('concurrent versions of many documents, on a file index: each ends at its newest version', async (t) => {
+  const onFile = await startPython(SECRET, ['--index-path', join(testTempDir('pyindex'), 'index.sqlite'), '--chunk-size', '60'])
+  t.teardown(onFile.close)
+  const c = ingestClient(onFile, files)
+  const ids = Array.from({ length: 8 }, () => docId('many'))
+  const sends = ids.flatMap(id => [1, 2, 3, 4].map(v => ({ id, v })))
+  sends.sort(() => Math.random() - 0.5)
+  const answers = await Promise.all(sends.map(async ({ id, v }) => await c.upsert(id, v, `${id} version${v} ${'filler '.repeat(v * 5)}`)))
+  t.ok(answers.every(a => a.status === 200 && a.body.status === 'succeeded'), 'every upsert answered succeeded (worked or ignored)')
+  for (const id of ids) {
+    const held = await indexedDocument(onFile, id)
+    t.match(held, { version: 4 }, `${id}: the newest`)
+    const chunks = await indexedChunks(onFile, id)
+    t.ok(chunks.length === held!.chunks && chunks.every(ch => ch.version === 4), `${id}: only v4's chunks`)
+  }
+  t.equal((await searchIndex(onFile, 'version4', 100)).filter(h => ids.includes(h.documentId)).length, ids.length)
+  t.same(await searchIndex(onFile, 'version1', 100), [])
+})
+
 t.test('--index-token guards the index API', async (t) => {
   const guarded = await startPython(SECRET, ['--index-token', 'tok-123'])
   t.teardown(guarded.close)
