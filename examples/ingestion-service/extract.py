@@ -29,7 +29,7 @@ def analyze(document, data, sha):
     text = ""
     if data.startswith(b"%PDF-") or mime == "application/pdf":
         result["kind"] = "pdf"
-        result["pages"] = len(PDF_PAGE.findall(data))
+        result["pages"] = pdf_pages(data)
         try:
             text = pdf_text(data)
         except Exception:  # noqa: BLE001 - a PDF we cannot read is held without text, not retried forever
@@ -71,6 +71,20 @@ def chunk_text(text, size=1000):
     if current:
         chunks.append(" ".join(current))
     return chunks
+
+
+def pdf_pages(data):
+    """A count of /Type /Page objects: in the file, and in its compressed object streams (PDF 1.5+)."""
+    pages = len(PDF_PAGE.findall(data))
+    for m in STREAM.finditer(data):
+        head = data[data.rfind(b"obj", 0, m.start()):m.start()]
+        if re.search(rb"/Type\s*/ObjStm", head) and re.findall(rb"/(\w+Decode)\b", head) == [b"FlateDecode"]:
+            end = data.find(b"endstream", m.end())
+            try:
+                pages += len(PDF_PAGE.findall(zlib.decompressobj().decompress(data[m.end():end], MAX_STREAM_BYTES)))
+            except zlib.error:
+                pass
+    return pages
 
 
 def pdf_text(data):

@@ -7,7 +7,7 @@ import threading
 import unittest
 import zlib
 
-from extract import analyze, chunk_text, content_text, pdf_text
+from extract import analyze, chunk_text, content_text, pdf_pages, pdf_text
 from index_store import Index, InjectedFault
 
 
@@ -34,6 +34,10 @@ f) Tj <48 69> Tj ET"), "a (b) c\\d AB efHi")
         data = pdf_with((b"/Filter /FlateDecode", flate), (b"", b"BT (plain words) Tj ET"),
                         (b"/Filter /DCTDecode", b"BT (not read) Tj ET"), (b"/Subtype /Image", b"BT (image) Tj ET"))
         self.assertEqual(pdf_text(data), "compressed words\nplain words")
+
+    def test_pages_in_object_streams(self):
+        objects = zlib.compress(b"<< /Type /Pages /Count 2 >> << /Type /Page >> << /Type /Page >>")
+        self.assertEqual(pdf_pages(pdf_with((b"/Type /ObjStm /N 3 /First 0 /Filter /FlateDecode", objects))), 3)
 
     def test_broken_pdfs_give_no_text_and_no_error(self):
         for data in (b"%PDF-1.4\nstream\n", pdf_with((b"/Filter /FlateDecode", b"not zlib BT")),
