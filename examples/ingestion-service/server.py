@@ -1,242 +1,153 @@
 #!/usr/bin/env python3
-"""Reference ingestion backend for Quire (Python 3 standard library only).
+"""Reference ingestion backend for Quire (Python 3 standard library only), and a real index.
 
-Implements the contract in Quire's API.md:
-  POST /ingest   signed JSON {ingestionId, pipeline, options, callbackUrl, document: {...}}
-                 -> 200 {"status": "succeeded", "result": {...}}    (small files)
+Implements the contract in Quire's docs/ingestion-backend.md:
+  POST /ingest   signed JSON {ingestionId, operation, pipeline, options, callbackUrl, document: {...}}
+                 upsert: download, extract text, chunk, swap the document's chunks in one transaction
+                 delete: remove every chunk of the document
+                 -> 200 {"status": "succeeded", "result": {...}}    (small files, deletes)
                  -> 202 {"status": "accepted"} + a signed callback   (large files, or options.async)
-  GET  /health   -> 200 {"status": "ok"}
-
-Signing (both directions):
-  X-Quire-Timestamp: <unix seconds>
-  X-Quire-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>\n<METHOD>\n<path>\n<raw body>")>
-  <path> is the path (plus "?query", if any) of the URL the request is sent to, as the sender was
-  given it: the request-target of POST /ingest here, the path of callbackUrl for a callback. So a
-  signature is valid for one endpoint only: a callback signed for one ingestion fails on another.
+  GET  /index/documents/:id            -> {id, version, chunks, pipelineVersion, indexedAt} | 404
+  GET  /index/documents/:id/chunks     -> {id, version, chunks: [{chunk, version, text}]} | 404
+  GET  /index/search?q=...&limit=10    -> [{documentId, version, chunk, snippet, score}], best first
+  GET  /health                          -> 200 {"status": "ok", ...}
+  GET|POST /_control (signed)           -> injected failures and delays, the operations received
+Signing: see contract.py. Modules: contract (wire), operations (upsert/delete), extract (text),
+index_store (SQLite).
 """
 import argparse
-import hashlib
-import hmac
 import json
 import logging
 import os
 import re
 import signal
 import sys
-import threading
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MAX_SKEW_SECONDS = 300
+import operations
+from contract import Settings, verify
+from index_store import Index
+
 MAX_REQUEST_BYTES = 1024 * 1024
-TEXT_TYPES = ("text/", "application/json", "application/xml", "application/x-ndjson", "application/csv")
-PDF_PAGE = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 log = logging.getLogger("ingestion-service")
 
 
-class Settings:
-    secret = b""
-    async_threshold = 1024 * 1024
-    max_download = 512 * 1024 * 1024
-    callback_delay = 0.0
-
-
-def sign(secret, timestamp, method, path, raw_body):
-    signed = f"{timestamp}\n{method.upper()}\n{path}\n".encode() + raw_body
-    return "sha256=" + hmac.new(secret, signed, hashlib.sha256).hexdigest()
-
-
-def signed_path(url):
-    """The part of `url` a signature covers: its path plus query (the HTTP request-target)."""
-    parts = urllib.parse.urlsplit(url)
-    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-
-
-def signed_headers(url, raw_body):
-    ts = str(int(time.time()))
-    sig = sign(Settings.secret, ts, "POST", signed_path(url), raw_body)
-    return {"Content-Type": "application/json", "X-Quire-Timestamp": ts, "X-Quire-Signature": sig}
-
-
-def verify(headers, method, path, raw_body):
-    """None when the request is authentic, else the reason it is not."""
-    ts = headers.get("X-Quire-Timestamp", "")
-    sig = headers.get("X-Quire-Signature", "")
-    if not ts.isdigit():
-        return "missing or malformed X-Quire-Timestamp"
-    if abs(time.time() - int(ts)) > MAX_SKEW_SECONDS:
-        return "stale timestamp"
-    if not hmac.compare_digest(sign(Settings.secret, ts, method, path, raw_body), sig.lower()):
-        return "bad signature"
-    return None
-
-
-class PermanentError(Exception):
-    """The request can never succeed (answered 4xx / reported as failed)."""
-
-
-class TransientError(Exception):
-    """Worth retrying later (answered 5xx)."""
-
-
-def download(document):
-    """Streams the document, checking its size and sha256 on the way. Returns (bytes, sha256)."""
-    url = document["downloadUrl"]
-    digest = hashlib.sha256()
-    chunks = []
-    total = 0
-    try:
-        with urllib.request.urlopen(url, timeout=60) as res:
-            while True:
-                chunk = res.read(64 * 1024)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if total > Settings.max_download:
-                    raise PermanentError(f"document larger than {Settings.max_download} bytes")
-                digest.update(chunk)
-                chunks.append(chunk)
-    except urllib.error.HTTPError as err:
-        if err.code in (403, 404, 410):
-            raise PermanentError(f"download refused with HTTP {err.code}") from err
-        raise TransientError(f"download failed with HTTP {err.code}") from err
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-        raise TransientError(f"download failed: {err}") from err
-    data = b"".join(chunks)
-    if total != document.get("size"):
-        raise PermanentError(f"size mismatch: expected {document.get('size')}, got {total}")
-    sha = digest.hexdigest()
-    if sha != document.get("sha256"):
-        raise PermanentError(f"sha256 mismatch: expected {document.get('sha256')}, got {sha}")
-    return data, sha
-
-
-def analyze(document, data, sha):
-    """Something real about the bytes: size and hash for any file, counts for text, pages for PDFs."""
-    mime = document.get("mimeType") or "application/octet-stream"
-    result = {"bytes": len(data), "sha256": sha, "sha256Verified": True, "mimeType": mime, "kind": "binary"}
-    if data.startswith(b"%PDF-") or mime == "application/pdf":
-        result["kind"] = "pdf"
-        result["pages"] = len(PDF_PAGE.findall(data))
-    elif mime.startswith(TEXT_TYPES) or b"\x00" not in data[:8192]:
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        if text is not None:
-            result["kind"] = "text"
-            result["chars"] = len(text)
-            result["lines"] = len(text.splitlines())
-            result["words"] = len(text.split())
-    return result
-
-
-def ingest(payload):
-    data, sha = download(payload["document"])
-    return analyze(payload["document"], data, sha)
-
-
-def post_callback(url, body, attempts=5):
-    raw = json.dumps(body).encode()
-    for attempt in range(1, attempts + 1):
-        req = urllib.request.Request(url, data=raw, method="POST", headers=signed_headers(url, raw))
-        try:
-            with urllib.request.urlopen(req, timeout=30) as res:
-                log.info("callback %s -> %s", body["ingestionId"], res.status)
-                return
-        except urllib.error.HTTPError as err:
-            log.warning("callback %s -> HTTP %s", body["ingestionId"], err.code)
-            if err.code < 500:
-                return  # refused for good (already final, replayed, bad signature...): retrying cannot help
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-            log.warning("callback %s failed: %s", body["ingestionId"], err)
-        time.sleep(min(2 ** attempt, 30))  # a fresh timestamp and signature on the next try
-
-
-def run_async(payload):
-    if Settings.callback_delay > 0:
-        time.sleep(Settings.callback_delay)
-    ingestion_id = payload["ingestionId"]
-    try:
-        body = {"ingestionId": ingestion_id, "status": "succeeded", "result": ingest(payload)}
-    except (PermanentError, TransientError) as err:
-        body = {"ingestionId": ingestion_id, "status": "failed", "error": str(err)}
-    except Exception as err:  # noqa: BLE001 - the callback must always be sent
-        log.exception("ingestion %s crashed", ingestion_id)
-        body = {"ingestionId": ingestion_id, "status": "failed", "error": f"internal error: {err.__class__.__name__}"}
-    post_callback(payload["callbackUrl"], body)
-
-
-# Idempotency-Key -> finished synchronous answer, so a retried request is not processed twice.
-_done = {}
-_done_lock = threading.Lock()
-
-
 class Handler(BaseHTTPRequestHandler):
-    server_version = "quire-ingestion/1.0"
+    server_version = "quire-ingestion/2.0"
     protocol_version = "HTTP/1.1"
 
     def log_message(self, fmt, *args):
         log.info("%s %s", self.address_string(), fmt % args)
 
-    def reply(self, status, body):
+    def reply(self, status, body, headers=None):
         raw = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(raw)
 
+    def read_signed(self):
+        """The raw body of an authentic request, or None once an error was answered."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_REQUEST_BYTES or (length == 0 and self.command == "POST"):
+            self.reply(413 if length > 0 else 400, {"error": "body missing or too large"})
+            return None
+        raw = self.rfile.read(length) if length else b""
+        # Signed for the request-target as Quire sent it (the path and query of its INGESTION_URL).
+        problem = verify(self.headers, self.command, self.path, raw)
+        if problem is not None:
+            self.reply(401, {"error": problem})
+            return None
+        return raw
+
     def do_GET(self):
-        if self.path == "/health":
-            return self.reply(200, {"status": "ok"})
+        url = urllib.parse.urlsplit(self.path)
+        if url.path == "/health":
+            return self.reply(200, {"status": "ok", "search": operations.index.search_mode, "documents": operations.index.count()})
+        if url.path == "/_control":
+            if self.read_signed() is not None:
+                self.reply(200, operations.control.state())
+            return None
+        if url.path.startswith("/index/"):
+            if Settings.index_token and self.headers.get("Authorization", "") != f"Bearer {Settings.index_token}":
+                return self.reply(401, {"error": "the index API needs Authorization: Bearer <--index-token>"})
+            return self.index_api(url)
+        return self.reply(404, {"error": "not found"})
+
+    def index_api(self, url):
+        parts = url.path.split("/")  # ['', 'index', 'documents', id, ('chunks')]
+        if len(parts) in (4, 5) and parts[2] == "documents" and parts[3] and (len(parts) == 4 or parts[4] == "chunks"):
+            doc_id = urllib.parse.unquote(parts[3])
+            held = operations.index.document(doc_id)
+            if held is None:
+                return self.reply(404, {"error": f"document {doc_id} is not in the index"})
+            if len(parts) == 4:
+                return self.reply(200, held)
+            return self.reply(200, {"id": doc_id, "version": held["version"], "chunks": operations.index.chunks(doc_id)})
+        if url.path == "/index/search":
+            query = urllib.parse.parse_qs(url.query)
+            q = (query.get("q") or [""])[0]
+            limit = (query.get("limit") or ["10"])[0]
+            if not q.strip() or len(q) > 1000:
+                return self.reply(400, {"error": "q is required (1 to 1000 characters)"})
+            if not limit.isdigit() or not 1 <= int(limit) <= 100:
+                return self.reply(400, {"error": "limit must be an integer from 1 to 100"})
+            hits = operations.index.search(q, int(limit))
+            return self.reply(200, hits, {"X-Index-Search": operations.index.search_mode})
         return self.reply(404, {"error": "not found"})
 
     def do_POST(self):
-        if self.path.split("?")[0] != "/ingest":
+        path = self.path.split("?")[0]
+        if path not in ("/ingest", "/_control"):
             return self.reply(404, {"error": "not found"})
-        length = int(self.headers.get("Content-Length") or 0)
-        if length <= 0 or length > MAX_REQUEST_BYTES:
-            return self.reply(413 if length > 0 else 400, {"error": "body missing or too large"})
-        raw = self.rfile.read(length)
-        # Signed for the request-target as Quire sent it (the path and query of its INGESTION_URL).
-        problem = verify(self.headers, "POST", self.path, raw)
-        if problem is not None:
-            return self.reply(401, {"error": problem})
+        raw = self.read_signed()
+        if raw is None:
+            return None
+        if path == "/_control":
+            try:
+                operations.control.update(json.loads(raw))
+            except ValueError as err:
+                return self.reply(400, {"error": str(err)})
+            return self.reply(200, operations.control.state(with_received=False))
         try:
-            payload = json.loads(raw)
-            doc = payload["document"]
-            for key in ("ingestionId", "callbackUrl"):
-                if not isinstance(payload[key], str):
-                    raise ValueError(key)
-            for key in ("downloadUrl", "sha256"):
-                if not isinstance(doc[key], str):
-                    raise ValueError(key)
-            if not isinstance(doc["size"], int):
-                raise ValueError("size")
+            payload = operations.parse(raw)
         except (ValueError, KeyError, TypeError) as err:
             return self.reply(400, {"error": f"invalid payload: {err}"})
         key = self.headers.get("Idempotency-Key") or payload["ingestionId"]
-        with _done_lock:
-            if key in _done:
-                return self.reply(*_done[key])
-        options = payload.get("options") or {}
-        if options.get("async") is True or doc["size"] > Settings.async_threshold:
-            threading.Thread(target=run_async, args=(payload,), daemon=True).start()
-            return self.reply(202, {"status": "accepted"})
-        try:
-            answer = (200, {"status": "succeeded", "result": ingest(payload)})
-        except PermanentError as err:
-            answer = (422, {"status": "failed", "error": str(err)})
-        except TransientError as err:
-            return self.reply(503, {"error": str(err)})
-        with _done_lock:
-            _done[key] = answer
+        if len(key) > 255:
+            return self.reply(400, {"error": "Idempotency-Key longer than 255 characters"})
+        control = operations.control
+        entry = operations.entry_of(payload, key)
+        token = control.enter(entry)
+        try:  # the request ends (leaves control.active) before its answer is written
+            failure = control.take_failure()
+            options = payload.get("options") if isinstance(payload.get("options"), dict) else {}
+            upsert = payload["operation"] == "upsert"
+            if failure is not None:
+                control.record(**entry, outcome="injected-failure", status=failure)
+                answer = (failure, {"error": "injected failure (--fail-first or POST /_control failNext)"})
+            elif options.get("async") is True or (upsert and payload["document"]["size"] > Settings.async_threshold):
+                answer = operations.start_async(payload, key, entry, token)
+                token = None  # ended by the background job (or already by start_async)
+            else:
+                answer = operations.run_sync(payload, key, entry)
+        finally:
+            if token is not None:
+                control.leave(token)
         return self.reply(*answer)
+
+
+def env_int(name, default):
+    return int(os.environ.get(name, str(default)))
 
 
 def main(argv=None):
@@ -248,17 +159,44 @@ def main(argv=None):
                         help="documents larger than this many bytes are answered 202 and finished by a callback")
     parser.add_argument("--callback-delay", type=float, default=float(os.environ.get("CALLBACK_DELAY", "0")),
                         help="seconds to wait before working on an async ingestion (demos)")
+    data_dir = os.environ.get("DATA_DIR") or os.path.join(HERE, "data")
+    parser.add_argument("--index-path", default=os.environ.get("INDEX_PATH") or os.path.join(data_dir, "index.sqlite"),
+                        help="the SQLite file of the index (':memory:' for a throw-away one); default $DATA_DIR/index.sqlite")
+    parser.add_argument("--pipeline-version", default=os.environ.get("PIPELINE_VERSION", "reference-1"),
+                        help="reported as result.pipelineVersion and stored with each indexed version")
+    parser.add_argument("--chunk-size", type=int, default=env_int("CHUNK_SIZE", 1000), help="characters per chunk, at most")
+    parser.add_argument("--no-fts", action="store_true", help="search with LIKE even when the sqlite3 build has FTS5")
+    parser.add_argument("--index-token", default=os.environ.get("INDEX_TOKEN"),
+                        help="when set, GET /index/* needs Authorization: Bearer <token>")
+    parser.add_argument("--delay-ms", type=int, default=env_int("DELAY_MS", 0), help="wait this long before each operation (tests, demos)")
+    parser.add_argument("--delete-delay-ms", type=int, default=None, help="the wait before a delete (default: --delay-ms)")
+    parser.add_argument("--fail-first", type=int, default=env_int("FAIL_FIRST", 0),
+                        help="answer the first N authentic POST /ingest requests with --fail-status, doing nothing")
+    parser.add_argument("--fail-status", type=int, default=503)
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     if not args.secret or len(args.secret) < 16:
         parser.error("a secret of at least 16 characters is required (--secret or INGESTION_SECRET)")
+    if args.chunk_size < 50:
+        parser.error("--chunk-size must be at least 50")
+    flags = {"failNext": "--fail-first", "failStatus": "--fail-status", "delayMs": "--delay-ms",
+             "deleteDelayMs": "--delete-delay-ms", "pipelineVersion": "--pipeline-version"}
+    try:
+        operations.control.update({"failNext": args.fail_first, "failStatus": args.fail_status, "delayMs": args.delay_ms,
+                                   "deleteDelayMs": args.delete_delay_ms, "pipelineVersion": args.pipeline_version})
+    except ValueError as err:  # it names the JSON field: say the flag
+        parser.error(re.sub(r"^\w+", lambda m: flags.get(m.group(), m.group()), str(err)))
     Settings.secret = args.secret.encode()
     Settings.async_threshold = args.async_threshold
     Settings.callback_delay = args.callback_delay
+    Settings.chunk_size = args.chunk_size
+    Settings.index_token = args.index_token
+    operations.index = Index(args.index_path, use_fts=not args.no_fts)
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    log.info("index %s (search: %s)", args.index_path, operations.index.search_mode)
     # The bound port (useful with --port 0); tests wait for this line.
     print(f"listening on {server.server_address[0]}:{server.server_address[1]}", flush=True)
     try:
@@ -267,6 +205,7 @@ def main(argv=None):
         pass
     finally:
         server.server_close()
+        operations.index.close()
 
 
 if __name__ == "__main__":

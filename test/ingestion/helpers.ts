@@ -114,9 +114,14 @@ export const json = (res: ServerResponse, status: number, body: unknown): void =
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
 }
 
-/** The reference Python service as a real child process on a free port. */
-export async function startPython (secret: string, extra: string[] = []): Promise<{ url: string, proc: ChildProcess, output: () => string, close: () => Promise<void> }> {
-  const proc = spawn('python3', ['examples/ingestion-service/server.py', '--host', '127.0.0.1', '--port', '0', '--secret', secret, '--log-level', 'WARNING', ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+export interface PythonService { url: string, base: string, secret: string, proc: ChildProcess, output: () => string, close: () => Promise<void> }
+
+/**
+ * The reference Python service as a real child process on a free port. Its index is in memory
+ * unless `extra` names an `--index-path` (a later flag wins).
+ */
+export async function startPython (secret: string, extra: string[] = []): Promise<PythonService> {
+  const proc = spawn('python3', ['examples/ingestion-service/server.py', '--host', '127.0.0.1', '--port', '0', '--secret', secret, '--log-level', 'WARNING', '--index-path', ':memory:', ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   proc.stderr!.on('data', (d: Buffer) => { out += d.toString() })
   const port = await new Promise<number>((resolve, reject) => {
@@ -131,10 +136,51 @@ export async function startPython (secret: string, extra: string[] = []): Promis
   })
   return {
     url: `http://127.0.0.1:${port}/ingest`,
+    base: `http://127.0.0.1:${port}`,
+    secret,
     proc,
     output: () => out,
     close: async () => { if (proc.exitCode === null) { proc.kill('SIGTERM'); await once(proc, 'exit') } },
   }
+}
+
+export interface IndexedDocument { id: string, version: number, chunks: number, pipelineVersion: string, indexedAt: string }
+export interface IndexHit { documentId: string, version: number, chunk: number, snippet: string, score: number }
+
+/** What the reference service's index holds of document `id` (GET /index/documents/:id), null when nothing. */
+export async function indexedDocument (py: Pick<PythonService, 'base'>, id: string): Promise<IndexedDocument | null> {
+  const res = await fetch(`${py.base}/index/documents/${encodeURIComponent(id)}`)
+  if (res.status === 404) return null
+  if (res.status !== 200) throw new Error(`GET /index/documents/${id}: HTTP ${res.status}`)
+  return await res.json() as IndexedDocument
+}
+
+/** The chunks the reference service's index holds of document `id`, in order ([] when none). */
+export async function indexedChunks (py: Pick<PythonService, 'base'>, id: string): Promise<Array<{ chunk: number, version: number, text: string }>> {
+  const res = await fetch(`${py.base}/index/documents/${encodeURIComponent(id)}/chunks`)
+  if (res.status === 404) return []
+  return (await res.json() as { chunks: Array<{ chunk: number, version: number, text: string }> }).chunks
+}
+
+/** Ranked hits of the reference service's GET /index/search. */
+export async function searchIndex (py: Pick<PythonService, 'base'>, q: string, limit = 10): Promise<IndexHit[]> {
+  const res = await fetch(`${py.base}/index/search?${new URLSearchParams({ q, limit: String(limit) }).toString()}`)
+  if (res.status !== 200) throw new Error(`GET /index/search: HTTP ${res.status} ${await res.text()}`)
+  return await res.json() as IndexHit[]
+}
+
+/**
+ * The reference service's signed control endpoint: with a body, POST /_control (e.g. `{failNext: 3}`,
+ * `{delayMs: 2000}`, `{writeFaults: 1}`, `{pipelineVersion: 'v2'}`); without, GET /_control (the
+ * knobs and `received`, the operations it got, newest last).
+ */
+export async function controlPython (py: Pick<PythonService, 'base' | 'secret'>, body?: Record<string, unknown>): Promise<any> {
+  const raw = body === undefined ? '' : JSON.stringify(body)
+  const method = body === undefined ? 'GET' : 'POST'
+  const headers = { 'content-type': 'application/json', ...signedHeaders(py.secret, { method, path: '/_control' }, raw) }
+  const res = await fetch(`${py.base}/_control`, { method, headers, body: body === undefined ? undefined : raw })
+  if (res.status !== 200) throw new Error(`${method} /_control: HTTP ${res.status} ${await res.text()}`)
+  return await res.json()
 }
 
 /** The headers the backend sends with a callback for ingestion `signedFor` (signed for its callbackUrl). */

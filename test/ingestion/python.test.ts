@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { buildApp } from '../../src/build.js'
 import { startWorkers } from '../../src/worker-runner.js'
 import { testConfig, createUser } from '../helper.js'
-import { createDocument, startPython, waitForStatus, freePort, eventually } from './helpers.js'
+import { createDocument, startPython, waitForStatus, freePort, eventually, indexedDocument, searchIndex } from './helpers.js'
 import { signedHeaders, verifySignature } from '../../src/domain/ingestion-signing.js'
 
 // End to end: the real Python reference service as a child process, a real worker in-process and
@@ -32,6 +32,9 @@ t.test('small text file: answered synchronously with real counts', async (t) => 
   t.match(ing.result, { bytes: doc.size, sha256: doc.sha256, sha256Verified: true, kind: 'text', lines: 2, words: 5, chars: 24 })
   t.equal(ing.attempts, 1)
   t.match(ing.events.find((e: { type: string }) => e.type === 'attempt').message, /HTTP 200/)
+  t.match(ing.result, { chunks: 1, version: Number, pipelineVersion: 'reference-1' })
+  t.match(await indexedDocument(py, doc.id), { id: doc.id, version: ing.result.version, chunks: 1, pipelineVersion: 'reference-1' }, 'the service indexed it')
+  t.match(await searchIndex(py, 'four'), [{ documentId: doc.id, snippet: /\[four\] five/ }])
 })
 
 t.test('large file: 202, then a signed callback finishes it', async (t) => {
@@ -43,7 +46,8 @@ t.test('large file: 202, then a signed callback finishes it', async (t) => {
   t.equal(ing.status, 'succeeded', ing.lastError ?? '')
   t.match(ing.events.find((e: { type: string }) => e.type === 'attempt').message, /HTTP 202/)
   t.match(ing.events.at(-1), { type: 'succeeded', message: 'callback: succeeded' })
-  t.match(ing.result, { kind: 'pdf', pages: 3, bytes: pdf.length, sha256Verified: true })
+  t.match(ing.result, { kind: 'pdf', pages: 3, bytes: pdf.length, sha256Verified: true, chunks: 0 })
+  t.match(await indexedDocument(py, doc.id), { chunks: 0 }, 'held, with no text')
 })
 
 t.test('options.async forces the callback path; bulk trigger', async (t) => {
