@@ -30,8 +30,9 @@ export default processorOf({
         log.error({ key: doc.storageKey }, 'scan: the document has no object; left in scanning')
         return { skipped: 'no object' }
       }
-      // Storage errors are retried the same way; only the scanner's absence may fail open.
-      if (!(err instanceof ScannerUnavailable) || !app.config.SCAN_FAIL_OPEN) {
+      // Storage errors are retried the same way; only a scanner that could not be reached may fail
+      // open (one that dropped the object half-way may have refused it for its size).
+      if (!(err instanceof ScannerUnavailable) || err.midStream || !app.config.SCAN_FAIL_OPEN) {
         log.warn({ err, attempt: job.attemptsMade + 1 }, 'scan: no verdict, the document stays scanning and the scan is retried')
         throw err
       }

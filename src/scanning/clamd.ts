@@ -7,16 +7,25 @@ import type { Readable } from 'node:stream'
  * streamed as it is read, with backpressure: never held whole in memory.
  */
 
+/** The largest INSTREAM chunk sent: small, so clamd's early refusal is read between two of them. */
+const FRAME = 64 * 1024
+
 export type ScanVerdict = { clean: true } | { clean: false, signature: string }
 
 /** The signature a file gets when clamd refused it for its size: a file not scanned whole is not clean. */
 export const SIZE_LIMIT_SIGNATURE = 'Heuristics.Limits.Exceeded.StreamMaxLength'
 
-/** clamd could not be reached, stopped answering, or failed to scan: try again later. */
+/**
+ * clamd could not be reached, stopped answering, or failed to scan: try again later. `midStream`:
+ * clamd dropped the connection while taking the object (a crash, or a StreamMaxLength below the
+ * object's size whose refusal could not be read): never a reason to let the object through.
+ */
 export class ScannerUnavailable extends Error {
-  constructor (message: string, options?: { cause?: unknown }) {
+  readonly midStream: boolean
+  constructor (message: string, options?: { cause?: unknown, midStream?: boolean }) {
     super(message, options)
     this.name = 'ScannerUnavailable'
+    this.midStream = options?.midStream === true
   }
 }
 
@@ -56,6 +65,7 @@ export function clamdClient (url: string, opts: { timeoutMs: number }): ClamdCli
       const socket = net.connect(address)
       const reply: Buffer[] = []
       let settled = false
+      let sent = 0
       // `fromSource`: reading the object failed (a storage error, not the scanner's): rethrown as it is.
       const done = (err: Error | null, text?: string, fromSource = false): void => {
         if (settled) return
@@ -63,7 +73,8 @@ export function clamdClient (url: string, opts: { timeoutMs: number }): ClamdCli
         socket.destroy()
         if (err !== null) {
           body?.destroy()
-          reject(fromSource || err instanceof ScannerUnavailable ? err : new ScannerUnavailable(`clamd at ${url}: ${err.message}`, { cause: err }))
+          const hint = sent > 0 ? ` after ${sent} bytes (is its StreamMaxLength below the object's size?)` : ''
+          reject(fromSource || err instanceof ScannerUnavailable ? err : new ScannerUnavailable(`clamd at ${url}: ${err.message}${hint}`, { cause: err, midStream: sent > 0 }))
         } else resolve(text ?? '')
       }
       const replied = (): string | null => {
@@ -83,25 +94,36 @@ export function clamdClient (url: string, opts: { timeoutMs: number }): ClamdCli
         if (text !== null) done(null, text)
         else done(err)
       })
-      socket.on('close', () => done(null, Buffer.concat(reply).toString('utf8')))
+      socket.on('close', () => {
+        const text = Buffer.concat(reply).toString('utf8')
+        if (text === '' && sent > 0) done(new Error('connection closed while sending'))
+        else done(null, text)
+      })
       socket.on('connect', () => {
         socket.write(`z${command}\0`)
         if (body === undefined) return
-        send(socket, body).then(() => socket.end(), (err: Error) => done(err, undefined, true)).catch(() => undefined)
+        send(socket, body, (n) => { sent += n }).catch((err: Error) => done(err, undefined, true))
       })
     })
   }
 
-  async function send (socket: net.Socket, body: Readable): Promise<void> {
-    const header = Buffer.alloc(4)
+  /**
+   * The chunks, each after a turn of the event loop: clamd answers early and closes when it
+   * refuses the stream (StreamMaxLength), and that answer must be read before a write fails.
+   */
+  async function send (socket: net.Socket, body: Readable, progress: (n: number) => void): Promise<void> {
     for await (const chunk of body) {
       const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk as Buffer
-      if (bytes.length === 0) continue
-      if (socket.destroyed) return
-      const h = Buffer.from(header)
-      h.writeUInt32BE(bytes.length)
-      socket.write(h)
-      if (!socket.write(bytes)) await new Promise<void>(resolve => { socket.once('drain', resolve); socket.once('close', resolve) })
+      for (let at = 0; at < bytes.length; at += FRAME) {
+        await new Promise(resolve => setImmediate(resolve))
+        if (socket.destroyed) return
+        const frame = bytes.subarray(at, at + FRAME)
+        const header = Buffer.alloc(4)
+        header.writeUInt32BE(frame.length)
+        socket.write(header)
+        progress(frame.length)
+        if (!socket.write(frame)) await new Promise<void>(resolve => { socket.once('drain', resolve); socket.once('close', resolve) })
+      }
     }
     if (!socket.destroyed) socket.write(Buffer.alloc(4))
   }
