@@ -58,7 +58,7 @@ export function documentService (deps: DocumentServiceDeps) {
   /**
    * The last step of every upload: the object is stored and verified, now the row. If the insert
    * fails the object is deleted (a document never points at a missing object and no object is left
-   * without its row). Images are queued for a thumbnail.
+   * without its row). Then queueNewObject: the malware scan (CLAMD_URL), else an image's thumbnail.
    */
   async function create (actor: Actor, ctx: AuditContext, stored: StoredObject, fields: DocumentFieldsInput, opts: { claimUploadId?: string, via: 'multipart' | 'presigned' }): Promise<DocumentRow> {
     // Publishing to everyone takes share rights, at creation as on PATCH.
@@ -86,8 +86,10 @@ export function documentService (deps: DocumentServiceDeps) {
       await deps.storage.delete(originalKey(stored.id)).catch((e: unknown) => deps.log.error({ err: e, key: originalKey(stored.id), requestId: ctx.requestId }, 'could not delete an orphaned object'))
       throw err
     }
-    const status = await queueNewObject(newObjectDeps, row, ctx.requestId)
-    if (status !== row.status) row = { ...row, status, error: 'the thumbnail job could not be queued', version: row.version + 1 }
+    // Scan or thumbnail; only a thumbnail job that could not be queued changes the row (to failed).
+    if (await queueNewObject(newObjectDeps, row, ctx.requestId) === 'failed') {
+      row = { ...row, status: 'failed', error: 'the thumbnail job could not be queued', version: row.version + 1 }
+    }
     await audit(ctx, { action: 'document.create', subject: subject(row.id), payload: { via: opts.via, filename: row.filename, mimeType: row.mimeType, size: row.size, sha256: row.sha256 } })
     return row
   }
