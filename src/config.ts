@@ -46,7 +46,7 @@ export const ConfigSchema = Type.Object({
   AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 365 }),
   CLAMD_URL: Type.String({ default: '', pattern: '^$|^(tcp|unix)://', description: 'clamd for malware scanning (tcp://host:port or unix:///path); empty = no scanning' }),
   SCAN_FAIL_OPEN: Type.Boolean({ default: false, description: 'when clamd cannot be reached: true = the document becomes ready unscanned (logged and audited); false = it waits in `scanning`' }),
-  SCAN_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 60_000, description: 'clamd may go this long without taking a byte or, after the last one, without answering' }),
+  SCAN_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 180_000, description: 'clamd may go this long without taking a byte or, after the last one, without answering; keep it above clamd\'s MaxScanTime (default 120 s)' }),
   SCAN_RETRY_MS: Type.Integer({ minimum: 10, default: 5_000, description: 'first retry delay of a scan whose clamd was unreachable (doubling)' }),
   SCAN_RETRY_MAX_MS: Type.Integer({ minimum: 10, default: 300_000, description: 'the longest delay between two scan retries' }),
   INGESTION_URL: Type.String({ default: 'http://127.0.0.1:8081/ingest' }),
