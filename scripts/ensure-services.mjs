@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Makes sure MySQL/MariaDB and Redis answer at the test URLs before the suite runs.
+// Makes sure MySQL/MariaDB and Redis answer at the test URLs before the suite runs, and that clamd is installed.
 // If one is down it tries, in order: a locally installed server, then `docker compose up -d --wait`.
 // If nothing works it stops with a message saying exactly what to install or start.
 import { spawnSync } from 'node:child_process'
@@ -76,5 +76,17 @@ const okDb = await ensure('MySQL/MariaDB', dbUrl, '3306', startLocalMysql, 'mysq
   'Install and start one: `apt-get install -y mariadb-server && mariadbd-safe &` (root with an empty password on 127.0.0.1:3306), or `docker compose up -d --wait mysql`, or set TEST_DATABASE_URL.')
 const okRedis = await ensure('Redis', redisUrl, '6379', startLocalRedis, 'redis',
   'Install and start one: `apt-get install -y redis-server && redis-server --daemonize yes`, or `docker compose up -d --wait redis`, or set TEST_REDIS_URL.')
-if (!okDb || !okRedis) process.exit(1)
+// clamd is not a shared service: the scanning tests start their own (scripts/clamd.mjs) from the
+// Debian package, installed here when missing and apt-get can (as root), as .ci/run does.
+function ensureClamd () {
+  if (which('clamd') || existsSync('/usr/sbin/clamd')) return true
+  if (which('apt-get') && process.getuid?.() === 0) {
+    console.log('[services] installing clamav-daemon (clamd, for the malware-scanning tests)')
+    if (run('sh', ['-c', 'DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav-daemon >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav-daemon >/dev/null)'])) return true
+  }
+  console.error('[services] clamd is not installed: `apt-get install -y clamav-daemon` (the scanning tests start their own clamd; or set CLAMD to its path)')
+  return false
+}
+const okClamd = ensureClamd()
+if (!okDb || !okRedis || !okClamd) process.exit(1)
 console.log(`[services] MySQL at ${dbUrl.host} and Redis at ${redisUrl.host} are up`)

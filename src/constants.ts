@@ -13,7 +13,12 @@ export type Permission = typeof PERMISSIONS[number]
 export const ROLES = ['viewer', 'editor', 'admin'] as const
 export type Role = typeof ROLES[number]
 
-export const DOCUMENT_STATUSES = ['uploading', 'processing', 'ready', 'failed'] as const
+/**
+ * `scanning`: waiting for the malware scan (CLAMD_URL), `infected`: the scan found something (never
+ * served or ingested); `processing`: the thumbnail is being made. Only `ready`, `processing` and
+ * `failed` (a thumbnail failure) have content that may be downloaded or ingested.
+ */
+export const DOCUMENT_STATUSES = ['uploading', 'scanning', 'infected', 'processing', 'ready', 'failed'] as const
 export type DocumentStatus = typeof DOCUMENT_STATUSES[number]
 
 export const VISIBILITIES = ['private', 'internal'] as const

@@ -5,6 +5,7 @@ import { QUEUE_NAMES, SCHEDULED_RUN_OPTIONS, schedules, type QueueName } from '.
 import { isJobName } from './jobs/catalogue.js'
 import { payloadError } from './jobs/payloads.js'
 import { processors } from './jobs/processors.js'
+import { backoffStrategy } from './jobs/backoff.js'
 
 export interface RunningWorkers {
   workers: Worker[]
@@ -33,7 +34,7 @@ export async function startWorkers (app: FastifyInstance, only: readonly QueueNa
         throw new UnrecoverableError(`invalid payload: ${invalid}`)
       }
       return await processors[job.name].process(app, job)
-    }, { connection, prefix, concurrency, limiter, autorun: true, lockDuration: app.config.WORKER_LOCK_MS, stalledInterval: app.config.WORKER_LOCK_MS })
+    }, { connection, prefix, concurrency, limiter, settings: { backoffStrategy: backoffStrategy(app.config) }, autorun: true, lockDuration: app.config.WORKER_LOCK_MS, stalledInterval: app.config.WORKER_LOCK_MS })
     worker.on('completed', (job) => app.metrics.jobOutcomes.inc({ queue, job: job.name, outcome: 'completed' }))
     worker.on('failed', (job, err) => {
       app.metrics.jobOutcomes.inc({ queue, job: job?.name ?? 'unknown', outcome: 'failed' })

@@ -33,6 +33,7 @@ const RULES: Array<{ layer: string, forbidden: RegExp, why: string, runtimeOnly?
   { layer: 'src/domain', forbidden: /^(src\/jobs\/|bullmq$|sharp$)/, why: 'the domain enqueues through a typed function it is given; it loads no job code', runtimeOnly: true },
   { layer: 'src/lib', forbidden: /^(src\/(domain|jobs|storage|db)\/|plugins\/|routes\/)/, why: 'lib is the bottom layer' },
   { layer: 'src/storage', forbidden: /^(src\/(domain|jobs)\/|plugins\/|routes\/|fastify$)/, why: 'storage is below the domain' },
+  { layer: 'src/scanning', forbidden: /^(src\/(domain|jobs|db|storage)\/|plugins\/|routes\/|fastify$)/, why: 'the scanner client is below the domain' },
   { layer: 'src/db', forbidden: /^(src\/(domain|jobs)\/|plugins\/|routes\/|fastify$)/, why: 'db is below the domain' },
   { layer: 'src/schemas', forbidden: /^(src\/(domain|jobs|db|storage)\/|plugins\/|routes\/)/, why: 'schemas import only lib and constants' },
   { layer: 'src/jobs', forbidden: /^(plugins\/|routes\/)/, why: 'jobs run in the worker, which has no routes' },

@@ -42,6 +42,8 @@ export const documents = mysqlTable('documents', {
   index('documents_visibility_idx').on(t.visibility, t.deletedAt, t.id, t.ownerId),
   index('documents_deleted_idx').on(t.deletedAt, t.id),
   index('documents_index_state_idx').on(t.indexState, t.deletedAt, t.id, t.ownerId),
+  // the scan sweep: documents left in `scanning`
+  index('documents_status_idx').on(t.status, t.updatedAt),
 ])
 
 /** Every stored content version of a document; the document row mirrors its current one. */

@@ -29,6 +29,7 @@ export default fp(async (fastify) => {
     db: fastify.db,
     storage: fastify.storage,
     enqueue: async (name, data) => await fastify.enqueue(name, data),
+    scan: fastify.config.CLAMD_URL !== '',
     deleteObjects: async (keys) => await enqueueObjectDeletion(fastify, keys, fastify.log),
     clock,
     log: fastify.log,

@@ -1,6 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { authErrors, binaryResponse, errors, errorWithHeaders, IdParam, RequestHeader, withHeaders } from '../../src/schemas/common.js'
 import { requireDocument } from '../../src/domain/document-access.js'
+import { assertContentAvailable } from '../../src/domain/document-scan.js'
 import { AppError, notFound } from '../../src/lib/errors.js'
 import { contentDisposition, etagMatches, parseRange } from '../../src/lib/http.js'
 import { StorageNotFound } from '../../src/storage/types.js'
@@ -20,13 +21,15 @@ const contentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['documents'],
       summary: 'Download the bytes (Range, If-None-Match; redirect=true gives a pre-signed URL on S3)',
+      description: 'Refused while the document is `scanning` (409 `document_scanning`: retry once it is ready) and for good once it is `infected` (403 `document_infected`).',
       params: IdParam,
       querystring: Type.Object({ redirect: Type.Boolean({ default: false }) }, { additionalProperties: false }),
       headers: Type.Object({ range: RequestHeader.range, 'if-range': RequestHeader.ifRange, 'if-none-match': RequestHeader.ifNoneMatch }),
-      response: { 200: Bytes, 206: Part, 302: Redirect, 304: NotModified, ...authErrors, ...errors(404), 416: errorWithHeaders('Content-Range', 'ETag', 'Accept-Ranges') },
+      response: { 200: Bytes, 206: Part, 302: Redirect, 304: NotModified, ...authErrors, ...errors(404, 409), 416: errorWithHeaders('Content-Range', 'ETag', 'Accept-Ranges') },
     },
   }, async (request, reply) => {
     const { doc } = await requireDocument(db, request.user, request.params.id, 'read', 'any')
+    assertContentAvailable(doc)
     const etag = `"${doc.sha256}"`
     reply.header('etag', etag).header('accept-ranges', 'bytes').header('cache-control', 'private, no-cache')
     if (etagMatches(request.headers['if-none-match'], etag)) return await reply.code(304).send(null)

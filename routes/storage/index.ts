@@ -5,6 +5,7 @@ import { AppError, notFound } from '../../src/lib/errors.js'
 import { contentDisposition, parseRange } from '../../src/lib/http.js'
 import { binaryResponse, errors, errorWithHeaders, RequestHeader } from '../../src/schemas/common.js'
 import { acceptUploadBytes } from '../../src/domain/upload-staging.js'
+import { assertKeyServable } from '../../src/domain/document-scan.js'
 
 const TokenParam = Type.Object({ token: Type.String({ maxLength: 4096 }) })
 // The media type signed into the URL (the document's), else application/octet-stream.
@@ -38,13 +39,15 @@ const storageRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['storage'],
       summary: 'Download through a signed local-storage URL',
+      description: 'The object of a document that is `scanning` (409 `document_scanning`) or `infected` (403 `document_infected`) is not served, whenever the URL was signed.',
       security: [],
       params: TokenParam,
       headers: Type.Object({ range: RequestHeader.range }),
-      response: { 200: Bytes, 206: Part, ...errors(403, 404, 410), 416: errorWithHeaders('Content-Range') },
+      response: { 200: Bytes, 206: Part, ...errors(403, 404, 409, 410), 416: errorWithHeaders('Content-Range') },
     },
   }, async (request, reply) => {
     const grant = grantFor(request.params.token, 'GET')
+    await assertKeyServable(fastify.db, grant.key)
     const info = await storage.head(grant.key)
     if (info === null) throw notFound('Object')
     const range = parseRange(request.headers.range, info.size)

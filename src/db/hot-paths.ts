@@ -123,7 +123,7 @@ export const DOCUMENT_JSON_MEMBERS: ReadonlyArray<readonly [name: string, sql: s
 
 /** The document of alias `d` as JSON text (`json`) and the error a failed one carries (`error`). */
 export const DOCUMENT_JSON_COLUMNS = `CONCAT(${DOCUMENT_JSON_MEMBERS.map(([name, sql], i) => `'${i === 0 ? '{' : ','}"${name}":', ${sql}`).join(', ')}, '}') AS json, ` +
-  "IF(d.status = 'failed', d.error, NULL) AS error"
+  "IF(d.status IN ('failed', 'infected'), d.error, NULL) AS error"
 
 export interface DocumentJsonRow { json: string, error: string | null }
 

@@ -8,13 +8,16 @@ import {
   type NewDocument,
 } from './documents.js'
 import type { DocumentFieldsInput } from '../schemas/documents.js'
+import { queueNewObject, type NewObjectDeps } from './document-scan.js'
 import { AppError, badRequest, conflict, forbidden, notFound } from '../lib/errors.js'
 
 export interface DocumentServiceDeps {
   db: Db
   storage: Pick<Storage, 'delete'>
-  /** the queue (plugins/app/queue.ts `enqueue`), for the thumbnail job */
-  enqueue: (name: 'document-thumbnail', data: { documentId: string }) => Promise<unknown>
+  /** the queue (plugins/app/queue.ts `enqueue`), for the scan and thumbnail jobs */
+  enqueue: (name: 'document-thumbnail' | 'document-scan', data: { documentId: string }) => Promise<unknown>
+  /** CLAMD_URL is set: new objects wait in `scanning` for the document-scan job */
+  scan: boolean
   /** queues the deletion of stored objects (src/jobs/delete-objects.ts) */
   deleteObjects: (keys: string[]) => Promise<void>
   clock: () => Date
@@ -36,10 +39,26 @@ export function documentService (deps: DocumentServiceDeps) {
   const { db, audit } = deps
   const subject = (id: string): string => `document:${id}`
 
+  /** What every new object goes through (scan or thumbnail): document-scan.ts queueNewObject; the scan job calls queueThumbnail too. */
+  const newObjectDeps: NewObjectDeps = {
+    enqueue: deps.enqueue,
+    log: deps.log,
+    queueThumbnail: async (documentId, requestId) => {
+      try {
+        await deps.enqueue('document-thumbnail', { documentId })
+        return 'processing'
+      } catch (err) {
+        deps.log.warn({ err, documentId, requestId }, 'thumbnail job could not be queued')
+        await finishProcessing(db, documentId, { ok: false, error: 'the thumbnail job could not be queued' })
+        return 'failed'
+      }
+    },
+  }
+
   /**
    * The last step of every upload: the object is stored and verified, now the row. If the insert
    * fails the object is deleted (a document never points at a missing object and no object is left
-   * without its row). Images are queued for a thumbnail.
+   * without its row). Then queueNewObject: the malware scan (CLAMD_URL), else an image's thumbnail.
    */
   async function create (actor: Actor, ctx: AuditContext, stored: StoredObject, fields: DocumentFieldsInput, opts: { claimUploadId?: string, via: 'multipart' | 'presigned' }): Promise<DocumentRow> {
     // Publishing to everyone takes share rights, at creation as on PATCH.
@@ -60,21 +79,16 @@ export function documentService (deps: DocumentServiceDeps) {
     }
     let row: DocumentRow
     try {
-      row = await insertDocument(db, input, { claimUploadId: opts.claimUploadId })
+      row = await insertDocument(db, input, { claimUploadId: opts.claimUploadId, scan: deps.scan })
     } catch (err) {
       // Another request completed this upload: the object is that document's now.
       if (err instanceof AppError && err.code === 'upload_completed') throw err
       await deps.storage.delete(originalKey(stored.id)).catch((e: unknown) => deps.log.error({ err: e, key: originalKey(stored.id), requestId: ctx.requestId }, 'could not delete an orphaned object'))
       throw err
     }
-    if (row.status === 'processing') {
-      try {
-        await deps.enqueue('document-thumbnail', { documentId: row.id })
-      } catch (err) {
-        deps.log.warn({ err, documentId: row.id, requestId: ctx.requestId }, 'thumbnail job could not be queued')
-        await finishProcessing(db, row.id, { ok: false, error: 'the thumbnail job could not be queued' })
-        row = { ...row, status: 'failed', error: 'the thumbnail job could not be queued', version: row.version + 1 }
-      }
+    // Scan or thumbnail; only a thumbnail job that could not be queued changes the row (to failed).
+    if (await queueNewObject(newObjectDeps, row, ctx.requestId) === 'failed') {
+      row = { ...row, status: 'failed', error: 'the thumbnail job could not be queued', version: row.version + 1 }
     }
     await audit(ctx, { action: 'document.create', subject: subject(row.id), payload: { via: opts.via, filename: row.filename, mimeType: row.mimeType, size: row.size, sha256: row.sha256 } })
     return row
@@ -142,7 +156,7 @@ export function documentService (deps: DocumentServiceDeps) {
     await audit(ctx, { action: 'document.download', subject: subject(documentId), payload: { kind, ...(range !== undefined ? { range } : {}) } })
   }
 
-  return { create, update, trash, purge, restore, share, unshare, downloaded }
+  return { create, update, trash, purge, restore, share, unshare, downloaded, newObjectDeps }
 }
 
 export type DocumentService = ReturnType<typeof documentService>

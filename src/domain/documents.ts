@@ -3,12 +3,13 @@ import type { Db, DbOrTx } from '../db.js'
 import { documents, documentShares, documentTags, documentVersions, uploads } from '../../drizzle/schema/index.js'
 import { DOCUMENT_COLUMNS, toDocumentRow, type DocumentRow, type RawDocumentRow } from './document-access.js'
 import { AppError, conflict } from '../lib/errors.js'
+import { initialStatus } from './document-scan.js'
 import { MAX_TAG_LENGTH, MAX_TAGS, type DocumentDto } from '../schemas/documents.js'
 
 export const originalKey = (id: string): string => `documents/${id}/original`
 export const thumbnailKey = (id: string): string => `documents/${id}/thumbnail.webp`
 
-/** Types sharp turns into thumbnails: these documents start as `processing`. */
+/** Types sharp turns into thumbnails: these documents go through `processing`. */
 const THUMBNAIL_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif', 'image/tiff'])
 export const wantsThumbnail = (mimeType: string): boolean => THUMBNAIL_TYPES.has(mimeType)
 
@@ -48,7 +49,7 @@ export function toDocument (row: DocumentRow): DocumentDto {
     updatedAt: row.updatedAt.toISOString(),
     deletedAt: row.deletedAt?.toISOString() ?? null,
   }
-  if (row.status === 'failed' && row.error !== null) dto.error = row.error
+  if ((row.status === 'failed' || row.status === 'infected') && row.error !== null) dto.error = row.error
   return dto
 }
 
@@ -68,13 +69,14 @@ export interface NewDocument {
 /**
  * Inserts a document whose object is already stored, with its tags, in one transaction.
  * `claimUploadId`: the claimed upload this document completes; it turns `completed` in the same
- * transaction (409 if it is no longer claimed).
+ * transaction (409 if it is no longer claimed). `scan`: the object waits for its malware scan
+ * (status `scanning`, src/domain/document-scan.ts).
  */
-export async function insertDocument (db: Db, input: NewDocument, opts: { claimUploadId?: string } = {}): Promise<DocumentRow> {
+export async function insertDocument (db: Db, input: NewDocument, opts: { claimUploadId?: string, scan?: boolean } = {}): Promise<DocumentRow> {
   const now = new Date()
   const row: DocumentRow = {
     ...input,
-    status: wantsThumbnail(input.mimeType) ? 'processing' : 'ready',
+    status: initialStatus({ scan: opts.scan === true, thumbnail: wantsThumbnail(input.mimeType) }),
     storageKey: originalKey(input.id),
     thumbnailKey: null,
     thumbnailWidth: null,

@@ -25,6 +25,8 @@ const JobId = Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 /** Scheduled sweeps take an optional clock (tests move it); scheduled runs send `{}`. */
 const Clock = Type.Object({ now: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false })
 const Empty = Type.Object({}, { additionalProperties: false })
+/** A scan retries while clamd is away: at SCAN_RETRY_MAX_MS (5 min) apart, this is years. */
+export const SCAN_ATTEMPTS = 1_000_000
 
 export const catalogue = {
   /** Health probe for the pipeline: the worker answers with the time it ran. */
@@ -51,6 +53,19 @@ export const catalogue = {
     options: { attempts: 3, backoff: { type: 'exponential', delay: 2_000 } },
     jobId: d => `thumbnail-${d.documentId}`,
   }),
+  /**
+   * Streams a new object to clamd (CLAMD_URL). While clamd is unreachable it retries for as long
+   * as it takes (fail closed): backoff `scan-retry` doubles from SCAN_RETRY_MS up to SCAN_RETRY_MAX_MS
+   * (src/jobs/backoff.ts).
+   */
+  'document-scan': spec({
+    queue: 'media',
+    payload: Type.Object({ documentId: JobId }, { additionalProperties: false }),
+    options: { attempts: SCAN_ATTEMPTS, backoff: { type: 'scan-retry' }, removeOnFail: { age: 30 * 24 * 3600 } },
+    jobId: d => `scan-${d.documentId}`,
+  }),
+  /** Queues again the scans of documents left in `scanning` without a live job (a failed enqueue, a lost job). */
+  'scan-sweep': spec({ queue: 'cleanup', payload: Clock, options: { attempts: 3, backoff: { type: 'exponential', delay: 10_000 } } }),
   'delete-objects': spec({
     queue: 'cleanup',
     payload: Type.Object({ keys: Type.Array(Type.String({ minLength: 1, maxLength: 512 })) }, { additionalProperties: false }),
@@ -86,5 +101,6 @@ export const schedules: Array<ScheduleDefinition & { job: JobName }> = [
   { id: 'ingestion-recovery', queue: 'ingestion', job: 'ingestion-recovery', every: (config) => config.INGESTION_RECOVERY_INTERVAL_MS },
   { id: 'trash-purge-hourly', queue: 'cleanup', job: 'trash-purge', every: 3600_000 },
   { id: 'uploads-sweep', queue: 'cleanup', job: 'uploads-sweep', every: 5 * 60_000 },
+  { id: 'scan-sweep', queue: 'cleanup', job: 'scan-sweep', every: (config) => config.CLAMD_URL === '' ? 0 : 5 * 60_000 },
   { id: 'storage-reconcile-daily', queue: 'cleanup', job: 'storage-reconcile', every: 24 * 3600_000 },
 ]

@@ -173,6 +173,14 @@ export default defineJob<DispatchData>({
       await app.ingestions.transition(ingestionId, { from: ['queued', 'running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error } })
       throw new UnrecoverableError(error)
     }
+    if (doc.status === 'scanning' || doc.status === 'infected') {
+      // Checked again here: a retried ingestion, or a trigger that raced with a new object.
+      const error = doc.status === 'infected'
+        ? `the document was found infected (${doc.error ?? 'malware'}); it is never ingested`
+        : 'the document is being scanned for malware; trigger the ingestion again once it is ready'
+      await app.ingestions.transition(ingestionId, { from: ['queued', 'running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error } })
+      throw new UnrecoverableError(error)
+    }
     if (row === null) return { skipped: 'cancelled' }
     const max = job.opts.attempts ?? 1
     const tryNo = job.attemptsMade + 1

@@ -6,6 +6,7 @@ import ingestionDispatch from './ingestion-dispatch.js'
 import ingestionCallbackTimeout from './ingestion-callback-timeout.js'
 import ingestionRecovery from './ingestion-recovery.js'
 import documentThumbnail from './thumbnail.js'
+import documentScan, { scanSweep } from './document-scan.js'
 import deleteObjects from './delete-objects.js'
 import trashPurge from './trash-purge.js'
 import uploadsSweep from './uploads-sweep.js'
@@ -22,6 +23,8 @@ export const processors: { [N in JobName]: JobDefinition<any> } = {
   'ingestion-callback-timeout': ingestionCallbackTimeout,
   'ingestion-recovery': ingestionRecovery,
   'document-thumbnail': documentThumbnail,
+  'document-scan': documentScan,
+  'scan-sweep': scanSweep,
   'delete-objects': deleteObjects,
   'trash-purge': trashPurge,
   'uploads-sweep': uploadsSweep,

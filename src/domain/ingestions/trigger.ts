@@ -6,6 +6,7 @@ import { auditEvents, ingestionEvents, ingestions } from '../../../drizzle/schem
 import { newId, isId } from '../../lib/ids.js'
 import { AppError, conflict, forbidden, notFound, unavailable } from '../../lib/errors.js'
 import { loadDocumentFor } from '../document-access.js'
+import { assertContentAvailable, BLOCKED_STATUSES } from '../document-scan.js'
 import { actorOf, type ActorContext, type IngestionDeps } from './deps.js'
 import { addDispatchJob } from './jobs.js'
 import { GUARDED_AUDIT_SQL, auditRow, recordAudit, triggerAuditEntry } from './audit.js'
@@ -125,6 +126,7 @@ async function triggerMany (deps: Deps, ctx: ActorContext, documentIds: string[]
     if (access === null) throw notFound(`Document ${id}`)
     if (!access.canWrite) throw forbidden(`Ingesting document ${id} requires write access to it: being its owner, a write share, or the documents:manage permission`)
     if (access.doc.status === 'uploading') throw conflict(`Document ${id} has no content yet; finish its upload first`, 'document_not_ready')
+    assertContentAvailable(access.doc)
   }
   const results: Array<{ row: IngestionRow, created: boolean, event?: IngestionEventDto }> = []
   const undo = async (): Promise<void> => {
@@ -165,11 +167,11 @@ export async function triggerIngestions (deps: Deps, ctx: ActorContext, document
   return items
 }
 
-// The single trigger's access check IS its insert: the row is only selected from a live, ready
-// document the actor may write (owner or a `write` share; anyone with documents:manage).
+// The single trigger's access check IS its insert: the row is only selected from a live document
+// whose content may be ingested (not uploading, scanning or infected) that the actor may write (owner or a `write` share; anyone with documents:manage).
 const checkedInsertSql = (manage: boolean): string =>
   `INSERT INTO ingestions (${INGESTION_INSERT_COLUMNS}) ` +
-  "SELECT ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ? FROM documents d WHERE d.id = ? AND d.deleted_at IS NULL AND d.status <> 'uploading'" +
+  `SELECT ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ? FROM documents d WHERE d.id = ? AND d.deleted_at IS NULL AND d.status NOT IN (${BLOCKED_STATUSES.map(s => `'${s}'`).join(', ')})` +
   (manage ? '' : " AND (d.owner_id = ? OR EXISTS (SELECT 1 FROM document_shares s WHERE s.document_id = d.id AND s.user_id = ? AND s.access = 'write'))")
 
 /**

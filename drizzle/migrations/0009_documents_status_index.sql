@@ -1,0 +1,1 @@
+CREATE INDEX `documents_status_idx` ON `documents` (`status`,`updated_at`);
