@@ -43,6 +43,7 @@ export const ConfigSchema = Type.Object({
   UPLOAD_URL_TTL: Type.Integer({ minimum: 10, default: 3600 }),
   DOWNLOAD_URL_TTL: Type.Integer({ minimum: 10, default: 300 }),
   TRASH_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 30 }),
+  VERSIONS_KEEP: Type.Integer({ minimum: 1, maximum: 10000, default: 20 }),
   AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 365 }),
   INGESTION_URL: Type.String({ default: 'http://127.0.0.1:8081/ingest' }),
   INGESTION_SECRET: Type.String({ minLength: 16 }),
