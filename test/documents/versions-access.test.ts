@@ -7,6 +7,9 @@ import { generated, sha256Of } from './storage-suite.js'
 import { documentVersions } from '../../drizzle/schema/index.js'
 import thumbnail from '../../src/jobs/thumbnail.js'
 import sharp from 'sharp'
+import { Readable } from 'node:stream'
+import { newId } from '../../src/lib/ids.js'
+import storageReconcile, { RECONCILE_GRACE_MS } from '../../src/jobs/storage-reconcile.js'
 
 t.test('who may add, list, read and restore versions', async (t) => {
   const app = await buildWith(t, 'local')
@@ -156,4 +159,17 @@ t.test('restoring a 100 MB version moves no bytes through the API process', asyn
   app.storage.get = get
   const tail = await app.inject({ url: `/documents/${id}/content`, headers: { ...ed.headers, range: `bytes=${big - 16}-${big - 1}` } })
   t.same(tail.rawPayload, Buffer.concat(await (await get.call(app.storage, bigKey, { start: big - 16, end: big - 1 })).toArray() as Buffer[]))
+})
+
+t.test('storage-reconcile deletes a version object that no row names (a crash before its commit), and nothing a row names', async (t) => {
+  const app = await buildWith(t, 'local')
+  const ed = await createUser(app, 'editor')
+  const id = (await upload(app, ed.headers, { filename: 'a.txt', contentType: 'text/plain', data: 'first' })).json().id as string
+  t.equal((await addVersion(app, ed, id, 'second')).statusCode, 201)
+  const named = await objects(app)
+  const stray = `documents/${id}/versions/${newId()}`
+  await app.storage.put(stray, Readable.from([Buffer.from('never committed')]))
+  const later = new Date(Date.now() + RECONCILE_GRACE_MS + 3600_000)
+  t.match(await storageReconcile.process(app, { data: { now: later.toISOString() } } as never), { known: 1, unknown: 0, deleted: 1 })
+  t.same(await objects(app), named, 'only the stray object went')
 })
