@@ -88,22 +88,39 @@ t.test('who may add, list, read and restore versions', async (t) => {
   t.equal((await app.inject({ method: 'POST', url: `/uploads/${t2.uploadId}/complete`, headers: writer.headers })).statusCode, 403)
 })
 
-t.test('an upload failing mid-stream leaves no object and no version; limits and types as for uploads', async (t) => {
-  const app = await buildWith(t, 'local', { UPLOAD_MAX_BYTES: 1000, UPLOAD_ALLOWED_TYPES: 'text/*' })
-  const ed = await createUser(app, 'editor')
-  const id = (await upload(app, ed.headers, { filename: 'a.txt', contentType: 'text/plain', data: 'first' })).json().id as string
-  const before = await objects(app)
-  assertErrorShape(t, await addVersion(app, ed, id, 'x'.repeat(1001)), 413, 'payload_too_large')
-  assertErrorShape(t, await addVersion(app, ed, id, PNG_RED), 415, 'unsupported_media_type')
-  // truncated multipart body: the stream ends in the middle of the file
-  const body = multipart({ filename: 'cut.txt', contentType: 'text/plain', data: 'y'.repeat(900) })
-  const cut = await app.inject({ method: 'POST', url: `/documents/${id}/versions`, headers: { ...ed.headers, ...body.headers }, payload: body.payload.subarray(0, body.payload.length - 400) })
-  t.ok(cut.statusCode >= 400 && cut.statusCode < 500, `truncated body: ${cut.statusCode}`)
-  const extra = multipart({ filename: 'b.txt', contentType: 'text/plain', data: 'fine' }, [['title', 'no fields here']])
-  assertErrorShape(t, await app.inject({ method: 'POST', url: `/documents/${id}/versions`, headers: { ...ed.headers, ...extra.headers }, payload: extra.payload }), 400, 'validation_failed')
-  t.same(await objects(app), before, 'no object left behind')
-  t.equal((await app.db.select().from(documentVersions).where(eq(documentVersions.documentId, id))).length, 1, 'no version row')
-})
+for (const driver of ['local', 's3'] as const) {
+  t.test(`${driver}: an upload failing mid-stream or at its check leaves no object and no version; concurrent versions get consecutive numbers`, async (t) => {
+    const app = await buildWith(t, driver, { UPLOAD_MAX_BYTES: 1000, UPLOAD_ALLOWED_TYPES: 'text/*' })
+    const ed = await createUser(app, 'editor')
+    const id = (await upload(app, ed.headers, { filename: 'a.txt', contentType: 'text/plain', data: 'first' })).json().id as string
+    const before = await objects(app)
+    assertErrorShape(t, await addVersion(app, ed, id, 'x'.repeat(1001)), 413, 'payload_too_large')
+    assertErrorShape(t, await addVersion(app, ed, id, PNG_RED), 415, 'unsupported_media_type')
+    // truncated multipart body: the stream ends in the middle of the file
+    const body = multipart({ filename: 'cut.txt', contentType: 'text/plain', data: 'y'.repeat(900) })
+    const cut = await app.inject({ method: 'POST', url: `/documents/${id}/versions`, headers: { ...ed.headers, ...body.headers }, payload: body.payload.subarray(0, body.payload.length - 400) })
+    t.ok(cut.statusCode >= 400 && cut.statusCode < 500, `truncated body: ${cut.statusCode}`)
+    const extra = multipart({ filename: 'b.txt', contentType: 'text/plain', data: 'fine' }, [['title', 'no fields here']])
+    assertErrorShape(t, await app.inject({ method: 'POST', url: `/documents/${id}/versions`, headers: { ...ed.headers, ...extra.headers }, payload: extra.payload }), 400, 'validation_failed')
+    // pre-signed: bytes that do not match the declared sha256 are discarded at completion
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as { port: number }
+    const ticket = (await app.inject({ method: 'POST', url: `/documents/${id}/versions/uploads`, headers: ed.headers, payload: { filename: 'l.txt', mimeType: 'text/plain', size: 5, sha256: 'a'.repeat(64) } })).json() as { uploadId: string, url: string, headers: Record<string, string> }
+    const url = driver === 'local' ? ticket.url.replace(/^https?:\/\/[^/]+/, `http://127.0.0.1:${port}`) : ticket.url
+    t.equal((await fetch(url, { method: 'PUT', headers: ticket.headers, body: 'hello' })).status, 200)
+    assertErrorShape(t, await app.inject({ method: 'POST', url: `/uploads/${ticket.uploadId}/complete`, headers: ed.headers }), 400, 'checksum_mismatch')
+    t.same(await objects(app), before, 'no object left behind')
+    t.equal((await app.db.select().from(documentVersions).where(eq(documentVersions.documentId, id))).length, 1, 'no version row')
+
+    // three at once: numbers 2, 3, 4, the last committed is current
+    const all = await Promise.all(['a', 'b', 'c'].map(async (x) => await addVersion(app, ed, id, `concurrent ${x}`)))
+    t.same(all.map(r => r.statusCode), [201, 201, 201])
+    t.same(all.map(r => r.json().number as number).sort(), [2, 3, 4])
+    const list = (await app.inject({ url: `/documents/${id}/versions`, headers: ed.headers })).json().items as Array<{ number: number, current: boolean, sha256: string }>
+    t.same(list.map(v => [v.number, v.current]), [[4, true], [3, false], [2, false], [1, false]])
+    t.equal((await app.inject({ url: `/documents/${id}`, headers: ed.headers })).json().sha256, list[0]!.sha256, 'the document shows the highest number')
+  })
+}
 
 t.test('thumbnails follow the current version; a late job for an older version changes nothing', async (t) => {
   const app = await buildWith(t, 'local')
