@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { Id, NoContent, authErrors, errors, withHeaders } from '../../src/schemas/common.js'
 import { CreateUpload, Document, DocumentFields, UploadTicket } from '../../src/schemas/documents.js'
 import { Version } from '../../src/schemas/versions.js'
-import { expectedVersions, toDocument } from '../../src/domain/documents.js'
+import { toDocument } from '../../src/domain/documents.js'
 import { auditContext } from '../../plugins/app/audit.js'
 import { notFound } from '../../src/lib/errors.js'
 
@@ -52,7 +52,7 @@ const uploadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       },
     },
   }, async (request, reply) => {
-    const done = await uploads.complete(request.user, auditContext(request), request.params.uploadId, request.body ?? {}, expectedVersions(request.headers['if-match']))
+    const done = await uploads.complete(request.user, auditContext(request), request.params.uploadId, request.body ?? {}, request.headers['if-match'])
     if (done.kind === 'document') {
       return await reply.code(201).header('etag', `"${done.doc.version}"`).header('location', `/documents/${done.doc.id}`).send(toDocument(done.doc))
     }

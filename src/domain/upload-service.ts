@@ -7,7 +7,7 @@ import type { DocumentRow } from './document-access.js'
 import type { DocumentService } from './document-service.js'
 import type { VersionResult, VersionService } from './version-service.js'
 import type { DocumentFieldsInput } from '../schemas/documents.js'
-import { originalKey } from './documents.js'
+import { expectedVersions, originalKey } from './documents.js'
 import { checkFields, cleanFilename } from './document-create.js'
 import { versionKey } from './versions.js'
 import { findUpload, insertUpload, inspect, isAllowedType, payloadTooLarge, storeInspected, unsupportedType } from './uploads.js'
@@ -139,13 +139,14 @@ export function uploadService (deps: UploadServiceDeps) {
    * POST /uploads/:id/complete: the bytes are moved to their final key and checked there
    * (upload-staging.ts), then become a document, or a new version of the upload's document: for
    * that, access (write, documents:update, not trashed) is checked again now, and `fields` must be
-   * empty (a version has none). `expected`: If-Match, for versions only.
+   * empty (a version has none). `ifMatch`: the If-Match header, read for versions only.
    */
-  async function complete (actor: Actor, ctx: AuditContext, uploadId: string, fields: DocumentFieldsInput, expected?: number[] | 'any'): Promise<Completed> {
+  async function complete (actor: Actor, ctx: AuditContext, uploadId: string, fields: DocumentFieldsInput, ifMatch?: string): Promise<Completed> {
     const up = await findUpload(db, actor.id, uploadId)
     if (up === null) throw notFound('Upload')
     if (up.expiresAt.getTime() <= Date.now()) throw new AppError(410, 'upload_expired', 'This upload expired; start a new one')
     const documentId = up.documentId
+    const expected = documentId !== null ? expectedVersions(ifMatch) : undefined
     if (documentId !== null) {
       if (!actor.can('documents:update')) throw forbidden('Completing an upload of a new version requires the documents:update permission')
       if (Object.keys(fields).length > 0) throw badRequest('A new version takes no document fields; change them with PATCH /documents/:id', 'validation_failed')
