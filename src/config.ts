@@ -43,6 +43,7 @@ export const ConfigSchema = Type.Object({
   UPLOAD_URL_TTL: Type.Integer({ minimum: 10, default: 3600 }),
   DOWNLOAD_URL_TTL: Type.Integer({ minimum: 10, default: 300 }),
   TRASH_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 30 }),
+  VERSIONS_KEEP: Type.Integer({ minimum: 1, maximum: 10000, default: 20 }),
   AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 365 }),
   CLAMD_URL: Type.String({ default: '', pattern: '^$|^(tcp|unix)://', description: 'clamd for malware scanning (tcp://host:port or unix:///path); empty = no scanning' }),
   SCAN_FAIL_OPEN: Type.Boolean({ default: false, description: 'when clamd cannot be reached: true = the document becomes ready unscanned (logged and audited); false = it waits in `scanning`' }),

@@ -10,7 +10,7 @@ import type { OpenApiDoc } from './fuzz/operations.js'
 
 /** Writes that take no body by design (everything else with POST/PUT/PATCH must document one). */
 const NO_BODY = new Set([
-  'POST /auth/logout', 'POST /auth/logout-all', 'POST /documents/{id}/restore', 'POST /ingestions/{id}/retry', 'POST /ingestions/{id}/cancel',
+  'POST /auth/logout', 'POST /auth/logout-all', 'POST /documents/{id}/restore', 'POST /documents/{id}/versions/{n}/restore', 'POST /ingestions/{id}/retry', 'POST /ingestions/{id}/cancel',
   'POST /admin/queues/{queue}/jobs/{id}/retry',
 ])
 /** Public routes that take no input: a 2xx schema is enough (no auth errors, nothing to validate). */

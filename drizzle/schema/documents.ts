@@ -88,6 +88,8 @@ export const uploads = mysqlTable('uploads', {
   size: bigint('size', { mode: 'number', unsigned: true }).notNull(),
   sha256: char('sha256', { length: 64 }),
   storageKey: varchar('storage_key', { length: 512 }).notNull(),
+  /** Set for an upload of a new version of this document (POST /documents/:id/versions/uploads); null for a new document. */
+  documentId: idColumn('document_id'),
   status: varchar('status', { length: 16 }).notNull().default('pending'),
   expiresAt: ts('expires_at').notNull(),
   createdAt: ts('created_at').notNull(),

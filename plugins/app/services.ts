@@ -3,6 +3,8 @@ import { authService } from '../../src/domain/auth.js'
 import { sessionDeps } from '../../src/domain/sessions.js'
 import { userAdmin } from '../../src/domain/user-admin.js'
 import { documentService } from '../../src/domain/document-service.js'
+import { versionService } from '../../src/domain/version-service.js'
+import { uploadService } from '../../src/domain/upload-service.js'
 import { enqueueObjectDeletion } from '../../src/jobs/object-deletion.js'
 import { queueAdmin } from '../../src/jobs/queue-admin.js'
 
@@ -17,6 +19,8 @@ declare module 'fastify' {
     userAdmin: ReturnType<typeof userAdmin>
     documentService: ReturnType<typeof documentService>
     queueAdmin: ReturnType<typeof queueAdmin>
+    versionService: ReturnType<typeof versionService>
+    uploadService: ReturnType<typeof uploadService>
   }
 }
 
@@ -36,4 +40,22 @@ export default fp(async (fastify) => {
     audit: fastify.recordAudit,
   }))
   fastify.decorate('queueAdmin', queueAdmin({ queues: fastify.queues, audit: fastify.recordAudit }))
+  // onContentChanged (re-ingesting a new version) is left to the index lifecycle to wire.
+  fastify.decorate('versionService', versionService({
+    db: fastify.db,
+    storage: fastify.storage,
+    enqueue: async (name, data) => await fastify.enqueue(name, data),
+    deleteObjects: async (keys) => await enqueueObjectDeletion(fastify, keys, fastify.log),
+    keep: fastify.config.VERSIONS_KEEP,
+    log: fastify.log,
+    audit: fastify.recordAudit,
+  }))
+  fastify.decorate('uploadService', uploadService({
+    db: fastify.db,
+    storage: fastify.storage,
+    limits: { maxBytes: fastify.config.UPLOAD_MAX_BYTES, allowedTypes: fastify.config.UPLOAD_ALLOWED_TYPES, urlTtl: fastify.config.UPLOAD_URL_TTL },
+    documents: fastify.documentService,
+    versions: fastify.versionService,
+    log: fastify.log,
+  }))
 }, { name: 'services', dependencies: ['config', 'db', 'redis', 'jwt', 'audit', 'storage', 'queue'] })

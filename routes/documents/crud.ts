@@ -1,16 +1,10 @@
 import { Type, type FastifyPluginAsyncTypebox, type Static } from '@fastify/type-provider-typebox'
-import type { MultipartFile } from '@fastify/multipart'
 import { Description, Document, DocumentPatch, ListQuery, Title, Visibility } from '../../src/schemas/documents.js'
 import { authErrors, errors, IdParam, NoContent, Page, RequestHeader, withHeaders } from '../../src/schemas/common.js'
-import { expectedVersions, listDocuments, originalKey, readDocumentJson, toDocument } from '../../src/domain/documents.js'
-import { checkFields, cleanFilename } from '../../src/domain/document-create.js'
-import { inspect, isAllowedType, storeInspected, unsupportedType } from '../../src/domain/uploads.js'
-import { AppError, badRequest } from '../../src/lib/errors.js'
-import { newId } from '../../src/lib/ids.js'
+import { expectedVersions, listDocuments, readDocumentJson, toDocument } from '../../src/domain/documents.js'
+import { AppError } from '../../src/lib/errors.js'
 import { auditContext } from '../../plugins/app/audit.js'
 import { etagMatches } from '../../src/lib/http.js'
-
-const FIELD_NAMES = new Set(['title', 'description', 'tags', 'visibility'])
 
 const MultipartDocumentBody = Type.Object({
   file: Type.String({ format: 'binary', description: 'the document (exactly one file part)' }),
@@ -21,7 +15,7 @@ const MultipartDocumentBody = Type.Object({
 }, { additionalProperties: false })
 
 const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { db, storage, config, documentService: documents } = fastify
+  const { db, documentService: documents } = fastify
 
   fastify.get('/', {
     config: { permission: 'documents:read' },
@@ -56,48 +50,8 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
   }, async (request, reply) => {
     if (!request.isMultipart()) throw new AppError(415, 'unsupported_media_type', 'Send the document as multipart/form-data')
-    const id = newId()
-    const key = originalKey(id)
-    const values: Record<string, string[]> = {}
-    let stored: { filename: string, mimeType: string, size: number, sha256: string } | null = null
-    try {
-      for await (const part of request.parts()) {
-        if (part.type === 'file') {
-          if (part.fieldname !== 'file') throw badRequest(`Unexpected file part "${part.fieldname}": send the file as "file"`, 'validation_failed')
-          stored = await storeFile(part)
-          continue
-        }
-        if (!FIELD_NAMES.has(part.fieldname)) throw new AppError(400, 'validation_failed', `Unknown field "${part.fieldname}"`, [{ path: `/${part.fieldname}`, message: 'unknown property' }])
-        if (part.valueTruncated) throw new AppError(400, 'validation_failed', `Field "${part.fieldname}" is too long`, [{ path: `/${part.fieldname}`, message: 'too long' }])
-        ;(values[part.fieldname] ??= []).push(String(part.value))
-      }
-      if (stored === null) throw new AppError(400, 'validation_failed', 'A "file" part is required', [{ path: '/file', message: 'required' }])
-      const single = (name: string): string | undefined => {
-        const v = values[name]
-        if (v !== undefined && v.length > 1) throw new AppError(400, 'validation_failed', `Field "${name}" may be sent once`, [{ path: `/${name}`, message: 'repeated' }])
-        return v?.[0]
-      }
-      const fields = checkFields(Object.fromEntries(Object.entries({
-        title: single('title'), description: single('description'), visibility: single('visibility'), tags: values.tags,
-      }).filter(([, v]) => v !== undefined)))
-      const doc = await documents.create(request.user, auditContext(request), { id, ...stored }, fields, { via: 'multipart' })
-      return await reply.code(201).header('etag', `"${doc.version}"`).header('location', `/documents/${doc.id}`).send(toDocument(doc))
-    } catch (err) {
-      // The object is deleted by documents.create on insert failures; here for everything before.
-      if (stored !== null) await storage.delete(key).catch((e: unknown) => request.log.error({ err: e, key }, 'could not delete an orphaned object'))
-      throw err
-    }
-
-    async function storeFile (part: MultipartFile) {
-      if (stored !== null) throw badRequest('Send exactly one file', 'validation_failed')
-      const inspected = await inspect(part.file, { maxBytes: config.UPLOAD_MAX_BYTES, declaredType: part.mimetype, truncated: () => part.file.truncated })
-      if (!isAllowedType(inspected.mimeType, config.UPLOAD_ALLOWED_TYPES)) {
-        inspected.body.destroy()
-        throw unsupportedType(inspected.mimeType)
-      }
-      const r = await storeInspected(storage, key, inspected)
-      return { filename: cleanFilename(part.filename), mimeType: inspected.mimeType, ...r }
-    }
+    const doc = await fastify.uploadService.createFromParts(request.user, auditContext(request), request.parts())
+    return await reply.code(201).header('etag', `"${doc.version}"`).header('location', `/documents/${doc.id}`).send(toDocument(doc))
   })
 
   fastify.get('/:id', {

@@ -1,24 +1,23 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Id, NoContent, authErrors, errors, withHeaders } from '../../src/schemas/common.js'
 import { CreateUpload, Document, DocumentFields, UploadTicket } from '../../src/schemas/documents.js'
-import { findUpload, insertUpload, isAllowedType, payloadTooLarge, unsupportedType } from '../../src/domain/uploads.js'
-import { cancelUpload, claimUpload, discardUpload, promoteUpload, stagingKey } from '../../src/domain/upload-staging.js'
-import { originalKey, toDocument } from '../../src/domain/documents.js'
-import { cleanFilename } from '../../src/domain/document-create.js'
+import { Version } from '../../src/schemas/versions.js'
+import { toDocument } from '../../src/domain/documents.js'
 import { auditContext } from '../../plugins/app/audit.js'
-import { AppError, conflict, notFound } from '../../src/lib/errors.js'
-import { newId } from '../../src/lib/ids.js'
+import { notFound } from '../../src/lib/errors.js'
 
 const UploadParams = Type.Object({ uploadId: Id() }, { additionalProperties: false })
 
 /**
  * Pre-signed uploads: the client PUTs the bytes straight to storage (S3 pre-signed URL, or a
- * signed URL on this API for local storage), then completes; only then does the document exist.
- * The URL writes to the upload's staging key; complete moves the bytes to the document's key and
- * checks them there (src/domain/upload-staging.ts), so no URL can change a document.
+ * signed URL on this API for local storage), then completes; only then does the document (or, for
+ * an upload started with POST /documents/:id/versions/uploads, the new version) exist. The URL
+ * writes to the upload's staging key; complete moves the bytes to their final key and checks them
+ * there (src/domain/upload-staging.ts), so no URL can change a document. The steps are the upload
+ * service's (src/domain/upload-service.ts).
  */
 const uploadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { db, storage, config } = fastify
+  const uploads = fastify.uploadService
 
   fastify.post('/', {
     config: { permission: 'documents:create' },
@@ -29,16 +28,7 @@ const uploadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 201: UploadTicket, ...authErrors, ...errors(413, 415) },
     },
   }, async (request, reply) => {
-    const { filename, mimeType, size, sha256 } = request.body
-    if (size > config.UPLOAD_MAX_BYTES) throw payloadTooLarge(config.UPLOAD_MAX_BYTES)
-    const type = mimeType.toLowerCase()
-    if (!isAllowedType(type, config.UPLOAD_ALLOWED_TYPES)) throw unsupportedType(type)
-    const id = newId()
-    const key = stagingKey(id)
-    const expiresAt = new Date(Date.now() + config.UPLOAD_URL_TTL * 1000)
-    await insertUpload(db, { id, userId: request.user.id, filename: cleanFilename(filename), mimeType: type, size, sha256: sha256?.toLowerCase() ?? null, storageKey: key, expiresAt })
-    const signed = await storage.presignPut(key, { expiresIn: config.UPLOAD_URL_TTL, contentType: type, contentLength: size })
-    return await reply.code(201).send({ uploadId: id, method: 'PUT' as const, url: signed.url, headers: signed.headers, expiresAt: expiresAt.toISOString() })
+    return await reply.code(201).send(await uploads.start(request.user, request.body))
   })
 
   fastify.post('/:uploadId/complete', {
@@ -47,27 +37,28 @@ const uploadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     preValidation: async (request) => { request.body ??= {} },
     schema: {
       tags: ['documents'],
-      summary: 'Finish a pre-signed upload: checks size (and sha256), sniffs the type, creates the document',
+      summary: 'Finish a pre-signed upload: checks size (and sha256), sniffs the type, creates the document (or adds the version)',
+      description: 'For an upload started with POST /documents/:id/versions/uploads: no fields, also needs documents:update and write access to the document now; ' +
+        'If-Match: "<version>" is honoured; 201 with the new version, or 200 with the current one when the bytes are the same.',
       params: UploadParams,
       // Optional (see preValidation): marked so for OpenAPI, where it becomes `requestBody.required: false`.
       body: Type.Optional(DocumentFields),
-      response: { 201: withHeaders(Document, 'ETag', 'Location'), ...authErrors, ...errors(404, 409, 410, 413, 415) },
+      headers: Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 100 })) }),
+      response: {
+        200: withHeaders(Version, 'ETag', 'Location'),
+        201: withHeaders(Type.Union([Document, Version]), 'ETag', 'Location'),
+        ...authErrors,
+        ...errors(400, 404, 409, 410, 412, 413, 415),
+      },
     },
   }, async (request, reply) => {
-    const up = await findUpload(db, request.user.id, request.params.uploadId)
-    if (up === null) throw notFound('Upload')
-    if (up.expiresAt.getTime() <= Date.now()) throw new AppError(410, 'upload_expired', 'This upload expired; start a new one')
-    if (!await claimUpload(db, up)) throw conflict('This upload was already completed', 'upload_completed')
-    const target = originalKey(up.id)
-    const { mimeType, size, sha256 } = await promoteUpload(db, storage, up, target, config.UPLOAD_ALLOWED_TYPES)
-    let doc
-    try {
-      doc = await fastify.documentService.create(request.user, auditContext(request), { id: up.id, filename: up.filename, mimeType, size, sha256 }, request.body, { claimUploadId: up.id, via: 'presigned' })
-    } catch (err) {
-      await discardUpload(db, storage, up, target).catch((e: unknown) => request.log.error({ err: e, uploadId: up.id }, 'could not discard an upload'))
-      throw err
+    const done = await uploads.complete(request.user, auditContext(request), request.params.uploadId, request.body ?? {}, request.headers['if-match'])
+    if (done.kind === 'document') {
+      return await reply.code(201).header('etag', `"${done.doc.version}"`).header('location', `/documents/${done.doc.id}`).send(toDocument(done.doc))
     }
-    return await reply.code(201).header('etag', `"${doc.version}"`).header('location', `/documents/${doc.id}`).send(toDocument(doc))
+    const { result, documentId } = done
+    return await reply.code(result.created ? 201 : 200).header('etag', `"${result.documentVersion}"`)
+      .header('location', `/documents/${documentId}/versions/${result.version.number}`).send(result.version)
   })
 
   fastify.delete('/:uploadId', {
@@ -79,7 +70,7 @@ const uploadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 204: NoContent, ...authErrors, ...errors(404) },
     },
   }, async (request, reply) => {
-    if (!await cancelUpload(db, storage, request.user.id, request.params.uploadId)) throw notFound('Upload')
+    if (!await uploads.cancel(request.user, request.params.uploadId)) throw notFound('Upload')
     return await reply.code(204).send(null)
   })
 }

@@ -152,8 +152,8 @@ export function documentService (deps: DocumentServiceDeps) {
   }
 
   /** A download was answered (the route streams the bytes; the rule was checked when it loaded the document). */
-  async function downloaded (ctx: AuditContext, documentId: string, kind: string, range?: [number, number]): Promise<void> {
-    await audit(ctx, { action: 'document.download', subject: subject(documentId), payload: { kind, ...(range !== undefined ? { range } : {}) } })
+  async function downloaded (ctx: AuditContext, documentId: string, kind: string, range?: [number, number], version?: number): Promise<void> {
+    await audit(ctx, { action: 'document.download', subject: subject(documentId), payload: { kind, ...(range !== undefined ? { range } : {}), ...(version !== undefined ? { version } : {}) } })
   }
 
   return { create, update, trash, purge, restore, share, unshare, downloaded, newObjectDeps }

@@ -7,7 +7,8 @@ import { initialStatus } from './document-scan.js'
 import { MAX_TAG_LENGTH, MAX_TAGS, type DocumentDto } from '../schemas/documents.js'
 
 export const originalKey = (id: string): string => `documents/${id}/original`
-export const thumbnailKey = (id: string): string => `documents/${id}/thumbnail.webp`
+/** Version 1's thumbnail keeps the key it always had; later versions' have their own (a late job for an older version never overwrites a newer one's). */
+export const thumbnailKey = (id: string, version = 1): string => version === 1 ? `documents/${id}/thumbnail.webp` : `documents/${id}/thumbnail-v${version}.webp`
 
 /** Types sharp turns into thumbnails: these documents go through `processing`. */
 const THUMBNAIL_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif', 'image/tiff'])
@@ -183,14 +184,18 @@ export async function trashedBefore (db: Db, before: Date, limit: number): Promi
 
 export { deleteShare, listShares, putShare, userExists } from './document-shares.js'
 
-/** Thumbnail job results: processing -> ready with the thumbnail, or -> failed with the error. */
-export async function finishProcessing (db: Db, id: string, result: { ok: true, thumbnailKey: string, width: number, height: number, metadata: Record<string, unknown> } | { ok: false, error: string }): Promise<void> {
+/**
+ * Thumbnail job results: processing -> ready with the thumbnail, or -> failed with the error; only
+ * while `version` is still the current content version. False when nothing changed.
+ */
+export async function finishProcessing (db: Db, id: string, result: { ok: true, thumbnailKey: string, width: number, height: number, metadata: Record<string, unknown> } | { ok: false, error: string }, version = 1): Promise<boolean> {
   const now = new Date()
   const set: Partial<DocumentRow> = result.ok
     ? { status: 'ready', thumbnailKey: result.thumbnailKey, thumbnailWidth: result.width, thumbnailHeight: result.height, metadata: result.metadata, error: null }
     : { status: 'failed', error: result.error.slice(0, 2000) }
-  await db.update(documents).set({ ...set, updatedAt: now, version: sql`${documents.version} + 1` })
-    .where(and(eq(documents.id, id), eq(documents.status, 'processing')))
+  const [res] = await db.update(documents).set({ ...set, updatedAt: now, version: sql`${documents.version} + 1` })
+    .where(and(eq(documents.id, id), eq(documents.status, 'processing'), eq(documents.currentVersion, version)))
+  return res.affectedRows === 1
 }
 
 const GET_DOCUMENT_SQL = `SELECT ${DOCUMENT_COLUMNS} FROM documents d WHERE d.id = ? LIMIT 1`

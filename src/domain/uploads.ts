@@ -176,7 +176,7 @@ export async function storeInspected (storage: Storage, key: string, inspected: 
 
 export type UploadRow = typeof uploads.$inferSelect
 
-export async function insertUpload (db: Db, row: Omit<UploadRow, 'status' | 'createdAt'>): Promise<void> {
+export async function insertUpload (db: Db, row: Omit<UploadRow, 'status' | 'createdAt' | 'documentId'> & { documentId?: string | null }): Promise<void> {
   await db.insert(uploads).values({ ...row, status: 'pending', createdAt: new Date() })
 }
 

@@ -47,11 +47,18 @@ export const catalogue = {
     jobId: d => `${d.ingestionId}.cb`,
   }),
   'ingestion-recovery': spec({ queue: 'ingestion', payload: Empty }),
+  /** One job per content version (`version` absent = 1); the processor skips a version no longer current. */
   'document-thumbnail': spec({
     queue: 'media',
-    payload: Type.Object({ documentId: JobId }, { additionalProperties: false }),
+    payload: Type.Object({ documentId: JobId, version: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }),
     options: { attempts: 3, backoff: { type: 'exponential', delay: 2_000 } },
-    jobId: d => `thumbnail-${d.documentId}`,
+    jobId: d => d.version === undefined || d.version === 1 ? `thumbnail-${d.documentId}` : `thumbnail-${d.documentId}-v${d.version}`,
+  }),
+  /** Deletes a document's versions beyond VERSIONS_KEEP (objects first, then rows): retried until done. */
+  'versions-prune': spec({
+    queue: 'cleanup',
+    payload: Type.Object({ documentId: JobId }, { additionalProperties: false }),
+    options: { attempts: 25, backoff: { type: 'exponential', delay: 5_000 }, removeOnFail: false },
   }),
   /**
    * Streams a new object to clamd (CLAMD_URL). While clamd is unreachable it retries for as long

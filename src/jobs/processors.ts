@@ -11,6 +11,7 @@ import deleteObjects from './delete-objects.js'
 import trashPurge from './trash-purge.js'
 import uploadsSweep from './uploads-sweep.js'
 import storageReconcile from './storage-reconcile.js'
+import versionsPrune from './versions-prune.js'
 
 /**
  * What the worker runs for each job of the catalogue (one processor per name, checked by the
@@ -29,4 +30,5 @@ export const processors: { [N in JobName]: JobDefinition<any> } = {
   'trash-purge': trashPurge,
   'uploads-sweep': uploadsSweep,
   'storage-reconcile': storageReconcile,
+  'versions-prune': versionsPrune,
 }

@@ -1,6 +1,7 @@
 import { inArray } from 'drizzle-orm'
+import type { Db } from '../db.js'
 import { processorOf } from './types.js'
-import { documents, uploads } from '../../drizzle/schema/index.js'
+import { documents, documentVersions, uploads } from '../../drizzle/schema/index.js'
 import { isId } from '../lib/ids.js'
 import type { ListedObject } from '../storage/types.js'
 
@@ -11,7 +12,20 @@ export const RECONCILE_GRACE_MS = 24 * 3600 * 1000
 export const RECONCILE_MAX_DELETES = 1000
 
 /** The only keys Quire writes for documents; anything else in the bucket is left alone. */
-const DOCUMENT_KEY = /^documents\/([0-9a-f-]{36})\/(original|thumbnail\.webp)$/
+const DOCUMENT_KEY = /^documents\/([0-9a-f-]{36})\/(original|thumbnail\.webp|thumbnail-v\d{1,10}\.webp|versions\/[0-9a-f-]{36})$/
+
+/** Keys a live document may own or not: a version (or its thumbnail) is its only while a row names it. */
+const PER_VERSION_KEY = /\/(versions\/|thumbnail-v)/
+
+/** Which of these per-version keys of live documents no version row nor document row names. */
+async function unnamed (db: Db, keys: string[]): Promise<string[]> {
+  if (keys.length === 0) return []
+  const named = new Set([
+    ...(await db.select({ k: documentVersions.storageKey }).from(documentVersions).where(inArray(documentVersions.storageKey, keys))).map(r => r.k),
+    ...(await db.select({ k: documents.thumbnailKey }).from(documents).where(inArray(documents.thumbnailKey, keys))).map(r => r.k),
+  ])
+  return keys.filter(k => !named.has(k))
+}
 
 /** UUIDv7 ids carry their creation time (ms) in the first 48 bits. */
 const idTime = (id: string): number => parseInt(id.replace(/-/g, '').slice(0, 12), 16)
@@ -27,7 +41,7 @@ async function * batched (pages: AsyncIterable<ListedObject[]>, size: number): A
 }
 
 /**
- * Deletes stored objects that no document or pending upload refers to any more, once older than
+ * Deletes stored objects that no document, version or pending upload refers to any more, once older than
  * RECONCILE_GRACE_MS: the last resort for deletes that failed both inline and in the delete-objects
  * queue, or a crash between a row's deletion and the queueing of its objects. Local storage: also
  * temp files of writes that a crash interrupted. Scheduled daily. Refuses to delete anything when most
@@ -56,11 +70,18 @@ export default processorOf({
         ...(await app.db.select({ id: documents.id }).from(documents).where(inArray(documents.id, ids))).map(r => r.id),
         ...(await app.db.select({ id: uploads.id }).from(uploads).where(inArray(uploads.id, ids))).map(r => r.id),
       ])
+      const perVersion: string[] = []
       for (const [id, keys] of candidates) {
-        if (referenced.has(id)) { known++; continue }
+        if (referenced.has(id)) {
+          known++
+          // A version stored by a request that crashed before its row was written.
+          perVersion.push(...keys.filter(k => PER_VERSION_KEY.test(k)))
+          continue
+        }
         unknown++
         for (const key of keys) if (orphans.length < RECONCILE_MAX_DELETES) orphans.push(key)
       }
+      for (const key of await unnamed(app.db, perVersion)) if (orphans.length < RECONCILE_MAX_DELETES) orphans.push(key)
     }
     // Orphans are the rare exception: if the database knows fewer of the old objects than it does
     // not, it is most likely not this storage's database (a worker started with the wrong

@@ -18,10 +18,12 @@ const MAX_INPUT_BYTES = 200 * 1024 * 1024
 export default processorOf({
   name: THUMBNAIL_JOB,
   async process (app, job) {
+    // The content version this job was queued for: a newer one has its own job.
+    const version = job.data.version ?? 1
     const doc = await getDocumentRow(app.db, job.data.documentId)
-    if (doc === null || doc.status !== 'processing') return { skipped: true }
+    if (doc === null || doc.status !== 'processing' || doc.currentVersion !== version) return { skipped: true }
     if (doc.size > MAX_INPUT_BYTES) {
-      await finishProcessing(app.db, doc.id, { ok: false, error: `thumbnail skipped: images over ${MAX_INPUT_BYTES} bytes are not decoded` })
+      await finishProcessing(app.db, doc.id, { ok: false, error: `thumbnail skipped: images over ${MAX_INPUT_BYTES} bytes are not decoded` }, version)
       return { failed: true }
     }
     // Storage errors are worth retrying; image errors are not.
@@ -34,14 +36,18 @@ export default processorOf({
       const oriented = meta.autoOrient ?? { width: meta.width, height: meta.height }
       result = { thumb, metadata: { width: oriented.width, height: oriented.height, format: meta.format } }
     } catch (err) {
-      await finishProcessing(app.db, doc.id, { ok: false, error: `thumbnail failed: ${(err as Error).message}` })
+      await finishProcessing(app.db, doc.id, { ok: false, error: `thumbnail failed: ${(err as Error).message}` }, version)
       return { failed: true }
     }
-    const key = thumbnailKey(doc.id)
+    const key = thumbnailKey(doc.id, version)
     await app.storage.put(key, Readable.from([result.thumb.data]), { contentType: 'image/webp' })
-    await finishProcessing(app.db, doc.id, { ok: true, thumbnailKey: key, width: result.thumb.info.width, height: result.thumb.info.height, metadata: result.metadata })
-    // Permanently deleted meanwhile: the row is gone, drop the thumbnail we just wrote.
-    if (await getDocumentRow(app.db, doc.id) === null) await app.storage.delete(key)
+    const applied = await finishProcessing(app.db, doc.id, { ok: true, thumbnailKey: key, width: result.thumb.info.width, height: result.thumb.info.height, metadata: result.metadata }, version)
+    // A newer version came meanwhile (it has its own key and job), or the row was deleted for good
+    // (its keys were queued for deletion before we wrote): drop the thumbnail we just wrote.
+    if (!applied || await getDocumentRow(app.db, doc.id) === null) {
+      await app.storage.delete(key)
+      return { skipped: true }
+    }
     return { width: result.thumb.info.width, height: result.thumb.info.height }
   },
 })

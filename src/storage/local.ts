@@ -189,6 +189,11 @@ export class LocalStorage implements Storage {
     return this.signedUrl({ key, method: 'GET', exp: Math.floor(Date.now() / 1000) + opts.expiresIn, filename: opts.filename, contentType: opts.contentType })
   }
 
+  /** Its signed URLs are served by this API: a redirect would only cost the client a round trip. */
+  async downloadRedirect (): Promise<null> {
+    return null
+  }
+
   /** A signed, expiring URL on this API (PUT /storage/:token) accepting at most `contentLength` bytes. */
   async presignPut (key: string, opts: { expiresIn: number, contentType?: string, contentLength?: number }): Promise<{ url: string, headers: Record<string, string> }> {
     const url = this.signedUrl({ key, method: 'PUT', exp: Math.floor(Date.now() / 1000) + opts.expiresIn, contentType: opts.contentType, maxBytes: opts.contentLength })

@@ -196,6 +196,11 @@ export class S3Storage implements Storage {
     }), { expiresIn: opts.expiresIn })
   }
 
+  /** A pre-signed GetObject URL for API clients: the bytes go from S3 to the client. */
+  async downloadRedirect (key: string, opts: { expiresIn: number, filename?: string, contentType?: string }): Promise<string> {
+    return await this.presignGet(key, opts)
+  }
+
   /** Content-Type and Content-Length are signed: S3 refuses a body of another size or type. */
   async presignPut (key: string, opts: { expiresIn: number, contentType?: string, contentLength?: number, audience?: PresignAudience }): Promise<{ url: string, headers: Record<string, string> }> {
     assertKey(key)

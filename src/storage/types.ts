@@ -51,6 +51,12 @@ export interface Storage {
    * a signed, expiring URL on this API). `filename`/`contentType` set the download's headers.
    */
   presignGet: (key: string, opts: { expiresIn: number, filename?: string, contentType?: string, audience?: PresignAudience }) => Promise<string>
+  /**
+   * Where an API client may download the object straight from the storage, bypassing this API
+   * (S3: a pre-signed GetObject URL), or null when the storage serves no such URL of its own and
+   * the bytes are better streamed by the API (local storage: its signed URLs are this API again).
+   */
+  downloadRedirect: (key: string, opts: { expiresIn: number, filename?: string, contentType?: string }) => Promise<string | null>
   /** A short-lived URL that accepts the object's bytes with a plain PUT (S3 pre-signed PutObject; local: signed URL on this API). */
   presignPut: (key: string, opts: { expiresIn: number, contentType?: string, contentLength?: number, audience?: PresignAudience }) => Promise<{ url: string, headers: Record<string, string> }>
   close?: () => Promise<void>

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { readdirSync } from 'node:fs'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../../src/config.js'
-import { build } from '../helper.js'
+import { build, type TestUser } from '../helper.js'
 import { startS3 } from './s3-server.js'
 
 interface Teardownable { teardown: (fn: () => unknown) => void }
@@ -50,4 +50,18 @@ export function storedFiles (root: string): string[] {
   } catch {
     return []
   }
+}
+
+/** Every object under documents/ and uploads/, sorted. */
+export async function objects (app: FastifyInstance): Promise<string[]> {
+  const keys: string[] = []
+  for (const prefix of ['documents/', 'uploads/']) {
+    for await (const page of app.storage.list(prefix)) keys.push(...page.map(o => o.key))
+  }
+  return keys.sort()
+}
+
+export async function addVersion (app: FastifyInstance, user: TestUser, id: string, data: string | Buffer, headers: Record<string, string> = {}, filename = 'v.txt') {
+  const body = multipart({ filename, contentType: 'text/plain', data })
+  return await app.inject({ method: 'POST', url: `/documents/${id}/versions`, headers: { ...user.headers, ...body.headers, ...headers }, payload: body.payload })
 }

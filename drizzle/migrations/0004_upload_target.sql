@@ -1,0 +1,1 @@
+ALTER TABLE `uploads` ADD `document_id` varchar(36) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
