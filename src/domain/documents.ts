@@ -4,6 +4,7 @@ import { documents, documentShares, documentTags, uploads } from '../../drizzle/
 import { DOCUMENT_COLUMNS, toDocumentRow, type DocumentRow, type RawDocumentRow } from './document-access.js'
 import { AppError, conflict } from '../lib/errors.js'
 import { MAX_TAG_LENGTH, MAX_TAGS, type DocumentDto } from '../schemas/documents.js'
+import { documentSubject, recordEvent } from './webhooks/outbox.js'
 
 export const originalKey = (id: string): string => `documents/${id}/original`
 export const thumbnailKey = (id: string): string => `documents/${id}/thumbnail.webp`
@@ -93,6 +94,7 @@ export async function insertDocument (db: Db, input: NewDocument, opts: { claimU
     }
     await tx.insert(documents).values(row)
     if (row.tags.length > 0) await tx.insert(documentTags).values(row.tags.map(tag => ({ documentId: row.id, tag })))
+    await recordEvent(tx, { type: 'document.created', subject: documentSubject(row.id), data: toDocument(row) }, now)
   })
   return row
 }
@@ -135,6 +137,7 @@ export async function updateDocument (db: Db, id: string, version: number, chang
       if (changes.tags.length > 0) await tx.insert(documentTags).values(changes.tags.map(tag => ({ documentId: id, tag })))
     }
     const [row] = await tx.select().from(documents).where(eq(documents.id, id))
+    if (row !== undefined) await recordEvent(tx, { type: 'document.updated', subject: documentSubject(id), data: toDocument(row) })
     return row ?? null
   })
 }
@@ -142,20 +145,26 @@ export async function updateDocument (db: Db, id: string, version: number, chang
 /** Moves to the trash (deleted=true) or back out of it. False when it was not in the expected state. */
 export async function setTrashed (db: DbOrTx, id: string, trashed: boolean): Promise<boolean> {
   const now = new Date()
-  const [res] = await db.update(documents)
-    .set({ deletedAt: trashed ? now : null, updatedAt: now, version: sql`${documents.version} + 1` })
-    .where(and(eq(documents.id, id), trashed ? isNull(documents.deletedAt) : isNotNull(documents.deletedAt)))
-  return res.affectedRows === 1
+  return await db.transaction(async (tx) => {
+    const [res] = await tx.update(documents)
+      .set({ deletedAt: trashed ? now : null, updatedAt: now, version: sql`${documents.version} + 1` })
+      .where(and(eq(documents.id, id), trashed ? isNull(documents.deletedAt) : isNotNull(documents.deletedAt)))
+    if (res.affectedRows !== 1) return false
+    const [row] = await tx.select().from(documents).where(eq(documents.id, id))
+    if (row !== undefined) await recordEvent(tx, { type: trashed ? 'document.trashed' : 'document.restored', subject: documentSubject(id), data: toDocument(row) }, now)
+    return true
+  })
 }
 
 /** Deletes the row, its tags and shares; returns the storage keys the caller must delete (by job). */
 export async function deleteDocumentRow (db: Db, id: string): Promise<string[] | null> {
   return await db.transaction(async (tx) => {
-    const [row] = await tx.select({ storageKey: documents.storageKey, thumbnailKey: documents.thumbnailKey }).from(documents).where(eq(documents.id, id)).for('update')
+    const [row] = await tx.select().from(documents).where(eq(documents.id, id)).for('update')
     if (row === undefined) return null
     await tx.delete(documentTags).where(eq(documentTags.documentId, id))
     await tx.delete(documentShares).where(eq(documentShares.documentId, id))
     await tx.delete(documents).where(eq(documents.id, id))
+    await recordEvent(tx, { type: 'document.deleted', subject: documentSubject(id), data: toDocument(row) })
     return [row.storageKey, thumbnailKey(id), ...(row.thumbnailKey !== null && row.thumbnailKey !== thumbnailKey(id) ? [row.thumbnailKey] : [])]
   })
 }

@@ -10,6 +10,8 @@ import deleteObjects from './delete-objects.js'
 import trashPurge from './trash-purge.js'
 import uploadsSweep from './uploads-sweep.js'
 import storageReconcile from './storage-reconcile.js'
+import webhookRelay from './webhook-relay.js'
+import webhookDeliver from './webhook-deliver.js'
 
 /**
  * What the worker runs for each job of the catalogue (one processor per name, checked by the
@@ -26,4 +28,6 @@ export const processors: { [N in JobName]: JobDefinition<any> } = {
   'trash-purge': trashPurge,
   'uploads-sweep': uploadsSweep,
   'storage-reconcile': storageReconcile,
+  'webhook-relay': webhookRelay,
+  'webhook-deliver': webhookDeliver,
 }
