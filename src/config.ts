@@ -62,7 +62,7 @@ export const ConfigSchema = Type.Object({
   WEBHOOK_BACKOFF_MAX_MS: Type.Integer({ minimum: 1, default: 3_600_000, description: 'longest delay between two attempts of a webhook delivery' }),
   WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000, description: 'one webhook attempt: connect, send and answer within this long' }),
   WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, default: 50, description: 'webhook attempts one worker process runs at once' }),
-  WEBHOOK_ENDPOINT_CONCURRENCY: Type.Integer({ minimum: 1, default: 4, description: 'attempts in flight to one endpoint, across all workers' }),
+  WEBHOOK_ENDPOINT_CONCURRENCY: Type.Integer({ minimum: 1, default: 8, description: 'attempts in flight to one endpoint, across all workers' }),
   WEBHOOK_RELAY_INTERVAL_MS: Type.Integer({ minimum: 0, default: 1000, description: 'how often the worker moves new webhook events from the outbox to the queue; 0 = never' }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10000 }),
   HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 20000, description: 'a client must have sent its complete request headers within this long (408 and close)' }),

@@ -68,7 +68,7 @@ export const catalogue = {
    */
   'webhook-deliver': spec({
     queue: 'webhooks',
-    payload: Type.Object({ deliveryId: JobId, window: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+    payload: Type.Object({ deliveryId: JobId, endpointId: JobId, window: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
     options: { attempts: 20, backoff: { type: 'exponential', delay: 5_000, jitter: 0.5 }, removeOnComplete: { age: 3600, count: 1000 } },
     jobId: d => `${d.deliveryId}.${d.window}`,
   }),

@@ -6,7 +6,7 @@ import { runDelivery } from '../domain/webhooks/deliver.js'
 export default processorOf({
   name: 'webhook-deliver',
   async process (app, job) {
-    const r = await runDelivery(app.webhooks.deliver, job.data.deliveryId)
+    const r = await runDelivery(app.webhooks.deliver, job.data.deliveryId, job.data.endpointId)
     if ('delayMs' in r) {
       await job.moveToDelayed(Date.now() + r.delayMs, job.token)
       throw new DelayedError()

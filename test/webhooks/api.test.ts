@@ -71,10 +71,13 @@ test('create shows the secret once; get, list, patch (rotate), delete; bad input
   const log = await app.inject({ method: 'GET', url: `/webhooks/${created.id}/deliveries?status=pending`, headers: admin.headers })
   t.match(log.json().items, [{ id: ping.json().deliveryId, type: 'webhook.ping', status: 'pending', attempts: [] }])
 
-  t.equal((await app.inject({ method: 'DELETE', url: `/webhooks/${created.id}`, headers: admin.headers })).statusCode, 204)
+  t.equal((await app.inject({ method: 'POST', url: `/webhooks/${created.id}/test`, headers: admin.headers })).statusCode, 202, 'a second delivery')
+  t.equal((await app.inject({ method: 'DELETE', url: `/webhooks/${created.id}`, headers: admin.headers })).statusCode, 204, 'deleted with its deliveries')
+  const [left] = await app.db.$client.query('SELECT COUNT(*) AS n FROM webhook_deliveries WHERE endpoint_id = ?', [created.id]) as unknown as [Array<{ n: number }>]
+  t.equal(Number(left[0]!.n), 0, 'its delivery log went with it')
   assertErrorShape(t, await app.inject({ method: 'DELETE', url: `/webhooks/${created.id}`, headers: admin.headers }), 404, 'not_found')
   const audit = await app.inject({ method: 'GET', url: `/audit-events?subject=webhook:${created.id}&limit=100`, headers: admin.headers })
-  t.same(audit.json().items.map((e: { action: string }) => e.action).sort(), ['webhook.create', 'webhook.delete', 'webhook.test', 'webhook.update', 'webhook.update'])
+  t.same(audit.json().items.map((e: { action: string }) => e.action).sort(), ['webhook.create', 'webhook.delete', 'webhook.test', 'webhook.test', 'webhook.update', 'webhook.update'])
 })
 
 test('SSRF: URLs resolving to loopback, private, link-local or metadata addresses are refused at creation', async (t) => {

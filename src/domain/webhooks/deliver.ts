@@ -6,6 +6,7 @@ import type { Db } from '../../db.js'
 import { webhookEndpoints } from '../../../drizzle/schema/index.js'
 import type { RecordAudit } from '../audit.js'
 import type { SecretBox } from './secrets.js'
+import type { EndpointGate } from './gate.js'
 import { postWebhook, type AttemptResult } from './send.js'
 import { earlierPending, loadDelivery, recordAttempt, settleDelivery, type EventRow } from './store.js'
 
@@ -20,9 +21,11 @@ export interface DeliverDeps {
     WEBHOOK_BACKOFF_MS: number
     WEBHOOK_BACKOFF_MAX_MS: number
     WEBHOOK_ENDPOINT_CONCURRENCY: number
+    WEBHOOK_CONCURRENCY: number
   }
   clock: () => Date
   audit: RecordAudit
+  gate: EndpointGate
 }
 
 /** What became of one run: settled, or to run again after `delayMs` (not an attempt when waiting or busy). */
@@ -51,7 +54,20 @@ const BUSY_WAIT_MS = 250
  * retried with backoff until the delivery's retry window ends. A delivery given up on an endpoint
  * that answered no 2xx in that window marks it `failing` (audited).
  */
-export async function runDelivery (deps: DeliverDeps, deliveryId: string): Promise<Outcome> {
+export async function runDelivery (deps: DeliverDeps, deliveryId: string, endpointId: string): Promise<Outcome> {
+  const { WEBHOOK_ENDPOINT_CONCURRENCY: limit, WEBHOOK_CONCURRENCY: slots } = deps.config
+  const leave = await deps.gate.enter(endpointId, limit, Math.max(1, Math.floor(slots / 4)))
+  if (leave === null) return busy()
+  try {
+    return await attemptDelivery(deps, deliveryId)
+  } finally {
+    leave()
+  }
+}
+
+const busy = (): Outcome => ({ outcome: 'busy', delayMs: BUSY_WAIT_MS + Math.round(Math.random() * BUSY_WAIT_MS) })
+
+async function attemptDelivery (deps: DeliverDeps, deliveryId: string): Promise<Outcome> {
   const loaded = await loadDelivery(deps.db, deliveryId)
   if (loaded === null || loaded.delivery.status !== 'pending') return { outcome: 'skipped' }
   const { delivery, event, endpoint } = loaded
@@ -62,7 +78,7 @@ export async function runDelivery (deps: DeliverDeps, deliveryId: string): Promi
   }
   if (await earlierPending(deps.db, delivery)) return { outcome: 'wait', delayMs: ORDER_WAIT_MS }
   const slot = await acquireSlot(deps, endpoint.id)
-  if (slot === null) return { outcome: 'busy', delayMs: BUSY_WAIT_MS + Math.round(Math.random() * BUSY_WAIT_MS) }
+  if (slot === null) return busy()
   let result: AttemptResult
   try {
     const body = payloadOf(event)
@@ -79,12 +95,7 @@ export async function runDelivery (deps: DeliverDeps, deliveryId: string): Promi
   const now = deps.clock()
   const code = result.statusCode
   if (code !== null && code >= 200 && code < 300) {
-    await recordAttempt(deps.db, delivery.id, result, 'delivered', now)
-    await deps.db.update(webhookEndpoints).set({
-      statusReason: sql`IF(${webhookEndpoints.status} = 'failing', NULL, ${webhookEndpoints.statusReason})`,
-      status: sql`IF(${webhookEndpoints.status} = 'failing', 'active', ${webhookEndpoints.status})`,
-      lastSuccessAt: now,
-    }).where(eq(webhookEndpoints.id, endpoint.id))
+    await recordAttempt(deps.db, delivery.id, result, 'delivered', now, endpoint.id)
     return { outcome: 'delivered', statusCode: code }
   }
   if (code === 410) {

@@ -9,7 +9,7 @@ export interface RelayDeps {
   retryMs: number
   clock: () => Date
   /** adds the delivery's BullMQ job (src/jobs/catalogue.ts `webhook-deliver`) */
-  enqueueDelivery: (deliveryId: string, retryUntil: Date) => Promise<void>
+  enqueueDelivery: (d: { id: string, endpointId: string, retryUntil: Date }) => Promise<void>
 }
 
 /**
@@ -57,10 +57,10 @@ async function hydrate (tx: Tx, events: EventRow[]): Promise<void> {
 
 /** Adds the jobs of deliveries not queued yet (new ones, and those a Redis outage left behind). */
 export async function queueDeliveries (deps: RelayDeps, limit = 1000): Promise<number> {
-  const rows = await deps.db.select({ id: webhookDeliveries.id, retryUntil: webhookDeliveries.retryUntil }).from(webhookDeliveries)
+  const rows = await deps.db.select({ id: webhookDeliveries.id, endpointId: webhookDeliveries.endpointId, retryUntil: webhookDeliveries.retryUntil }).from(webhookDeliveries)
     .where(and(eq(webhookDeliveries.enqueued, false), eq(webhookDeliveries.status, 'pending'))).orderBy(asc(webhookDeliveries.id)).limit(limit)
   if (rows.length === 0) return 0
-  await Promise.all(rows.map(async r => await deps.enqueueDelivery(r.id, r.retryUntil)))
+  await Promise.all(rows.map(async r => await deps.enqueueDelivery(r)))
   await deps.db.update(webhookDeliveries).set({ enqueued: true }).where(inArray(webhookDeliveries.id, rows.map(r => r.id)))
   return rows.length
 }

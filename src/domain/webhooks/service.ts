@@ -1,4 +1,4 @@
-import { and, eq } from 'drizzle-orm'
+import { and, eq, inArray } from 'drizzle-orm'
 import type { Db } from '../../db.js'
 import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from '../../../drizzle/schema/index.js'
 import { AppError, badRequest, conflict, notFound } from '../../lib/errors.js'
@@ -16,7 +16,7 @@ export interface WebhookServiceDeps {
   /** WEBHOOK_RETRY_HOURS in ms */
   retryMs: number
   /** adds the delivery's job (one per retry window: a redelivery's job is another); may throw when Redis is down */
-  enqueueDelivery: (deliveryId: string, retryUntil: Date) => Promise<void>
+  enqueueDelivery: (d: { id: string, endpointId: string, retryUntil: Date }) => Promise<void>
   clock: () => Date
   log: { warn: (obj: object, msg: string) => void }
   audit: RecordAudit
@@ -88,7 +88,7 @@ export function webhookService (deps: WebhookServiceDeps) {
     const row = await findEndpoint(db, id)
     if (row === null) throw notFound('Webhook')
     await db.transaction(async (tx) => {
-      await tx.delete(webhookAttempts).where(eq(webhookAttempts.deliveryId, tx.select({ id: webhookDeliveries.id }).from(webhookDeliveries).where(eq(webhookDeliveries.endpointId, row.id))))
+      await tx.delete(webhookAttempts).where(inArray(webhookAttempts.deliveryId, tx.select({ id: webhookDeliveries.id }).from(webhookDeliveries).where(eq(webhookDeliveries.endpointId, row.id))))
       await tx.delete(webhookDeliveries).where(eq(webhookDeliveries.endpointId, row.id))
       await tx.delete(webhookEndpoints).where(eq(webhookEndpoints.id, row.id))
     })
@@ -96,12 +96,12 @@ export function webhookService (deps: WebhookServiceDeps) {
   }
 
   /** Adds the job; when Redis is down the relay adds it later (the delivery stays `enqueued = false`). */
-  async function enqueue (deliveryId: string, retryUntil: Date): Promise<void> {
+  async function enqueue (d: { id: string, endpointId: string, retryUntil: Date }): Promise<void> {
     try {
-      await deps.enqueueDelivery(deliveryId, retryUntil)
-      await db.update(webhookDeliveries).set({ enqueued: true }).where(eq(webhookDeliveries.id, deliveryId))
+      await deps.enqueueDelivery(d)
+      await db.update(webhookDeliveries).set({ enqueued: true }).where(eq(webhookDeliveries.id, d.id))
     } catch (err) {
-      deps.log.warn({ err, deliveryId }, 'webhook delivery not queued yet; the relay queues it once Redis answers')
+      deps.log.warn({ err, deliveryId: d.id }, 'webhook delivery not queued yet; the relay queues it once Redis answers')
     }
   }
 
@@ -116,7 +116,7 @@ export function webhookService (deps: WebhookServiceDeps) {
       await tx.insert(webhookEvents).values(event)
       await tx.insert(webhookDeliveries).values(delivery)
     })
-    await enqueue(delivery.id, delivery.retryUntil)
+    await enqueue({ id: delivery.id!, endpointId: row.id, retryUntil: delivery.retryUntil })
     await audit(ctx, { action: 'webhook.test', subject: subject(row.id), payload: { deliveryId: delivery.id } })
     return { deliveryId: delivery.id, eventId: event.id, status: 'pending' }
   }
@@ -141,7 +141,7 @@ export function webhookService (deps: WebhookServiceDeps) {
     const [res] = await db.update(webhookDeliveries).set({ status: 'pending', enqueued: false, updatedAt: now, retryUntil })
       .where(and(eq(webhookDeliveries.id, d.id), eq(webhookDeliveries.status, d.status)))
     if (res.affectedRows !== 1) throw pending()
-    await enqueue(d.id, retryUntil)
+    await enqueue({ id: d.id, endpointId: row.id, retryUntil })
     await audit(ctx, { action: 'webhook.redeliver', subject: subject(row.id), payload: { deliveryId: d.id, eventId: d.eventId } })
     return { deliveryId: d.id, eventId: d.eventId, status: 'pending' }
   }

@@ -1,5 +1,5 @@
-import { and, desc, eq, inArray, lt, sql, type SQL } from 'drizzle-orm'
-import type { Db, DbOrTx } from '../../db.js'
+import { and, desc, eq, inArray, lt, type SQL } from 'drizzle-orm'
+import { sqlAtomic, type Db, type DbOrTx, type Statement } from '../../db.js'
 import { webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from '../../../drizzle/schema/index.js'
 import { isId, newId } from '../../lib/ids.js'
 import { decodeIdCursor, pageOf } from '../../lib/pagination.js'
@@ -69,19 +69,21 @@ export async function earlierPending (db: Db, d: Pick<DeliveryRow, 'endpointId' 
   return rows.length > 0
 }
 
-/** Logs one attempt and counts it on its delivery; `status` settles it (delivered, failed) or keeps it pending. */
-export async function recordAttempt (db: Db, deliveryId: string, r: AttemptResult, status: 'pending' | 'delivered' | 'failed', now: Date): Promise<void> {
-  await db.transaction(async (tx) => {
-    await tx.insert(webhookAttempts).values({ deliveryId, at: now, statusCode: r.statusCode, durationMs: r.durationMs, error: r.error?.slice(0, 1000) ?? null, response: r.response?.slice(0, 1024) ?? null })
-    await tx.update(webhookDeliveries).set({
-      status,
-      attempts: sql`${webhookDeliveries.attempts} + 1`,
-      lastStatusCode: r.statusCode,
-      lastError: r.error?.slice(0, 1000) ?? null,
-      updatedAt: now,
-      ...(status === 'delivered' ? { deliveredAt: now } : {}),
-    }).where(eq(webhookDeliveries.id, deliveryId))
-  })
+/**
+ * Logs one attempt and counts it on its delivery, in one transaction and one round trip;
+ * `status` settles it (delivered, failed) or keeps it pending. `succeededAt`: the endpoint that
+ * answered 2xx (its last success; a `failing` one is `active` again).
+ */
+export async function recordAttempt (db: Db, deliveryId: string, r: AttemptResult, status: 'pending' | 'delivered' | 'failed', now: Date, succeededAt?: string): Promise<void> {
+  const error = r.error?.slice(0, 1000) ?? null
+  const statements: Statement[] = [
+    ['INSERT INTO webhook_attempts (delivery_id, at, status_code, duration_ms, error, response) VALUES (?, ?, ?, ?, ?, ?)', [deliveryId, now, r.statusCode, r.durationMs, error, r.response?.slice(0, 1024) ?? null]],
+    ['UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, last_status_code = ?, last_error = ?, updated_at = ?, delivered_at = IF(? = \'delivered\', ?, delivered_at) WHERE id = ?', [status, r.statusCode, error, now, status, now, deliveryId]],
+  ]
+  if (succeededAt !== undefined) {
+    statements.push(["UPDATE webhook_endpoints SET status_reason = IF(status = 'failing', NULL, status_reason), status = IF(status = 'failing', 'active', status), last_success_at = ? WHERE id = ?", [now, succeededAt]])
+  }
+  await sqlAtomic(db, statements)
 }
 
 export async function settleDelivery (db: Db, id: string, status: 'failed', error: string, now: Date): Promise<void> {
