@@ -83,12 +83,14 @@ async function attemptDelivery (deps: DeliverDeps, deliveryId: string): Promise<
   try {
     const body = payloadOf(event)
     const sentAt = deps.clock()
-    const signature = new Webhook(deps.box.open(endpoint.secret)).sign(event.id, sentAt, body)
-    result = await postWebhook(endpoint.url, body, {
-      'webhook-id': event.id,
-      'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
-      'webhook-signature': signature,
-    }, { timeoutMs: deps.config.WEBHOOK_TIMEOUT_MS, allowPrivate: deps.config.WEBHOOK_ALLOW_PRIVATE, userAgent: 'Quire-Webhooks/1' })
+    const secret = openSecret(deps.box, endpoint.secret)
+    result = secret === null
+      ? { statusCode: null, durationMs: 0, error: 'the signing secret cannot be decrypted (JWT_SECRET changed?): rotate it with PATCH /webhooks/:id {rotateSecret: true}', response: null }
+      : await postWebhook(endpoint.url, body, {
+        'webhook-id': event.id,
+        'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
+        'webhook-signature': new Webhook(secret).sign(event.id, sentAt, body),
+      }, { timeoutMs: deps.config.WEBHOOK_TIMEOUT_MS, allowPrivate: deps.config.WEBHOOK_ALLOW_PRIVATE, userAgent: 'Quire-Webhooks/1' })
   } finally {
     await slot()
   }
@@ -115,6 +117,14 @@ async function attemptDelivery (deps: DeliverDeps, deliveryId: string): Promise<
     await markEndpoint(deps, endpoint.id, 'failing', `no 2xx answer within the retry window of delivery ${delivery.id} (${result.error ?? `status ${code}`})`.slice(0, 255), 'webhook.failing')
   }
   return { outcome: 'failed', statusCode: code }
+}
+
+function openSecret (box: SecretBox, sealed: string): string | null {
+  try {
+    return box.open(sealed)
+  } catch {
+    return null
+  }
 }
 
 /** Moves an endpoint to `failing` (from active) or `disabled` (from anything else), audited once. */
