@@ -63,6 +63,7 @@ export const ConfigSchema = Type.Object({
   WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 10_000, description: 'one webhook attempt: connect, send and answer within this long' }),
   WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, default: 50, description: 'webhook attempts one worker process runs at once' }),
   WEBHOOK_ENDPOINT_CONCURRENCY: Type.Integer({ minimum: 1, default: 8, description: 'attempts in flight to one endpoint, across all workers' }),
+  WEBHOOK_LOG_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 30, description: 'settled webhook deliveries (with their attempts and events) are deleted after this many days; 0 = kept forever' }),
   WEBHOOK_RELAY_INTERVAL_MS: Type.Integer({ minimum: 0, default: 1000, description: 'how often the worker moves new webhook events from the outbox to the queue; 0 = never' }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10000 }),
   HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 20000, description: 'a client must have sent its complete request headers within this long (408 and close)' }),

@@ -61,6 +61,7 @@ export const catalogue = {
   'storage-reconcile': spec({ queue: 'cleanup', payload: Clock, options: { attempts: 3, backoff: { type: 'exponential', delay: 60_000 } } }),
   /** Moves new outbox rows to deliveries and queues them (src/domain/webhooks/relay.ts). */
   'webhook-relay': spec({ queue: 'webhooks', payload: Empty }),
+  'webhook-purge': spec({ queue: 'cleanup', payload: Clock, options: { attempts: 3, backoff: { type: 'exponential', delay: 60_000 } } }),
   /**
    * One delivery's attempts (src/domain/webhooks/deliver.ts): HTTP retries are delays of this job,
    * BullMQ's own attempts only cover a failure to run it (MySQL down). One job per retry window
@@ -101,4 +102,5 @@ export const schedules: Array<ScheduleDefinition & { job: JobName }> = [
   { id: 'uploads-sweep', queue: 'cleanup', job: 'uploads-sweep', every: 5 * 60_000 },
   { id: 'storage-reconcile-daily', queue: 'cleanup', job: 'storage-reconcile', every: 24 * 3600_000 },
   { id: 'webhook-relay', queue: 'webhooks', job: 'webhook-relay', every: (config) => config.WEBHOOK_RELAY_INTERVAL_MS },
+  { id: 'webhook-purge-hourly', queue: 'cleanup', job: 'webhook-purge', every: 3600_000 },
 ]

@@ -12,6 +12,7 @@ import uploadsSweep from './uploads-sweep.js'
 import storageReconcile from './storage-reconcile.js'
 import webhookRelay from './webhook-relay.js'
 import webhookDeliver from './webhook-deliver.js'
+import webhookPurge from './webhook-purge.js'
 
 /**
  * What the worker runs for each job of the catalogue (one processor per name, checked by the
@@ -30,4 +31,5 @@ export const processors: { [N in JobName]: JobDefinition<any> } = {
   'storage-reconcile': storageReconcile,
   'webhook-relay': webhookRelay,
   'webhook-deliver': webhookDeliver,
+  'webhook-purge': webhookPurge,
 }

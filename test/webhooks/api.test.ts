@@ -97,3 +97,22 @@ test('SSRF: URLs resolving to loopback, private, link-local or metadata addresse
   assertErrorShape(t, moved, 400, 'webhook_url_refused')
   await app.inject({ method: 'DELETE', url: `/webhooks/${created.json().id}`, headers: admin.headers })
 })
+
+test('the delivery log is purged after WEBHOOK_LOG_RETENTION_DAYS; pending deliveries stay', async (t) => {
+  const app = await build(t, { WEBHOOK_ALLOW_PRIVATE: true, WEBHOOK_LOG_RETENTION_DAYS: 2 })
+  const admin = await createUser(app, 'admin')
+  const hook = (await app.inject({ method: 'POST', url: '/webhooks', headers: admin.headers, payload: { url: 'http://127.0.0.1:9/hook', events: ['*'] } })).json()
+  t.teardown(async () => { await app.inject({ method: 'DELETE', url: `/webhooks/${hook.id}`, headers: admin.headers }) })
+  const old = (await app.inject({ method: 'POST', url: `/webhooks/${hook.id}/test`, headers: admin.headers })).json()
+  const pending = (await app.inject({ method: 'POST', url: `/webhooks/${hook.id}/test`, headers: admin.headers })).json()
+  const threeDaysAgo = new Date(Date.now() - 3 * 24 * 3600_000)
+  await app.db.$client.query("UPDATE webhook_deliveries SET status = 'delivered', updated_at = ? WHERE id = ?", [threeDaysAgo, old.deliveryId])
+  await app.db.$client.query('UPDATE webhook_events SET relayed_at = ? WHERE id IN (?, ?)', [threeDaysAgo, old.eventId, pending.eventId])
+  const { processors } = await import('../../src/jobs/processors.js')
+  const res = await processors['webhook-purge'].process(app, { data: {} } as never) as { deliveries: number, events: number }
+  t.ok(res.deliveries >= 1 && res.events >= 1)
+  const items = (await app.inject({ method: 'GET', url: `/webhooks/${hook.id}/deliveries`, headers: admin.headers })).json().items as Array<{ id: string }>
+  t.same(items.map(d => d.id), [pending.deliveryId], 'the settled one is gone, the pending one stays')
+  const [events] = await app.db.$client.query('SELECT id FROM webhook_events WHERE id IN (?, ?)', [old.eventId, pending.eventId]) as unknown as [Array<{ id: string }>]
+  t.same(events.map(e => e.id), [pending.eventId], 'its event too; a pending delivery keeps its event')
+})

@@ -1,6 +1,6 @@
-import { and, asc, eq, inArray, isNull, ne } from 'drizzle-orm'
+import { and, asc, eq, inArray, isNull, lt, ne, notExists, sql } from 'drizzle-orm'
 import type { Db } from '../../db.js'
-import { ingestions, webhookDeliveries, webhookEndpoints, webhookEvents } from '../../../drizzle/schema/index.js'
+import { ingestions, webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from '../../../drizzle/schema/index.js'
 import { dtosOf } from '../ingestions/store.js'
 import { newDelivery, subscribes, type EventRow } from './store.js'
 
@@ -63,4 +63,33 @@ export async function queueDeliveries (deps: RelayDeps, limit = 1000): Promise<n
   await Promise.all(rows.map(async r => await deps.enqueueDelivery(r)))
   await deps.db.update(webhookDeliveries).set({ enqueued: true }).where(inArray(webhookDeliveries.id, rows.map(r => r.id)))
   return rows.length
+}
+
+/**
+ * The delivery log's retention: settled deliveries last changed before `before`, their attempts,
+ * and relayed events before `before` that no delivery refers to any more. Pending deliveries and
+ * their events stay; the per-subject counters stay (sequence numbers never restart).
+ */
+export async function purgeWebhookLog (db: Db, before: Date, batch = 1000): Promise<{ deliveries: number, events: number }> {
+  let deliveries = 0
+  let events = 0
+  for (;;) {
+    const old = await db.select({ id: webhookDeliveries.id }).from(webhookDeliveries)
+      .where(and(ne(webhookDeliveries.status, 'pending'), lt(webhookDeliveries.updatedAt, before))).limit(batch)
+    if (old.length === 0) break
+    const ids = old.map(d => d.id)
+    await db.transaction(async (tx) => {
+      await tx.delete(webhookAttempts).where(inArray(webhookAttempts.deliveryId, ids))
+      await tx.delete(webhookDeliveries).where(inArray(webhookDeliveries.id, ids))
+    })
+    deliveries += ids.length
+    if (old.length < batch) break
+  }
+  for (;;) {
+    const [res] = await db.delete(webhookEvents).where(and(lt(webhookEvents.relayedAt, before),
+      notExists(db.select({ one: sql`1` }).from(webhookDeliveries).where(eq(webhookDeliveries.eventId, webhookEvents.id))))).limit(batch)
+    events += res.affectedRows
+    if (res.affectedRows < batch) break
+  }
+  return { deliveries, events }
 }
