@@ -158,7 +158,7 @@ export interface LoadTarget {
   name: string
   /** another server than the runner's base URL (the bare Fastify hello listens on its own port) */
   base?: string
-  method?: 'GET' | 'POST'
+  method?: 'GET' | 'POST' | 'PATCH'
   path: string | (() => string)
   headers?: Record<string, string>
   body?: string

@@ -54,7 +54,7 @@ if (floor !== undefined && floor !== '') {
 } else {
   const app = await buildWorkerApp(config)
   await app.ready()
-  const running = await startWorkers(app, ['ingestion'])
+  const running = await startWorkers(app, (process.env.BENCH_WORKER_QUEUES ?? 'ingestion').split(',') as Array<'ingestion' | 'webhooks'>)
   close = async () => { await running.close(); await app.close() }
 }
 process.stdout.write(`BENCH_READY ${JSON.stringify({ pid: process.pid })}\n`)

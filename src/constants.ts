@@ -6,7 +6,7 @@
 export const PERMISSIONS = [
   'documents:read', 'documents:create', 'documents:update', 'documents:delete', 'documents:share', 'documents:manage',
   'ingestions:read', 'ingestions:trigger', 'ingestions:manage',
-  'users:manage', 'jobs:manage', 'audit:read',
+  'users:manage', 'jobs:manage', 'audit:read', 'webhooks:manage',
 ] as const
 export type Permission = typeof PERMISSIONS[number]
 
@@ -37,3 +37,17 @@ export const PASSWORD_MAX = 128
 
 export const MAX_TAGS = 20
 export const MAX_TAG_LENGTH = 64
+
+/** What outbound webhooks announce (docs/webhooks.md); `document.version_added` once document versions exist. */
+export const WEBHOOK_EVENT_TYPES = [
+  'document.created', 'document.updated', 'document.version_added', 'document.trashed', 'document.restored', 'document.deleted', 'document.shared',
+  'ingestion.succeeded', 'ingestion.failed', 'ingestion.cancelled',
+  'user.created', 'user.deleted',
+] as const
+export type WebhookEventType = typeof WEBHOOK_EVENT_TYPES[number]
+
+export const WEBHOOK_STATUSES = ['active', 'failing', 'disabled'] as const
+export type WebhookStatus = typeof WEBHOOK_STATUSES[number]
+
+export const WEBHOOK_DELIVERY_STATUSES = ['pending', 'delivered', 'failed'] as const
+export type WebhookDeliveryStatus = typeof WEBHOOK_DELIVERY_STATUSES[number]

@@ -24,7 +24,7 @@ export async function startWorkers (app: FastifyInstance, only: readonly QueueNa
     const connection = createRedis(app.config.REDIS_URL, { maxRetriesPerRequest: null, enableOfflineQueue: true })
     connection.on('error', () => { /* logged by the main redis plugin */ })
     connections.push(connection)
-    const concurrency = queue === 'ingestion' ? app.config.INGESTION_CONCURRENCY : app.config.WORKER_CONCURRENCY
+    const concurrency = queue === 'ingestion' ? app.config.INGESTION_CONCURRENCY : queue === 'webhooks' ? app.config.WEBHOOK_CONCURRENCY : app.config.WORKER_CONCURRENCY
     const limiter = queue === 'ingestion' && app.config.INGESTION_RATE_MAX > 0 ? { max: app.config.INGESTION_RATE_MAX, duration: 1000 } : undefined
     const worker = new Worker(queue, async (job: Job) => {
       if (!isJobName(job.name)) throw new Error(`no processor for job ${job.name}`)

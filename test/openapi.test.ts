@@ -11,7 +11,7 @@ import type { OpenApiDoc } from './fuzz/operations.js'
 /** Writes that take no body by design (everything else with POST/PUT/PATCH must document one). */
 const NO_BODY = new Set([
   'POST /auth/logout', 'POST /auth/logout-all', 'POST /documents/{id}/restore', 'POST /documents/{id}/versions/{n}/restore', 'POST /ingestions/{id}/retry', 'POST /ingestions/{id}/cancel',
-  'POST /admin/queues/{queue}/jobs/{id}/retry',
+  'POST /admin/queues/{queue}/jobs/{id}/retry', 'POST /webhooks/{id}/test', 'POST /webhooks/{id}/deliveries/{deliveryId}/redeliver',
 ])
 /** Public routes that take no input: a 2xx schema is enough (no auth errors, nothing to validate). */
 const NO_INPUT_PUBLIC = new Set(['GET /health', 'GET /health/ready', 'GET /metrics'])

@@ -3,6 +3,7 @@ import type { Db } from '../db.js'
 import { documentShares, users } from '../../drizzle/schema/index.js'
 import { isId } from '../lib/ids.js'
 import { decodeIdCursor, pageOf } from '../lib/pagination.js'
+import { documentSubject, recordEvent } from './webhooks/outbox.js'
 
 /** A document's shares: one user's read or write access to one document. */
 
@@ -28,13 +29,17 @@ export async function userExists (db: Db, userId: string): Promise<boolean> {
 export async function putShare (db: Db, documentId: string, userId: string, access: 'read' | 'write'): Promise<{ previous: 'read' | 'write' | null, createdAt: Date }> {
   return await db.transaction(async (tx) => {
     const [old] = await tx.select().from(documentShares).where(and(eq(documentShares.documentId, documentId), eq(documentShares.userId, userId))).for('update')
+    const shared = async (previous: 'read' | 'write' | null, createdAt: Date) => {
+      if (previous !== access) await recordEvent(tx, { type: 'document.shared', subject: documentSubject(documentId), data: { documentId, userId, access, previous, createdAt: createdAt.toISOString() } })
+      return { previous, createdAt }
+    }
     if (old !== undefined) {
       await tx.update(documentShares).set({ access }).where(and(eq(documentShares.documentId, documentId), eq(documentShares.userId, userId)))
-      return { previous: old.access as 'read' | 'write', createdAt: old.createdAt }
+      return await shared(old.access as 'read' | 'write', old.createdAt)
     }
     const createdAt = new Date()
     await tx.insert(documentShares).values({ documentId, userId, access, createdAt })
-    return { previous: null, createdAt }
+    return await shared(null, createdAt)
   })
 }
 

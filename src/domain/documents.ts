@@ -5,6 +5,7 @@ import { DOCUMENT_COLUMNS, toDocumentRow, type DocumentRow, type RawDocumentRow 
 import { AppError, conflict } from '../lib/errors.js'
 import { initialStatus } from './document-scan.js'
 import { MAX_TAG_LENGTH, MAX_TAGS, type DocumentDto } from '../schemas/documents.js'
+import { documentSubject, recordEvent } from './webhooks/outbox.js'
 
 export const originalKey = (id: string): string => `documents/${id}/original`
 /** Version 1's thumbnail keeps the key it always had; later versions' have their own (a late job for an older version never overwrites a newer one's). */
@@ -105,6 +106,7 @@ export async function insertDocument (db: Db, input: NewDocument, opts: { claimU
     await tx.insert(documents).values(row)
     await tx.insert(documentVersions).values({ documentId: row.id, number: 1, storageKey: row.storageKey, size: row.size, sha256: row.sha256, mimeType: row.mimeType, filename: row.filename, createdAt: now, createdBy: row.ownerId })
     if (row.tags.length > 0) await tx.insert(documentTags).values(row.tags.map(tag => ({ documentId: row.id, tag })))
+    await recordEvent(tx, { type: 'document.created', subject: documentSubject(row.id), data: toDocument(row) }, now)
   })
   return row
 }
@@ -147,6 +149,7 @@ export async function updateDocument (db: Db, id: string, version: number, chang
       if (changes.tags.length > 0) await tx.insert(documentTags).values(changes.tags.map(tag => ({ documentId: id, tag })))
     }
     const [row] = await tx.select().from(documents).where(eq(documents.id, id))
+    if (row !== undefined) await recordEvent(tx, { type: 'document.updated', subject: documentSubject(id), data: toDocument(row) })
     return row ?? null
   })
 }
@@ -154,22 +157,28 @@ export async function updateDocument (db: Db, id: string, version: number, chang
 /** Moves to the trash (deleted=true) or back out of it. False when it was not in the expected state. */
 export async function setTrashed (db: DbOrTx, id: string, trashed: boolean): Promise<boolean> {
   const now = new Date()
-  const [res] = await db.update(documents)
-    .set({ deletedAt: trashed ? now : null, updatedAt: now, version: sql`${documents.version} + 1` })
-    .where(and(eq(documents.id, id), trashed ? isNull(documents.deletedAt) : isNotNull(documents.deletedAt)))
-  return res.affectedRows === 1
+  return await db.transaction(async (tx) => {
+    const [res] = await tx.update(documents)
+      .set({ deletedAt: trashed ? now : null, updatedAt: now, version: sql`${documents.version} + 1` })
+      .where(and(eq(documents.id, id), trashed ? isNull(documents.deletedAt) : isNotNull(documents.deletedAt)))
+    if (res.affectedRows !== 1) return false
+    const [row] = await tx.select().from(documents).where(eq(documents.id, id))
+    if (row !== undefined) await recordEvent(tx, { type: trashed ? 'document.trashed' : 'document.restored', subject: documentSubject(id), data: toDocument(row) }, now)
+    return true
+  })
 }
 
 /** Deletes the row, its versions, tags and shares; returns the storage keys the caller must delete (by job). */
 export async function deleteDocumentRow (db: Db, id: string): Promise<string[] | null> {
   return await db.transaction(async (tx) => {
-    const [row] = await tx.select({ storageKey: documents.storageKey, thumbnailKey: documents.thumbnailKey }).from(documents).where(eq(documents.id, id)).for('update')
+    const [row] = await tx.select().from(documents).where(eq(documents.id, id)).for('update')
     if (row === undefined) return null
     const versions = await tx.select({ storageKey: documentVersions.storageKey }).from(documentVersions).where(eq(documentVersions.documentId, id))
     await tx.delete(documentTags).where(eq(documentTags.documentId, id))
     await tx.delete(documentShares).where(eq(documentShares.documentId, id))
     await tx.delete(documentVersions).where(eq(documentVersions.documentId, id))
     await tx.delete(documents).where(eq(documents.id, id))
+    await recordEvent(tx, { type: 'document.deleted', subject: documentSubject(id), data: toDocument(row) })
     const versionKeys = versions.map(v => v.storageKey).filter(k => k !== row.storageKey)
     return [row.storageKey, ...versionKeys, thumbnailKey(id), ...(row.thumbnailKey !== null && row.thumbnailKey !== thumbnailKey(id) ? [row.thumbnailKey] : [])]
   })

@@ -8,6 +8,7 @@ import { badRequest, conflict, notFound } from '../lib/errors.js'
 import { isId, newId } from '../lib/ids.js'
 import { effectivePermissions, type Permission, type Role } from './permissions.js'
 import { revokeUserSessions } from './sessions.js'
+import { recordEvent, userSubject } from './webhooks/outbox.js'
 
 export type UserRow = typeof users.$inferSelect
 
@@ -72,7 +73,10 @@ export async function insertUser (db: DbOrTx, input: NewUser): Promise<UserRow> 
     updatedAt: now,
   }
   try {
-    await db.insert(users).values(row)
+    await db.transaction(async (tx) => {
+      await tx.insert(users).values(row)
+      await recordEvent(tx, { type: 'user.created', subject: userSubject(row.id), data: toUserView(row) }, now)
+    })
   } catch (err) {
     if (isDuplicate(err)) throw conflict('A user with this email already exists; log in, or use another email', 'email_taken')
     throw err
@@ -191,6 +195,7 @@ export async function deleteUser (db: Db, id: string, transferTo?: string): Prom
     await tx.delete(refreshTokens).where(inArray(refreshTokens.sessionId, tx.select({ id: sessions.id }).from(sessions).where(eq(sessions.userId, id))))
     await tx.delete(sessions).where(eq(sessions.userId, id))
     await tx.delete(users).where(eq(users.id, id))
+    await recordEvent(tx, { type: 'user.deleted', subject: userSubject(id), data: toUserView(target) }, now)
     return { revokedSessions, documentsTransferred, documentsTrashed }
   })
 }

@@ -2,7 +2,8 @@ import { and, desc, eq, inArray, lt, ne, sql } from 'drizzle-orm'
 import type { Db } from '../db.js'
 import { documents, documentVersions, uploads } from '../../drizzle/schema/index.js'
 import { AppError, conflict, notFound } from '../lib/errors.js'
-import { wantsThumbnail } from './documents.js'
+import { toDocument, wantsThumbnail } from './documents.js'
+import { documentSubject, recordEvent } from './webhooks/outbox.js'
 
 /*
  * A document's content versions (table document_versions). The documents row mirrors its current
@@ -73,6 +74,8 @@ export async function commitVersion (db: Db, documentId: string, stored: StoredV
       updatedAt: now,
     }).where(eq(documents.id, documentId))
     const [{ count } = { count: 0 }] = await tx.select({ count: sql<number>`count(*)` }).from(documentVersions).where(eq(documentVersions.documentId, documentId))
+    const [row] = await tx.select().from(documents).where(eq(documents.id, documentId))
+    if (row !== undefined) await recordEvent(tx, { type: 'document.version_added', subject: documentSubject(documentId), data: { ...toDocument(row), addedVersion: { number: version.number, size: version.size, sha256: version.sha256, mimeType: version.mimeType, filename: version.filename, createdAt: now.toISOString(), createdBy: by } } }, now)
     return { kind: 'added', version, documentVersion: doc.version + 1, previousThumbnailKey: doc.thumbnailKey, count: Number(count) }
   })
 }

@@ -81,6 +81,20 @@ export const catalogue = {
   'trash-purge': spec({ queue: 'cleanup', payload: Clock, options: { attempts: 3, backoff: { type: 'exponential', delay: 10_000 } } }),
   'uploads-sweep': spec({ queue: 'cleanup', payload: Clock, options: { attempts: 3, backoff: { type: 'exponential', delay: 10_000 } } }),
   'storage-reconcile': spec({ queue: 'cleanup', payload: Clock, options: { attempts: 3, backoff: { type: 'exponential', delay: 60_000 } } }),
+  /** Moves new outbox rows to deliveries and queues them (src/domain/webhooks/relay.ts). */
+  'webhook-relay': spec({ queue: 'webhooks', payload: Empty }),
+  'webhook-purge': spec({ queue: 'cleanup', payload: Clock, options: { attempts: 3, backoff: { type: 'exponential', delay: 60_000 } } }),
+  /**
+   * One delivery's attempts (src/domain/webhooks/deliver.ts): HTTP retries are delays of this job,
+   * BullMQ's own attempts only cover a failure to run it (MySQL down). One job per retry window
+   * (`window` = its end, ms): a redelivery is a new job.
+   */
+  'webhook-deliver': spec({
+    queue: 'webhooks',
+    payload: Type.Object({ deliveryId: JobId, endpointId: JobId, window: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+    options: { attempts: 20, backoff: { type: 'exponential', delay: 5_000, jitter: 0.5 }, removeOnComplete: { age: 3600, count: 1000 } },
+    jobId: d => `${d.deliveryId}.${d.window}`,
+  }),
 } as const
 
 export type Catalogue = typeof catalogue
@@ -110,4 +124,6 @@ export const schedules: Array<ScheduleDefinition & { job: JobName }> = [
   { id: 'uploads-sweep', queue: 'cleanup', job: 'uploads-sweep', every: 5 * 60_000 },
   { id: 'scan-sweep', queue: 'cleanup', job: 'scan-sweep', every: (config) => config.CLAMD_URL === '' ? 0 : 5 * 60_000 },
   { id: 'storage-reconcile-daily', queue: 'cleanup', job: 'storage-reconcile', every: 24 * 3600_000 },
+  { id: 'webhook-relay', queue: 'webhooks', job: 'webhook-relay', every: (config) => config.WEBHOOK_RELAY_INTERVAL_MS },
+  { id: 'webhook-purge-hourly', queue: 'cleanup', job: 'webhook-purge', every: 3600_000 },
 ]

@@ -12,6 +12,9 @@ import trashPurge from './trash-purge.js'
 import uploadsSweep from './uploads-sweep.js'
 import storageReconcile from './storage-reconcile.js'
 import versionsPrune from './versions-prune.js'
+import webhookRelay from './webhook-relay.js'
+import webhookDeliver from './webhook-deliver.js'
+import webhookPurge from './webhook-purge.js'
 
 /**
  * What the worker runs for each job of the catalogue (one processor per name, checked by the
@@ -31,4 +34,7 @@ export const processors: { [N in JobName]: JobDefinition<any> } = {
   'uploads-sweep': uploadsSweep,
   'storage-reconcile': storageReconcile,
   'versions-prune': versionsPrune,
+  'webhook-relay': webhookRelay,
+  'webhook-deliver': webhookDeliver,
+  'webhook-purge': webhookPurge,
 }

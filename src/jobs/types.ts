@@ -3,7 +3,7 @@ import type { Job, JobsOptions } from 'bullmq'
 import type { Config } from '../config.js'
 import { catalogue, type JobName, type Payload } from './catalogue.js'
 
-export const QUEUE_NAMES = ['ingestion', 'media', 'cleanup'] as const
+export const QUEUE_NAMES = ['ingestion', 'media', 'cleanup', 'webhooks'] as const
 export type QueueName = typeof QUEUE_NAMES[number]
 
 /** One job kind: which queue it runs on, its name, and what the worker does with it. */

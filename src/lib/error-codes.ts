@@ -19,6 +19,8 @@ export const ERROR_CODES = [
   // ingestions, jobs
   'idempotency_key_reused', 'ingestion_mismatch', 'ingestion_busy', 'invalid_transition', 'callback_replayed',
   'callback_in_progress', 'invalid_job_state',
+  // webhooks
+  'webhook_url_refused', 'delivery_pending',
 ] as const
 
 export type ErrorCode = typeof ERROR_CODES[number]

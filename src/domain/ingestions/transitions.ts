@@ -3,8 +3,12 @@ import { eventsChannel, publishStatus, type StatusMessage } from '../ingestion-e
 import type { IngestionDeps } from './deps.js'
 import { addEvent, guardedEventsInsert, type IngestionRow, type NewEvent } from './store.js'
 import { canMove, type IngestionStatus } from './state-machine.js'
+import { ingestionEventStatements } from '../webhooks/outbox.js'
 
 type Deps = Pick<IngestionDeps, 'db' | 'redis' | 'key' | 'log' | 'clock'>
+/** The final statuses, each announced by a webhook event written in the transition's transaction. */
+type Final = 'succeeded' | 'failed' | 'cancelled'
+const FINAL: ReadonlySet<IngestionStatus> = new Set<Final>(['succeeded', 'failed', 'cancelled'])
 
 export interface Transition {
   from: readonly IngestionStatus[]
@@ -40,6 +44,7 @@ export async function transition (deps: Deps, id: string, t: Transition): Promis
     [query, [...params, id, ...t.from]],
     ['SET @quire_changed = ROW_COUNT()', []],
     guardedEventsInsert(id, [...(t.before ?? []), t.event], now),
+    ...(FINAL.has(t.to) ? ingestionEventStatements(id, `ingestion.${t.to as Final}`, { status: t.to, ...set, finishedAt: set.finishedAt?.toISOString() }, now) : []),
   ]) as [{ affectedRows: number }]
   if (res.affectedRows !== 1) return false
   // One connection writes the commands in call order: subscribers get them in this order.

@@ -1,0 +1,155 @@
+import { randomUUID } from 'node:crypto'
+import { and, eq, sql } from 'drizzle-orm'
+import type { Redis } from 'ioredis'
+import { Webhook } from 'standardwebhooks'
+import type { Db } from '../../db.js'
+import { webhookEndpoints } from '../../../drizzle/schema/index.js'
+import type { RecordAudit } from '../audit.js'
+import type { SecretBox } from './secrets.js'
+import type { EndpointGate } from './gate.js'
+import { postWebhook, type AttemptResult } from './send.js'
+import { earlierPending, loadDelivery, recordAttempt, settleDelivery, type EventRow } from './store.js'
+
+export interface DeliverDeps {
+  db: Db
+  redis: Redis
+  key: (...parts: string[]) => string
+  box: SecretBox
+  config: {
+    WEBHOOK_ALLOW_PRIVATE: boolean
+    WEBHOOK_TIMEOUT_MS: number
+    WEBHOOK_BACKOFF_MS: number
+    WEBHOOK_BACKOFF_MAX_MS: number
+    WEBHOOK_ENDPOINT_CONCURRENCY: number
+    WEBHOOK_CONCURRENCY: number
+  }
+  clock: () => Date
+  audit: RecordAudit
+  gate: EndpointGate
+}
+
+/** What became of one run: settled, or to run again after `delayMs` (not an attempt when waiting or busy). */
+export type Outcome =
+  | { outcome: 'delivered' | 'failed' | 'skipped', statusCode?: number | null }
+  | { outcome: 'retry' | 'wait' | 'busy', delayMs: number }
+
+/** The body receivers get: Standard Webhooks' `{type, timestamp, data}` plus the event id; `data.sequence` orders a subject's events. */
+export function payloadOf (e: Pick<EventRow, 'id' | 'type' | 'data' | 'seq' | 'createdAt'>): string {
+  return JSON.stringify({ id: e.id, type: e.type, timestamp: e.createdAt.toISOString(), data: e.seq !== null ? { ...e.data, sequence: e.seq } : e.data })
+}
+
+/** Exponential, with jitter: attempt n waits between half and all of min(base * 2^(n-1), max). */
+export function backoffMs (attempt: number, base: number, max: number): number {
+  const full = Math.min(base * 2 ** Math.min(attempt - 1, 40), max)
+  return Math.round(full / 2 + Math.random() * full / 2)
+}
+
+const ORDER_WAIT_MS = 500
+const BUSY_WAIT_MS = 250
+
+/**
+ * One run of a delivery (src/jobs/webhook-deliver.ts): in order (an earlier event of the same
+ * document still pending for this endpoint: wait), within the endpoint's concurrency (else:
+ * busy), one signed attempt, logged; 2xx delivered, 410 disables the endpoint, anything else is
+ * retried with backoff until the delivery's retry window ends. A delivery given up on an endpoint
+ * that answered no 2xx in that window marks it `failing` (audited).
+ */
+export async function runDelivery (deps: DeliverDeps, deliveryId: string, endpointId: string): Promise<Outcome> {
+  const { WEBHOOK_ENDPOINT_CONCURRENCY: limit, WEBHOOK_CONCURRENCY: slots } = deps.config
+  const leave = await deps.gate.enter(endpointId, limit, Math.max(1, Math.floor(slots / 4)))
+  if (leave === null) return busy()
+  try {
+    return await attemptDelivery(deps, deliveryId)
+  } finally {
+    leave()
+  }
+}
+
+const busy = (): Outcome => ({ outcome: 'busy', delayMs: BUSY_WAIT_MS + Math.round(Math.random() * BUSY_WAIT_MS) })
+
+async function attemptDelivery (deps: DeliverDeps, deliveryId: string): Promise<Outcome> {
+  const loaded = await loadDelivery(deps.db, deliveryId)
+  if (loaded === null || loaded.delivery.status !== 'pending') return { outcome: 'skipped' }
+  const { delivery, event, endpoint } = loaded
+  if (endpoint === null) return { outcome: 'skipped' }
+  if (endpoint.status === 'disabled') {
+    await settleDelivery(deps.db, delivery.id, 'failed', 'the endpoint is disabled', deps.clock())
+    return { outcome: 'failed' }
+  }
+  if (await earlierPending(deps.db, delivery)) return { outcome: 'wait', delayMs: ORDER_WAIT_MS }
+  const slot = await acquireSlot(deps, endpoint.id)
+  if (slot === null) return busy()
+  let result: AttemptResult
+  try {
+    const body = payloadOf(event)
+    const sentAt = deps.clock()
+    const secret = openSecret(deps.box, endpoint.secret)
+    result = secret === null
+      ? { statusCode: null, durationMs: 0, error: 'the signing secret cannot be decrypted (JWT_SECRET changed?): rotate it with PATCH /webhooks/:id {rotateSecret: true}', response: null }
+      : await postWebhook(endpoint.url, body, {
+        'webhook-id': event.id,
+        'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
+        'webhook-signature': new Webhook(secret).sign(event.id, sentAt, body),
+      }, { timeoutMs: deps.config.WEBHOOK_TIMEOUT_MS, allowPrivate: deps.config.WEBHOOK_ALLOW_PRIVATE, userAgent: 'Quire-Webhooks/1' })
+  } finally {
+    await slot()
+  }
+  const now = deps.clock()
+  const code = result.statusCode
+  if (code !== null && code >= 200 && code < 300) {
+    await recordAttempt(deps.db, delivery.id, result, 'delivered', now, endpoint.id)
+    return { outcome: 'delivered', statusCode: code }
+  }
+  if (code === 410) {
+    await recordAttempt(deps.db, delivery.id, result, 'failed', now)
+    await markEndpoint(deps, endpoint.id, 'disabled', `answered 410 Gone at ${now.toISOString()}`, 'webhook.disable')
+    return { outcome: 'failed', statusCode: code }
+  }
+  const delayMs = backoffMs(delivery.attempts + 1, deps.config.WEBHOOK_BACKOFF_MS, deps.config.WEBHOOK_BACKOFF_MAX_MS)
+  if (now.getTime() + delayMs <= delivery.retryUntil.getTime()) {
+    await recordAttempt(deps.db, delivery.id, result, 'pending', now)
+    return { outcome: 'retry', delayMs }
+  }
+  await recordAttempt(deps.db, delivery.id, result, 'failed', now)
+  // Re-read: another delivery may have succeeded meanwhile.
+  const fresh = (await loadDelivery(deps.db, delivery.id))?.endpoint ?? endpoint
+  if (fresh.lastSuccessAt === null || fresh.lastSuccessAt < delivery.createdAt) {
+    await markEndpoint(deps, endpoint.id, 'failing', `no 2xx answer within the retry window of delivery ${delivery.id} (${result.error ?? `status ${code}`})`.slice(0, 255), 'webhook.failing')
+  }
+  return { outcome: 'failed', statusCode: code }
+}
+
+function openSecret (box: SecretBox, sealed: string): string | null {
+  try {
+    return box.open(sealed)
+  } catch {
+    return null
+  }
+}
+
+/** Moves an endpoint to `failing` (from active) or `disabled` (from anything else), audited once. */
+async function markEndpoint (deps: DeliverDeps, id: string, status: 'failing' | 'disabled', reason: string, action: string): Promise<void> {
+  const guard = status === 'failing' ? eq(webhookEndpoints.status, 'active') : sql`${webhookEndpoints.status} <> 'disabled'`
+  const [res] = await deps.db.update(webhookEndpoints).set({ status, statusReason: reason, updatedAt: deps.clock() }).where(and(eq(webhookEndpoints.id, id), guard))
+  if (res.affectedRows === 1) await deps.audit(null, { action, subject: `webhook:${id}`, actorId: null, payload: { reason } })
+}
+
+/**
+ * A slot among the endpoint's WEBHOOK_ENDPOINT_CONCURRENCY attempts in flight (all workers), or
+ * null when they are taken. Slots are members of a sorted set scored by start time: a worker that
+ * dies holding one loses it after twice the attempt timeout. Returns the release.
+ */
+async function acquireSlot (deps: DeliverDeps, endpointId: string): Promise<(() => Promise<void>) | null> {
+  const key = deps.key('webhooks', 'inflight', endpointId)
+  const member = randomUUID()
+  const now = Date.now()
+  const ttl = deps.config.WEBHOOK_TIMEOUT_MS * 2 + 5000
+  const res = await deps.redis.multi().zremrangebyscore(key, '-inf', now - ttl).zadd(key, now, member).zcard(key).pexpire(key, ttl).exec()
+  const inFlight = res?.[2]?.[1]
+  const release = async (): Promise<void> => { await deps.redis.zrem(key, member).catch(() => undefined) }
+  if (typeof inFlight !== 'number' || inFlight > deps.config.WEBHOOK_ENDPOINT_CONCURRENCY) {
+    await release()
+    return null
+  }
+  return release
+}

@@ -1,0 +1,69 @@
+import http from 'node:http'
+import https from 'node:https'
+import type { LookupFunction } from 'node:net'
+import { checkDestination } from './destination.js'
+
+export interface AttemptResult {
+  /** the answer's status, null when there was none (refused, unreachable, timed out) */
+  statusCode: number | null
+  durationMs: number
+  error: string | null
+  /** the first 1 KiB of the answer's body */
+  response: string | null
+}
+
+const RESPONSE_BYTES = 1024
+
+/**
+ * One POST of a signed webhook. The destination is checked (src/domain/webhooks/destination.ts)
+ * and the connection goes to the checked address (the `lookup` hook answers with it); redirects
+ * are answers like any other (not followed); the whole attempt is bounded by `timeoutMs`.
+ */
+export async function postWebhook (target: string, body: string, headers: Record<string, string>, opts: { timeoutMs: number, allowPrivate: boolean, userAgent: string }): Promise<AttemptResult> {
+  const started = performance.now()
+  const done = (r: Omit<AttemptResult, 'durationMs'>): AttemptResult => ({ ...r, durationMs: Math.round(performance.now() - started) })
+  let url: URL
+  try {
+    url = new URL(target)
+  } catch {
+    return done({ statusCode: null, error: 'the URL is not valid', response: null })
+  }
+  const checked = await checkDestination(url, opts.allowPrivate)
+  if (!checked.ok) return done({ statusCode: null, error: `refused: ${checked.reason}`, response: null })
+  const { address, family } = checked.to
+  const pinned: LookupFunction = (_host, options, cb) => {
+    if ((options as { all?: boolean }).all === true) (cb as unknown as (e: null, a: Array<{ address: string, family: number }>) => void)(null, [{ address, family }])
+    else cb(null, address, family)
+  }
+  const client = url.protocol === 'https:' ? https : http
+  return await new Promise<AttemptResult>((resolve) => {
+    let settled = false
+    const finish = (r: Omit<AttemptResult, 'durationMs'>) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      req.destroy()
+      resolve(done(r))
+    }
+    const req = client.request(url, {
+      method: 'POST',
+      lookup: pinned,
+      agent: false,
+      headers: { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'user-agent': opts.userAgent },
+    }, (res) => {
+      const chunks: Buffer[] = []
+      let size = 0
+      const answer = () => finish({ statusCode: res.statusCode ?? null, error: null, response: Buffer.concat(chunks).subarray(0, RESPONSE_BYTES).toString('utf8') })
+      res.on('data', (c: Buffer) => {
+        if (size < RESPONSE_BYTES) chunks.push(c)
+        size += c.length
+        if (size >= RESPONSE_BYTES) answer()
+      })
+      res.on('end', answer)
+      res.on('error', answer)
+    })
+    const timer = setTimeout(() => finish({ statusCode: null, error: `no answer within ${opts.timeoutMs} ms`, response: null }), opts.timeoutMs)
+    req.on('error', (err: NodeJS.ErrnoException) => finish({ statusCode: null, error: `${err.code ?? 'error'}: ${err.message}`.slice(0, 1000), response: null }))
+    req.end(body)
+  })
+}
