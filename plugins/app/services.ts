@@ -31,5 +31,10 @@ export default fp(async (fastify) => {
     clock,
     log: fastify.log,
     audit: fastify.recordAudit,
+    index: {
+      trashed: async (ctx, doc) => await fastify.ingestions.documentTrashed(ctx, doc),
+      restored: async (ctx, id) => await fastify.ingestions.documentRestored(ctx, id),
+      purged: async (ctx, doc) => await fastify.ingestions.documentPurged(ctx, doc),
+    },
   }))
-}, { name: 'services', dependencies: ['config', 'db', 'redis', 'jwt', 'audit', 'storage', 'queue'] })
+}, { name: 'services', dependencies: ['config', 'db', 'redis', 'jwt', 'audit', 'storage', 'queue', 'ingestions'] })

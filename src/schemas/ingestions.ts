@@ -8,7 +8,7 @@ export const IngestionStatus = Type.Union(INGESTION_STATUSES.map(s => Type.Liter
 
 export const IngestionEvent = Type.Object({
   at: IsoDate,
-  type: Type.String({ description: 'queued | attempt | retry_scheduled | succeeded | failed | cancelled | retried | recovered | ...' }),
+  type: Type.String({ description: 'queued | running | attempt | retry_scheduled | succeeded | failed | cancelled | superseded | retried | recovered | ...' }),
   message: Type.String(),
 })
 export type IngestionEventDto = Static<typeof IngestionEvent>
@@ -17,6 +17,9 @@ export const Ingestion = Type.Object({
   id: Type.String(),
   documentId: Type.String(),
   status: IngestionStatus,
+  operation: Type.Union([Type.Literal<string>('upsert'), Type.Literal<string>('delete')], { description: 'upsert: index this version of the document; delete: remove it from the index' }),
+  documentVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'the content version sent' }),
+  batchId: Type.Union([Type.String(), Type.Null()], { description: 'the bulk re-run that created it (GET /ingestion-batches/:id)' }),
   pipeline: Type.String(),
   options: Type.Record(Type.String(), Type.Unknown()),
   attempts: Type.Integer({ description: 'requests sent to the backend so far (all retry cycles)' }),
