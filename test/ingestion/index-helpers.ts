@@ -39,7 +39,7 @@ export async function indexBackend (opts: { delayMs?: number, failFirst?: number
   let paused: { promise: Promise<void>, release: () => void } | null = null
   const backend = await scriptedBackend(async (req: ScriptedRequest, _n, res) => {
     if (opts.delayMs !== undefined) await sleep(opts.delayMs)
-    while (paused !== null) await paused.promise
+    for (let p = paused; p !== null; p = paused) await p.promise
     if (failures > 0) { failures--; return json(res, 503, { error: 'warming up' }) }
     const b = req.body as { ingestionId: string, operation: string, document: { id: string, version: number } }
     sent.push({ operation: b.operation, documentId: b.document.id, version: b.document.version, ingestionId: b.ingestionId })
