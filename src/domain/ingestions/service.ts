@@ -5,6 +5,7 @@ import { announce, note, transition, type Transition } from './transitions.js'
 import { triggerIngestions, triggerOne, type TriggerInput } from './trigger.js'
 import { cancelIngestion, loadIngestionFor, receiveCallback, retryIngestion, type CallbackBody } from './lifecycle.js'
 import { enqueueDispatch } from './jobs.js'
+import { createBatch, getBatch, type BatchInput } from './batches.js'
 import type { StatusMessage } from '../ingestion-events.js'
 import { documentChanged, documentPurged, documentRestored, documentTrashed, type ChangeContext, type IndexedDocument } from './follow.js'
 
@@ -28,6 +29,9 @@ export function createIngestionService (deps: IngestionDeps) {
     list: async (ctx: Pick<ActorContext, 'actorId' | 'can'>, q: ListQuery) => await listIngestions(deps.db, ctx, q),
     trigger: async (ctx: ActorContext, documentId: string, input: TriggerInput): Promise<IngestionDto> => await triggerOne(deps, ctx, documentId, input),
     triggerMany: async (ctx: ActorContext, documentIds: string[], input: TriggerInput): Promise<IngestionDto[]> => await triggerIngestions(deps, ctx, documentIds, input),
+    /** POST /ingestions with `filter`: a bulk re-run, expanded by the worker. */
+    createBatch: async (ctx: ActorContext, input: BatchInput) => await createBatch(deps, ctx, input),
+    getBatch: async (ctx: Pick<ActorContext, 'actorId' | 'can'>, id: string) => await getBatch(deps, ctx, id),
     cancel: async (ctx: ActorContext, id: string): Promise<IngestionDto> => await cancelIngestion(deps, ctx, id),
     retry: async (ctx: ActorContext, id: string): Promise<IngestionDto> => await retryIngestion(deps, ctx, id),
     /** A callback whose signature (`sha256=<hex>`) the route verified: applied once per signature. */
