@@ -7,7 +7,7 @@ import { ingestionBatches, ingestions } from '../../drizzle/schema/index.js'
 import { newId } from '../lib/ids.js'
 import { batchWhere, requesterOf } from '../domain/ingestions/batches.js'
 import { EVENT_COLUMNS } from '../db/hot-paths.js'
-import type { BatchFilter } from '../schemas/ingestions.js'
+import type { BatchFilterInput } from '../schemas/ingestions.js'
 
 /** Documents per page: one transaction creates a page's ingestions and moves the cursor past them. */
 export const BATCH_PAGE = 500
@@ -44,7 +44,7 @@ export default processorOf({
       await finish('failed')
       return { status: 'failed' }
     }
-    const where = batchWhere(actor, batch.filter as BatchFilter)
+    const where = batchWhere(actor, batch.filter as BatchFilterInput)
     let cursor = batch.cursor
     let created = 0
     for (;;) {

@@ -78,7 +78,7 @@ export const BatchFilter = Type.Object({
   tag: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   ownerId: Type.Optional(Id()),
 }, { additionalProperties: false })
-export type BatchFilter = Static<typeof BatchFilter>
+export type BatchFilterInput = Static<typeof BatchFilter>
 
 export const FilterTriggerBody = Type.Object({
   filter: BatchFilter,

@@ -9,7 +9,7 @@ import { ruleSql } from '../access/document-sql.js'
 import { actorOf, type ActorContext, type IngestionDeps } from './deps.js'
 import { recordAudit } from './audit.js'
 import { checkOptions } from './trigger.js'
-import type { BatchDto, BatchFilter } from '../../schemas/ingestions.js'
+import type { BatchDto, BatchFilterInput } from '../../schemas/ingestions.js'
 
 /**
  * Bulk re-run by filter (POST /ingestions with `filter`): the request counts the matching
@@ -22,7 +22,7 @@ import type { BatchDto, BatchFilter } from '../../schemas/ingestions.js'
 type Deps = Pick<IngestionDeps, 'db' | 'queue' | 'clock' | 'log'>
 
 /** The documents of `filter` that `actor` may ingest (the document rule's `trigger`), as SQL over alias `d`. */
-export function batchWhere (actor: { id: string, can: (p: Permission) => boolean }, filter: BatchFilter): { sql: string, params: string[] } {
+export function batchWhere (actor: { id: string, can: (p: Permission) => boolean }, filter: BatchFilterInput): { sql: string, params: string[] } {
   const rule = ruleSql(actor, 'trigger')
   const where = ["d.status <> 'uploading'", rule.sql]
   const params = [...rule.params]
@@ -34,7 +34,7 @@ export function batchWhere (actor: { id: string, can: (p: Permission) => boolean
   return { sql: where.join(' AND '), params }
 }
 
-export interface BatchInput { filter: BatchFilter, pipeline: string | undefined, options: Record<string, unknown> }
+export interface BatchInput { filter: BatchFilterInput, pipeline: string | undefined, options: Record<string, unknown> }
 
 /** 202 `{batchId, matched}`: counted and recorded here, expanded by the worker. */
 export async function createBatch (deps: Deps, ctx: ActorContext, input: BatchInput): Promise<{ batchId: string, matched: number }> {
