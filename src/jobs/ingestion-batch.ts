@@ -62,7 +62,7 @@ export default processorOf({
         await conn.query("UPDATE documents SET index_state = 'pending' WHERE id IN (?)", [docs.map(d => d.id)])
         const last = docs[docs.length - 1]!.id
         // Only from the cursor this run read: a second runner of the same batch rolls back instead of doubling a page.
-        const [moved] = await conn.query(`UPDATE ingestion_batches SET cursor = ?, updated_at = ? WHERE id = ? AND status = 'expanding' AND cursor ${cursor === null ? 'IS NULL' : '= ?'}`,
+        const [moved] = await conn.query(`UPDATE ingestion_batches SET \`cursor\` = ?, updated_at = ? WHERE id = ? AND status = 'expanding' AND \`cursor\` ${cursor === null ? 'IS NULL' : '= ?'}`,
           [last, now, batchId, ...(cursor !== null ? [cursor] : [])]) as unknown as [{ affectedRows: number }]
         if (moved.affectedRows !== 1) throw new Error('the batch moved on meanwhile (another runner)')
         return { ids: rows.map(r => r.id), last }
