@@ -7,6 +7,7 @@ import { newId, isId } from '../../lib/ids.js'
 import { AppError, conflict, forbidden, notFound, unavailable } from '../../lib/errors.js'
 import { loadDocumentFor } from '../document-access.js'
 import { ruleSql } from '../access/document-sql.js'
+import { PERMISSIONS } from '../../constants.js'
 import { refreshIndexQuietly } from './index-state.js'
 import { actorOf, type ActorContext, type IngestionDeps } from './deps.js'
 import { addDispatchJob } from './jobs.js'
@@ -176,13 +177,22 @@ export async function triggerIngestions (deps: Deps, ctx: ActorContext, document
  * records the document's current version.
  */
 export function checkedInsert (ctx: Pick<ActorContext, 'actorId' | 'can'>): { sql: string, params: string[] } {
-  const rule = ruleSql(actorOf(ctx), 'trigger')
-  return {
-    sql: `INSERT INTO ingestions (${INGESTION_INSERT_COLUMNS}) ` +
-      `SELECT ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?, d.current_version FROM documents d WHERE d.id = ? AND d.status <> 'uploading' AND ${rule.sql}`,
-    params: rule.params,
+  // The rendering depends on the actor's permissions only (its parameters are all the actor's id):
+  // rendered once per permission set, not per request (this is the hot path).
+  const key = PERMISSIONS.map(p => ctx.can(p) ? '1' : '0').join('')
+  let cached = renderings.get(key)
+  if (cached === undefined) {
+    const rule = ruleSql({ id: '\u0000', can: ctx.can }, 'trigger')
+    cached = {
+      sql: `INSERT INTO ingestions (${INGESTION_INSERT_COLUMNS}) ` +
+        `SELECT ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?, d.current_version FROM documents d WHERE d.id = ? AND d.status <> 'uploading' AND ${rule.sql}`,
+      params: rule.params.length,
+    }
+    renderings.set(key, cached)
   }
+  return { sql: cached.sql, params: new Array<string>(cached.params).fill(ctx.actorId) }
 }
+const renderings = new Map<string, { sql: string, params: number }>()
 
 // The document shows the new upsert as pending, in the same transaction (only if the row was written).
 const PENDING_SQL = "UPDATE documents SET index_state = 'pending' WHERE id = ? AND @quire_changed = 1"
