@@ -42,8 +42,7 @@ t.test('a late success for an older version, or one the backend ignored, never m
   const [e] = await app.db.select().from(documents).where(eq(documents.id, doc.id))
   t.match(e, { indexState: 'stale', indexVersion: 2 }, 'an ignored upsert leaves the index where it was')
 
-  await app.db.insert(ingestions).values(row(3, 'failed'))
-  await app.db.update(ingestions).set({ lastError: 'parser exploded' }).where(eq(ingestions.status, 'failed'))
+  await app.db.insert(ingestions).values({ ...row(3, 'failed'), lastError: 'parser exploded' })
   t.equal(await refreshIndex(app.db, doc.id), 'failed')
   const res2 = await app.inject({ method: 'GET', url: `/documents/${doc.id}`, headers: ed.headers })
   t.match(res2.json().index, { state: 'failed', version: 2, chunks: 7, pipeline: 'p', pipelineVersion: 'x1', lastError: 'parser exploded' })
