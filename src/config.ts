@@ -58,6 +58,7 @@ export const ConfigSchema = Type.Object({
   INGESTION_CALLBACK_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 15 * 60 * 1000 }),
   INGESTION_RECOVERY_INTERVAL_MS: Type.Integer({ minimum: 0, default: 30_000, description: 'how often the worker sweeps for ingestions whose job was lost; 0 = never (tests sharing one database)' }),
   INGESTION_CONCURRENCY: Type.Integer({ minimum: 1, default: 20 }),
+  AUTO_REINGEST: Type.Boolean({ default: true, description: 'a new version of a document that is in the index is sent to the backend again' }),
   INGESTION_RATE_MAX: Type.Integer({ minimum: 0, default: 0, description: 'dispatches per second to the backend, 0 = unlimited' }),
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, default: 4 }),
   WORKER_LOCK_MS: Type.Integer({ minimum: 1000, default: 30000, description: 'BullMQ job lock; a crashed worker\'s jobs are picked up again after about this long' }),

@@ -27,10 +27,18 @@ export type Visibility = typeof VISIBILITIES[number]
 export const SHARE_ACCESS = ['read', 'write'] as const
 export type ShareAccess = typeof SHARE_ACCESS[number]
 
-export const INGESTION_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
+export const INGESTION_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'superseded'] as const
 export type IngestionStatus = typeof INGESTION_STATUSES[number]
 /** The statuses an ingestion can still leave (its job may run). */
 export const OPEN_INGESTION_STATUSES = ['queued', 'running'] as const satisfies readonly IngestionStatus[]
+
+/** What an ingestion does to the backend's index: replace the document's content with one version, or remove the document. */
+export const INGESTION_OPERATIONS = ['upsert', 'delete'] as const
+export type IngestionOperation = typeof INGESTION_OPERATIONS[number]
+
+/** Where the backend's index stands for a document (docs/ingestion.md, "Index states"). */
+export const INDEX_STATES = ['none', 'pending', 'indexed', 'stale', 'failed', 'removing'] as const
+export type IndexState = typeof INDEX_STATES[number]
 
 export const PASSWORD_MIN = 8
 export const PASSWORD_MAX = 128

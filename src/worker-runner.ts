@@ -26,14 +26,14 @@ export async function startWorkers (app: FastifyInstance, only: readonly QueueNa
     connections.push(connection)
     const concurrency = queue === 'ingestion' ? app.config.INGESTION_CONCURRENCY : queue === 'webhooks' ? app.config.WEBHOOK_CONCURRENCY : app.config.WORKER_CONCURRENCY
     const limiter = queue === 'ingestion' && app.config.INGESTION_RATE_MAX > 0 ? { max: app.config.INGESTION_RATE_MAX, duration: 1000 } : undefined
-    const worker = new Worker(queue, async (job: Job) => {
+    const worker = new Worker(queue, async (job: Job, token?: string) => {
       if (!isJobName(job.name)) throw new Error(`no processor for job ${job.name}`)
       const invalid = payloadError(job.name, job.data)
       if (invalid !== null) {
         app.log.error({ queue, job: job.name, jobId: job.id, invalid }, 'job payload does not match its schema; failing it without retry')
         throw new UnrecoverableError(`invalid payload: ${invalid}`)
       }
-      return await processors[job.name].process(app, job)
+      return await processors[job.name].process(app, job, token)
     }, { connection, prefix, concurrency, limiter, settings: { backoffStrategy: backoffStrategy(app.config) }, autorun: true, lockDuration: app.config.WORKER_LOCK_MS, stalledInterval: app.config.WORKER_LOCK_MS })
     worker.on('completed', (job) => app.metrics.jobOutcomes.inc({ queue, job: job.name, outcome: 'completed' }))
     worker.on('failed', (job, err) => {

@@ -3,7 +3,6 @@ import type { FastifyRequest } from 'fastify'
 import { createIngestionService, type IngestionService } from '../../src/domain/ingestions/service.js'
 import type { ActorContext } from '../../src/domain/ingestions/deps.js'
 import type { Principal } from '../../src/domain/auth-state.js'
-import { JOB_RETENTION } from '../../src/jobs/types.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -19,20 +18,17 @@ export function actorContext (request: FastifyRequest, principal: Principal = re
 
 export default fp(async (fastify) => {
   const queue = fastify.queues.ingestion
-  // The producers' shared connection: while it is not ready BullMQ would wait for it, so enqueueing fails fast instead.
-  const connection = queue.opts.connection as { status?: string }
   fastify.decorate('ingestions', createIngestionService({
     db: fastify.db,
     redis: fastify.redis,
     key: fastify.redisKey,
     queue: {
-      ready: () => connection.status === undefined || connection.status === 'ready',
-      add: async (name, data, opts) => await queue.add(name, data, { ...JOB_RETENTION, ...opts }),
+      enqueue: fastify.enqueue,
       remove: async (jobId) => await queue.remove(jobId),
       getJob: async (jobId) => await queue.getJob(jobId),
     },
     clock: () => new Date(),
     log: fastify.log,
-    dispatch: { attempts: fastify.config.INGESTION_MAX_ATTEMPTS, backoffMs: fastify.config.INGESTION_BACKOFF_MS },
+    autoReingest: fastify.config.AUTO_REINGEST,
   }))
 }, { name: 'ingestions', dependencies: ['config', 'db', 'redis', 'queue'] })

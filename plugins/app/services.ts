@@ -38,15 +38,21 @@ export default fp(async (fastify) => {
     clock,
     log: fastify.log,
     audit: fastify.recordAudit,
+    index: {
+      trashed: async (ctx, doc) => await fastify.ingestions.documentTrashed(ctx, doc),
+      restored: async (ctx, id) => await fastify.ingestions.documentRestored(ctx, id),
+      purged: async (ctx, doc) => await fastify.ingestions.documentPurged(ctx, doc),
+    },
   }))
   fastify.decorate('queueAdmin', queueAdmin({ queues: fastify.queues, audit: fastify.recordAudit }))
-  // onContentChanged (re-ingesting a new version) is left to the index lifecycle to wire.
   fastify.decorate('versionService', versionService({
     db: fastify.db,
     storage: fastify.storage,
     enqueue: async (name, data) => await fastify.enqueue(name, data),
     deleteObjects: async (keys) => await enqueueObjectDeletion(fastify, keys, fastify.log),
     keep: fastify.config.VERSIONS_KEEP,
+    // A new current version: re-ingested when the document is in the index (src/domain/ingestions/follow.ts).
+    onContentChanged: async (ctx, documentId) => { await fastify.ingestions.documentChanged(ctx, documentId) },
     log: fastify.log,
     audit: fastify.recordAudit,
   }))
@@ -58,4 +64,4 @@ export default fp(async (fastify) => {
     versions: fastify.versionService,
     log: fastify.log,
   }))
-}, { name: 'services', dependencies: ['config', 'db', 'redis', 'jwt', 'audit', 'storage', 'queue'] })
+}, { name: 'services', dependencies: ['config', 'db', 'redis', 'jwt', 'audit', 'storage', 'queue', 'ingestions'] })

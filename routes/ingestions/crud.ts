@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Id, IdParam, Page, PageQuery, authErrors, errors } from '../../src/schemas/common.js'
-import { BulkTriggerBody, IdempotencyHeaders, Ingestion, IngestionStatus } from '../../src/schemas/ingestions.js'
+import { BatchAccepted, BulkTriggerBody, FilterTriggerBody, IdempotencyHeaders, Ingestion, IngestionStatus } from '../../src/schemas/ingestions.js'
 import { actorContext } from '../../plugins/app/ingestions.js'
 
 /**
@@ -28,15 +28,19 @@ const ingestionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { permission: 'ingestions:trigger' },
     schema: {
       tags: ['ingestions'],
-      summary: 'Ingest several documents (1..100, no duplicates)',
-      description: 'All or nothing: every document is checked first; one invisible (or unknown) id answers 404 naming it, one that is readable but not writable answers 403, and nothing is created. ' +
-        'With `Idempotency-Key`, a repeated request returns the same ingestions (each document keyed `<key>#<documentId>`). 503 when the job queue is down (nothing is created).',
+      summary: 'Ingest several documents (1..100, no duplicates), or every document matching a filter',
+      description: 'With `documentIds`: all or nothing: every document is checked first; one invisible (or unknown) id answers 404 naming it, one that is readable but not writable answers 403, and nothing is created. ' +
+        'With `Idempotency-Key`, a repeated request returns the same ingestions (each document keyed `<key>#<documentId>`). 503 when the job queue is down (nothing is created). ' +
+        'With `filter` (needs `ingestions:manage`, else 403): a bulk re-run of every live document matching it that the caller may write, answered 202 `{batchId, matched}` at once and expanded in the background (`GET /ingestion-batches/:id`).',
       headers: IdempotencyHeaders,
-      body: BulkTriggerBody,
-      response: { 202: Type.Object({ items: Type.Array(Ingestion) }), ...authErrors, ...errors(404, 409) },
+      body: Type.Union([BulkTriggerBody, FilterTriggerBody]),
+      response: { 202: Type.Union([Type.Object({ items: Type.Array(Ingestion) }), BatchAccepted]), ...authErrors, ...errors(404, 409) },
     },
   }, async (request, reply) => {
     const b = request.body
+    if ('filter' in b) {
+      return await reply.code(202).send(await fastify.ingestions.createBatch(actorContext(request), { filter: b.filter, pipeline: b.pipeline, options: b.options ?? {} }))
+    }
     const items = await fastify.ingestions.triggerMany(actorContext(request), b.documentIds, {
       pipeline: b.pipeline ?? 'default',
       options: b.options ?? {},

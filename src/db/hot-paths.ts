@@ -119,6 +119,9 @@ export const DOCUMENT_JSON_MEMBERS: ReadonlyArray<readonly [name: string, sql: s
   ['createdAt', isoSql('d.created_at')],
   ['updatedAt', isoSql('d.updated_at')],
   ['deletedAt', `IF(d.deleted_at IS NULL, 'null', ${isoSql('d.deleted_at')})`],
+  ['index', `CONCAT('{"state":', ${quoted('d.index_state')}, ',"version":', IFNULL(d.index_version, 'null'), ',"chunks":', IFNULL(d.index_chunks, 'null'), ` +
+    `',"pipeline":', IFNULL(${quoted('d.index_pipeline')}, 'null'), ',"pipelineVersion":', IFNULL(${quoted('d.index_pipeline_version')}, 'null'), ` +
+    `',"indexedAt":', IF(d.indexed_at IS NULL, 'null', ${isoSql('d.indexed_at')}), ',"lastError":', IFNULL(${quoted('d.index_error')}, 'null'), '}')`],
 ]
 
 /** The document of alias `d` as JSON text (`json`) and the error a failed one carries (`error`). */
@@ -188,7 +191,7 @@ export const FIND_INGESTION_WITH_DOCUMENT_SQL = `SELECT ${INGESTION_COLUMNS.map(
   'FROM ingestions i LEFT JOIN documents d ON d.id = i.document_id WHERE i.id = ? LIMIT 1'
 
 /** The columns the trigger writes (its plain and its access-checked INSERT). */
-export const INGESTION_INSERT_COLUMNS = 'id, document_id, status, pipeline, options, attempts, requested_by, idempotency_key, request_id, created_at, updated_at, enqueued_at'
+export const INGESTION_INSERT_COLUMNS = 'id, document_id, status, pipeline, options, attempts, requested_by, idempotency_key, request_id, created_at, updated_at, enqueued_at, document_version'
 
 export interface NewEvent { type: string, message: string, data?: Record<string, unknown> }
 export const EVENT_COLUMNS = 'ingestion_id, at, type, message, data'

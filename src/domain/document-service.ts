@@ -23,6 +23,12 @@ export interface DocumentServiceDeps {
   clock: () => Date
   log: { warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
   audit: RecordAudit
+  /** The ingestion index following the document (src/domain/ingestions/follow.ts); never fails the change itself. */
+  index?: {
+    trashed: (ctx: AuditContext, doc: DocumentRow) => Promise<unknown>
+    restored: (ctx: AuditContext, documentId: string) => Promise<unknown>
+    purged: (ctx: AuditContext, doc: DocumentRow) => Promise<unknown>
+  }
 }
 
 export interface StoredObject { id: string, filename: string, mimeType: string, size: number, sha256: string }
@@ -38,6 +44,11 @@ const versionMismatch = (current?: number): AppError => new AppError(412, 'versi
 export function documentService (deps: DocumentServiceDeps) {
   const { db, audit } = deps
   const subject = (id: string): string => `document:${id}`
+  /** The index hooks run after the change is committed; their failure is logged (the recovery sweep re-sends queued rows). */
+  const follow = async (what: string, documentId: string, fn: (() => Promise<unknown>) | undefined): Promise<void> => {
+    if (fn === undefined) return
+    try { await fn() } catch (err) { deps.log.error({ err, documentId }, `could not queue the index ${what}`) }
+  }
 
   /** What every new object goes through (scan or thumbnail): document-scan.ts queueNewObject; the scan job calls queueThumbnail too. */
   const newObjectDeps: NewObjectDeps = {
@@ -119,6 +130,7 @@ export function documentService (deps: DocumentServiceDeps) {
     const { doc } = await requireDocument(db, actor, id, 'write', 'any')
     if (doc.deletedAt !== null || !await setTrashed(db, doc.id, true)) throw conflict('The document is already in the trash', 'already_trashed')
     await audit(ctx, { action: 'document.delete', subject: subject(doc.id), payload: { permanent: false } })
+    await follow('delete', doc.id, deps.index && (async () => await deps.index!.trashed(ctx, doc)))
   }
 
   /** Deletes for good (the rule's `purge`), its objects by job. */
@@ -127,12 +139,14 @@ export function documentService (deps: DocumentServiceDeps) {
     const keys = await deleteDocumentRow(db, doc.id)
     if (keys !== null) await deps.deleteObjects(keys)
     await audit(ctx, { action: 'document.delete', subject: subject(doc.id), payload: { permanent: true, filename: doc.filename, ownerId: doc.ownerId } })
+    if (keys !== null) await follow('delete', doc.id, deps.index && (async () => await deps.index!.purged(ctx, doc)))
   }
 
   async function restore (actor: Actor, ctx: AuditContext, id: string): Promise<DocumentRow> {
     const { doc } = await requireDocument(db, actor, id, 'write', 'any')
     if (doc.deletedAt === null || !await setTrashed(db, doc.id, false)) throw conflict('The document is not in the trash', 'not_trashed')
     await audit(ctx, { action: 'document.restore', subject: subject(doc.id) })
+    await follow('upsert', doc.id, deps.index && (async () => await deps.index!.restored(ctx, doc.id)))
     return await getDocumentRow(db, doc.id) ?? { ...doc, deletedAt: null, version: doc.version + 1 }
   }
 

@@ -50,6 +50,15 @@ export function toDocument (row: DocumentRow): DocumentDto {
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
     deletedAt: row.deletedAt?.toISOString() ?? null,
+    index: {
+      state: row.indexState,
+      version: row.indexVersion,
+      chunks: row.indexChunks,
+      pipeline: row.indexPipeline,
+      pipelineVersion: row.indexPipelineVersion,
+      indexedAt: row.indexedAt?.toISOString() ?? null,
+      lastError: row.indexError,
+    },
   }
   if ((row.status === 'failed' || row.status === 'infected') && row.error !== null) dto.error = row.error
   return dto
@@ -185,8 +194,8 @@ export async function deleteDocumentRow (db: Db, id: string): Promise<string[] |
 }
 
 /** Trashed before `before`, oldest first: what the purge job deletes. */
-export async function trashedBefore (db: Db, before: Date, limit: number): Promise<Array<{ id: string, ownerId: string }>> {
-  return await db.select({ id: documents.id, ownerId: documents.ownerId }).from(documents)
+export async function trashedBefore (db: Db, before: Date, limit: number): Promise<Array<{ id: string, ownerId: string, indexState: string, currentVersion: number }>> {
+  return await db.select({ id: documents.id, ownerId: documents.ownerId, indexState: documents.indexState, currentVersion: documents.currentVersion }).from(documents)
     .where(and(isNotNull(documents.deletedAt), lt(documents.deletedAt, before)))
     .orderBy(documents.deletedAt, documents.id).limit(limit)
 }

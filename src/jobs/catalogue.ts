@@ -47,6 +47,13 @@ export const catalogue = {
     jobId: d => `${d.ingestionId}.cb`,
   }),
   'ingestion-recovery': spec({ queue: 'ingestion', payload: Empty }),
+  /** Expands a bulk re-run (POST /ingestions with `filter`) into ingestions, page by page from its cursor. */
+  'ingestion-batch': spec({
+    queue: 'ingestion',
+    payload: Type.Object({ batchId: JobId }, { additionalProperties: false }),
+    options: { attempts: 10, backoff: { type: 'exponential', delay: 2_000 } },
+    jobId: d => `batch-${d.batchId}`,
+  }),
   /** One job per content version (`version` absent = 1); the processor skips a version no longer current. */
   'document-thumbnail': spec({
     queue: 'media',

@@ -35,3 +35,13 @@ export function createEnqueue (queues: Record<QueueName, Queue>, config: Config)
     return String((await timeLimit(add, timeoutMs, 'enqueue timed out')).id)
   }
 }
+
+/** Many jobs of one catalogued kind for `queue.addBulk` (one round trip), with the same options and ids as `enqueue`. */
+export function bulkJobs<N extends JobName> (name: N, data: Array<Payload<N>>, config: Config): Array<{ name: N, data: Payload<N>, opts: JobsOptions }> {
+  return data.map((d) => {
+    const invalid = payloadError(name, d)
+    if (invalid !== null) throw new Error(`invalid payload for job ${name}: ${invalid}`)
+    const jobId = jobIdOf(name, d)
+    return { name, data: d, opts: { ...JOB_RETENTION, ...optionsOf(name, config), ...(jobId !== undefined ? { jobId } : {}) } }
+  })
+}

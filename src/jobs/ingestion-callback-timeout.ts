@@ -1,12 +1,10 @@
-import { defineJob } from './types.js'
-import { CALLBACK_TIMEOUT_JOB } from '../domain/ingestions/jobs.js'
+import { processorOf } from './types.js'
 import { callbackUrl } from '../domain/ingestion-signing.js'
 import { displayUrl } from '../lib/http.js'
 
 /** Fails an ingestion the backend accepted (202) but never called back for. */
-export default defineJob<{ ingestionId: string }>({
-  queue: 'ingestion',
-  name: CALLBACK_TIMEOUT_JOB,
+export default processorOf({
+  name: 'ingestion-callback-timeout',
   async process (app, job) {
     const ms = app.config.INGESTION_CALLBACK_TIMEOUT_MS
     // The backend calls back on PUBLIC_URL: the usual cause is an address it cannot reach.

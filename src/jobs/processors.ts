@@ -5,6 +5,7 @@ import auditPurge from './audit-purge.js'
 import ingestionDispatch from './ingestion-dispatch.js'
 import ingestionCallbackTimeout from './ingestion-callback-timeout.js'
 import ingestionRecovery from './ingestion-recovery.js'
+import ingestionBatch from './ingestion-batch.js'
 import documentThumbnail from './thumbnail.js'
 import documentScan, { scanSweep } from './document-scan.js'
 import deleteObjects from './delete-objects.js'
@@ -26,6 +27,7 @@ export const processors: { [N in JobName]: JobDefinition<any> } = {
   'ingestion-dispatch': ingestionDispatch,
   'ingestion-callback-timeout': ingestionCallbackTimeout,
   'ingestion-recovery': ingestionRecovery,
+  'ingestion-batch': ingestionBatch,
   'document-thumbnail': documentThumbnail,
   'document-scan': documentScan,
   'scan-sweep': scanSweep,

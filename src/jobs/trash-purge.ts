@@ -20,6 +20,8 @@ export default processorOf({
         if (keys === null) continue
         await enqueueObjectDeletion(app, keys, app.log)
         await app.recordAudit(null, { action: 'document.purge', subject: `document:${d.id}`, actorId: null, payload: { ownerId: d.ownerId, reason: 'trash_retention', retentionDays: days } })
+        // The backend forgets it too (a delete delivered without the row), if it may still hold something.
+        await app.ingestions.documentPurged({ actorId: null, requestId: null }, d).catch((err: unknown) => app.log.error({ err, documentId: d.id }, 'could not queue the index delete of a purged document'))
         purged++
       }
       if (batch.length < 200) break

@@ -12,7 +12,8 @@ export interface JobDefinition<T = unknown> {
   name: string
   /** Unused: the catalogue (src/jobs/catalogue.ts) holds every job's default options. */
   options?: JobsOptions
-  process: (app: FastifyInstance, job: Job<T>) => Promise<unknown>
+  /** `token`: the worker's lock token of the job (for `job.moveToDelayed`). */
+  process: (app: FastifyInstance, job: Job<T>, token?: string) => Promise<unknown>
 }
 
 /** A job the worker schedules itself on a repeat (cron pattern or interval in ms). */
@@ -31,5 +32,5 @@ export const JOB_RETENTION = { removeOnComplete: { age: 24 * 3600, count: 10000 
 export const defineJob = <T>(def: JobDefinition<T>): JobDefinition<T> => def
 
 /** The processor of catalogued job `name` (worker side): its queue and payload type come from the catalogue. */
-export const processorOf = <N extends JobName>(def: { name: N, process: (app: FastifyInstance, job: Job<Payload<N>>) => Promise<unknown> }): JobDefinition<Payload<N>> & { name: N } =>
+export const processorOf = <N extends JobName>(def: { name: N, process: (app: FastifyInstance, job: Job<Payload<N>>, token?: string) => Promise<unknown> }): JobDefinition<Payload<N>> & { name: N } =>
   ({ queue: catalogue[def.name].queue, name: def.name, process: def.process })

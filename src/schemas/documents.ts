@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DOCUMENT_STATUSES, MAX_TAG_LENGTH, MAX_TAGS, SHARE_ACCESS, VISIBILITIES } from '../constants.js'
+import { DOCUMENT_STATUSES, INDEX_STATES, MAX_TAG_LENGTH, MAX_TAGS, SHARE_ACCESS, VISIBILITIES } from '../constants.js'
 import { Id, IsoDate, NullableDate } from './common.js'
 
 export { MAX_TAG_LENGTH, MAX_TAGS }
@@ -18,6 +18,20 @@ export const Title = Type.String({ minLength: 1, maxLength: 500, pattern: NO_CON
 export const Description = Type.String({ maxLength: 10000, pattern: NO_CONTROL_BUT_LINES })
 const Tag = Type.String({ maxLength: 200, pattern: NO_CONTROL, description: `trimmed and lower-cased; at most ${MAX_TAGS} tags of ${MAX_TAG_LENGTH} characters` })
 export const Tags = Type.Array(Tag, { maxItems: 100 })
+
+// Static type `string` while the rows carry `indexState: string` (see IngestionStatus).
+export const IndexState = Type.Union(INDEX_STATES.map(s => Type.Literal<string>(s)), { description: 'none | pending | indexed | stale | failed | removing (docs/ingestion.md)' })
+
+/** Where the ingestion backend's index stands for the document. */
+export const DocumentIndex = Type.Object({
+  state: IndexState,
+  version: Type.Union([Type.Integer(), Type.Null()], { description: 'the content version the backend holds (null: none)' }),
+  chunks: Type.Union([Type.Integer(), Type.Null()], { description: 'as the backend reported it' }),
+  pipeline: Type.Union([Type.String(), Type.Null()]),
+  pipelineVersion: Type.Union([Type.String(), Type.Null()], { description: 'as the backend reported it' }),
+  indexedAt: NullableDate,
+  lastError: Type.Union([Type.String(), Type.Null()], { description: 'why the last ingestion failed (state failed)' }),
+})
 
 export const Document = Type.Object({
   id: Type.String(),
@@ -38,6 +52,7 @@ export const Document = Type.Object({
   createdAt: IsoDate,
   updatedAt: IsoDate,
   deletedAt: NullableDate,
+  index: DocumentIndex,
 })
 export type DocumentDto = Static<typeof Document>
 
@@ -56,6 +71,7 @@ export const ListQuery = Type.Object({
   mimeType: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'exact type, or a wildcard like image/*' })),
   ownerId: Type.Optional(Id()),
   status: Type.Optional(DocumentStatus),
+  indexState: Type.Optional(IndexState),
   trashed: Type.Boolean({ default: false, description: 'true: only documents in the trash (those you may restore)' }),
 }, { additionalProperties: false })
 

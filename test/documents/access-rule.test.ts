@@ -9,6 +9,8 @@ import {
   type DocumentRuleAction,
 } from '../../src/domain/document-access.js'
 import { effectivePermissions, type Permission, type Role } from '../../src/domain/permissions.js'
+import { checkedInsert } from '../../src/domain/ingestions/trigger.js'
+import { batchWhere } from '../../src/domain/ingestions/batches.js'
 import { newId } from '../../src/lib/ids.js'
 
 // One table, every rendering of the document rule: the JS predicate (decide, accessOf, isReadable,
@@ -86,6 +88,16 @@ t.test('the document rule: JS predicate and every SQL rendering agree with one t
     const bySql = Object.fromEntries(await Promise.all(ACTIONS.map(async a => [a, { raw: await rawIds(ruleSql(actor, a)), drizzle: await drizzleIds(ruleCondition(actor, a)) }])))
     const named = { read: await drizzleIds(visibleCondition(actor)), write: await drizzleIds(writableCondition(actor)), present: await drizzleIds(readableCondition(actor)), trigger: await rawIds(triggerableSql(actor)) }
     const list = { live: await listed(actor, false), trash: await listed(actor, true) }
+    // The SQL that runs: the trigger's checked INSERT ... SELECT and a bulk re-run's filter, both generated from the rule.
+    const inserted = new Set<string>()
+    for (const d of docs) {
+      const ins = checkedInsert({ actorId: actor.id, can: actor.can })
+      const now = new Date()
+      const [res] = await app.db.$client.query(ins.sql, [newId(), d.id, 'matrix', '{}', actor.id, null, null, now, now, now, d.id, ...ins.params]) as unknown as [{ affectedRows: number }]
+      if (res.affectedRows === 1) inserted.add(d.id)
+    }
+    await app.db.$client.query("DELETE FROM ingestions WHERE pipeline = 'matrix' AND requested_by = ?", [actor.id])
+    const batched = await rawIds(batchWhere(actor, { tag }))
     for (const d of docs) {
       const label = `${kind} on ${d.visibility}${d.trashed ? ' trashed' : ''}`
       const row = { ownerId: users.owner.id, visibility: d.visibility, deletedAt: d.trashed ? new Date() : null }
@@ -97,6 +109,10 @@ t.test('the document rule: JS predicate and every SQL rendering agree with one t
         t.equal(bySql[action]!.raw.has(d.id), want, `${label}: ruleSql ${action}`)
         t.equal(bySql[action]!.drizzle.has(d.id), want, `${label}: ruleCondition ${action}`)
         if (action === 'read' || action === 'write' || action === 'present' || action === 'trigger') t.equal(named[action].has(d.id), want, `${label}: named condition ${action}`)
+        if (action === 'trigger') {
+          t.equal(inserted.has(d.id), want, `${label}: the trigger's checked INSERT`)
+          t.equal(batched.has(d.id), want, `${label}: a bulk re-run's filter`)
+        }
       }
       const want = (a: DocumentRuleAction) => expected(EXPECTED[kind][a], d)
       t.same(access, { canRead: want('read'), canWrite: want('write'), canShare: want('share'), isOwner: kind === 'owner' }, `${label}: accessOf`)

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import type { JobsOptions } from 'bullmq'
+import type { Enqueue } from '../../jobs/enqueue.js'
 import type { Db } from '../../db.js'
 import type { Permission } from '../permissions.js'
 
@@ -11,9 +11,8 @@ export interface QueuedJob {
 
 /** The ingestion queue, narrowed to what the domain does with it (plugins/app/ingestions.ts wires it to BullMQ). */
 export interface IngestionQueue {
-  /** False while the producer connection is down: BullMQ would wait for it forever, so fail fast instead. */
-  ready: () => boolean
-  add: (name: string, data: unknown, opts: JobsOptions & { jobId: string }) => Promise<unknown>
+  /** The typed enqueue of the job catalogue (plugins/app/queue.ts); with `timeoutMs` it fails fast while Redis is down. */
+  enqueue: Enqueue
   remove: (jobId: string) => Promise<unknown>
   getJob: (jobId: string) => Promise<QueuedJob | undefined>
 }
@@ -32,8 +31,8 @@ export interface IngestionDeps {
   queue: IngestionQueue
   clock: () => Date
   log: Log
-  /** The retry budget and the base of the exponential backoff of every dispatch job. */
-  dispatch: { attempts: number, backoffMs: number }
+  /** AUTO_REINGEST: a new version of a document in the index is sent again (docs/ingestion.md, "Lifecycle"). */
+  autoReingest: boolean
 }
 
 /** Who acts, with which permissions, from where: for access checks and the audit rows. */

@@ -9,6 +9,7 @@ import { claimCallback } from '../callback-replay.js'
 import { MAX_SKEW_SECONDS } from '../ingestion-signing.js'
 import { dtosOf, findIngestion, type IngestionDto, type IngestionRow } from './store.js'
 import { transition } from './transitions.js'
+import { refreshIndexQuietly } from './index-state.js'
 import { ACTIONS, callbackOutcome, canRetry } from './state-machine.js'
 
 /** A user's cancel and retry, and the backend's callback: the changes made from outside the worker. */
@@ -92,6 +93,7 @@ export async function retryIngestion (deps: Deps, ctx: ActorContext, id: string)
     await transition(deps, row.id, { from: ['queued'], to: from, set: { lastError: row.lastError, result: row.result, startedAt: row.startedAt, finishedAt: row.finishedAt }, event: { type: 'retry_aborted', message: 'the job queue was unavailable; nothing was retried' } })
     throw unavailable('The job queue is unavailable, retry later')
   }
+  await refreshIndexQuietly(deps, queued.documentId)
   await recordAudit(deps, ctx, { action: 'ingestion.retry', subject: `ingestion:${queued.id}`, payload: { documentId: queued.documentId } })
   return queued
 }

@@ -5,7 +5,9 @@ import { announce, note, transition, type Transition } from './transitions.js'
 import { triggerIngestions, triggerOne, type TriggerInput } from './trigger.js'
 import { cancelIngestion, loadIngestionFor, receiveCallback, retryIngestion, type CallbackBody } from './lifecycle.js'
 import { enqueueDispatch } from './jobs.js'
+import { createBatch, getBatch, type BatchInput } from './batches.js'
 import type { StatusMessage } from '../ingestion-events.js'
+import { documentChanged, documentPurged, documentRestored, documentTrashed, type ChangeContext, type IndexedDocument } from './follow.js'
 
 /**
  * The ingestion service: every ingestion operation, bound to its dependencies. Fastify decorates
@@ -27,6 +29,9 @@ export function createIngestionService (deps: IngestionDeps) {
     list: async (ctx: Pick<ActorContext, 'actorId' | 'can'>, q: ListQuery) => await listIngestions(deps.db, ctx, q),
     trigger: async (ctx: ActorContext, documentId: string, input: TriggerInput): Promise<IngestionDto> => await triggerOne(deps, ctx, documentId, input),
     triggerMany: async (ctx: ActorContext, documentIds: string[], input: TriggerInput): Promise<IngestionDto[]> => await triggerIngestions(deps, ctx, documentIds, input),
+    /** POST /ingestions with `filter`: a bulk re-run, expanded by the worker. */
+    createBatch: async (ctx: ActorContext, input: BatchInput) => await createBatch(deps, ctx, input),
+    getBatch: async (ctx: Pick<ActorContext, 'actorId' | 'can'>, id: string) => await getBatch(deps, ctx, id),
     cancel: async (ctx: ActorContext, id: string): Promise<IngestionDto> => await cancelIngestion(deps, ctx, id),
     retry: async (ctx: ActorContext, id: string): Promise<IngestionDto> => await retryIngestion(deps, ctx, id),
     /** A callback whose signature (`sha256=<hex>`) the route verified: applied once per signature. */
@@ -36,6 +41,13 @@ export function createIngestionService (deps: IngestionDeps) {
     note: async (row: Pick<IngestionRow, 'id'>, status: string, type: string, message: string, data?: Record<string, unknown>): Promise<void> => await note(deps, row, status, type, message, data),
     announce: async (msg: StatusMessage): Promise<void> => await announce(deps, msg),
     enqueueDispatch: async (row: Pick<IngestionRow, 'id' | 'requestId'>): Promise<void> => await enqueueDispatch(deps, row),
+    // The index follows the document (follow.ts): each returns the ingestion it queued, if any.
+    /** After a version was added or restored (the versions service's hook). */
+    documentChanged: async (ctx: ChangeContext, documentId: string): Promise<string | null> => await documentChanged(deps, ctx, documentId),
+    documentTrashed: async (ctx: ChangeContext, doc: IndexedDocument): Promise<string | null> => await documentTrashed(deps, ctx, doc),
+    documentRestored: async (ctx: ChangeContext, documentId: string): Promise<string | null> => await documentRestored(deps, ctx, documentId),
+    /** After the row was deleted for good (`doc`: the row as it was). */
+    documentPurged: async (ctx: ChangeContext, doc: IndexedDocument): Promise<string | null> => await documentPurged(deps, ctx, doc),
   }
 }
 

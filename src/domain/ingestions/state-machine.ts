@@ -3,24 +3,27 @@
  * make (the worker, a callback, a user's cancel or retry, the recovery sweep). Pure: the guarded
  * SQL that applies a change lives in transitions.ts and checks its edges against this table.
  */
-export const INGESTION_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
-export type IngestionStatus = typeof INGESTION_STATUSES[number]
+import { INGESTION_STATUSES, type IngestionStatus } from '../../constants.js'
+export { INGESTION_STATUSES, type IngestionStatus }
 
-export const FINAL_STATUSES = ['succeeded', 'failed', 'cancelled'] as const satisfies readonly IngestionStatus[]
+export const FINAL_STATUSES = ['succeeded', 'failed', 'cancelled', 'superseded'] as const satisfies readonly IngestionStatus[]
 export const isFinal = (status: string): boolean => (FINAL_STATUSES as readonly string[]).includes(status)
 export const isIngestionStatus = (s: string): s is IngestionStatus => (INGESTION_STATUSES as readonly string[]).includes(s)
 
 /**
  * Legal edges. running -> running is a new attempt of the same cycle; failed/cancelled -> queued a
  * retry (a new cycle); queued -> failed/cancelled also undoes a retry whose job could not be
- * enqueued (back to where it was). succeeded is final for good.
+ * enqueued (back to where it was). succeeded is final for good, and so is superseded: an upsert
+ * of an older version that a newer upsert or a delete of the same document made pointless while it
+ * was still queued (never sent).
  */
 export const EDGES: Readonly<Record<IngestionStatus, readonly IngestionStatus[]>> = {
-  queued: ['running', 'succeeded', 'failed', 'cancelled'],
+  queued: ['running', 'succeeded', 'failed', 'cancelled', 'superseded'],
   running: ['running', 'succeeded', 'failed', 'cancelled'],
   succeeded: [],
   failed: ['queued'],
   cancelled: ['queued'],
+  superseded: [],
 }
 
 export function canMove (from: string, to: string): boolean {
@@ -37,6 +40,8 @@ export const ACTIONS = {
   fail: { from: ['running'], to: ['failed'] },
   cancel: { from: ['queued', 'running'], to: ['cancelled'] },
   retry: { from: ['failed', 'cancelled'], to: ['queued'] },
+  /** a newer upsert or a delete of the same document made this upsert pointless (never sent again) */
+  supersede: { from: ['queued'], to: ['superseded'] },
 } as const satisfies Record<string, { from: readonly IngestionStatus[], to: readonly IngestionStatus[] }>
 
 export type IngestionAction = keyof typeof ACTIONS
@@ -46,10 +51,10 @@ export const canRetry = (status: string): boolean => (ACTIONS.retry.from as read
 /**
  * What a verified backend callback does to an ingestion in `current`: `apply` (queued/running ->
  * the reported status); `noop` when it repeats the current final status or the ingestion was
- * cancelled (a late callback); `conflict` when it would turn one final verdict into the other.
+ * cancelled or superseded (a late callback); `conflict` when it would turn one final verdict into the other.
  */
 export function callbackOutcome (current: string, reported: 'succeeded' | 'failed'): 'apply' | 'noop' | 'conflict' {
-  if (current === reported || current === 'cancelled') return 'noop'
+  if (current === reported || current === 'cancelled' || current === 'superseded') return 'noop'
   if (current === 'queued' || current === 'running') return 'apply'
   return 'conflict'
 }

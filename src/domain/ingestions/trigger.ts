@@ -7,6 +7,9 @@ import { newId, isId } from '../../lib/ids.js'
 import { AppError, conflict, forbidden, notFound, unavailable } from '../../lib/errors.js'
 import { loadDocumentFor } from '../document-access.js'
 import { assertContentAvailable, BLOCKED_STATUSES } from '../document-scan.js'
+import { ruleSql } from '../access/document-sql.js'
+import { PERMISSIONS } from '../../constants.js'
+import { refreshIndexQuietly } from './index-state.js'
 import { actorOf, type ActorContext, type IngestionDeps } from './deps.js'
 import { addDispatchJob } from './jobs.js'
 import { GUARDED_AUDIT_SQL, auditRow, recordAudit, triggerAuditEntry } from './audit.js'
@@ -15,7 +18,7 @@ import {
   type IngestionDto, type IngestionEventDto, type IngestionRow,
 } from './store.js'
 
-type Deps = Pick<IngestionDeps, 'db' | 'queue' | 'dispatch' | 'clock' | 'log'>
+type Deps = Pick<IngestionDeps, 'db' | 'queue' | 'clock' | 'log'>
 
 /** Limits on the free-form `options` object (stored as JSON; MySQL/MariaDB refuse deep nesting). */
 export const OPTIONS_MAX_DEPTH = 16
@@ -52,13 +55,13 @@ export interface TriggerInput {
 }
 
 /** A new queued row (enqueued_at stamped: its job is added right after it is written) and its `queued` event. */
-function newQueued (now: Date, ctx: ActorContext, documentId: string, input: TriggerInput, key: string | null): { row: IngestionRow, event: IngestionEventDto } {
+function newQueued (now: Date, ctx: ActorContext, documentId: string, input: TriggerInput, key: string | null, version: number | null): { row: IngestionRow, event: IngestionEventDto } {
   const row: IngestionRow = {
     id: newId(),
     documentId,
     status: 'queued',
     operation: 'upsert',
-    documentVersion: null,
+    documentVersion: version,
     batchId: null,
     pipeline: input.pipeline,
     options: input.options,
@@ -80,7 +83,7 @@ function newQueued (now: Date, ctx: ActorContext, documentId: string, input: Tri
 
 // The trigger's writes, in plain SQL through mysql2 (the hot path of POST /documents/:id/ingestions).
 const INSERT_INGESTION_SQL = `INSERT INTO ingestions (${INGESTION_INSERT_COLUMNS}) ` +
-  "VALUES (?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?)"
+  "VALUES (?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)"
 
 /**
  * Inserts one queued row (+ its 'queued' event) in one transaction, or returns the row an earlier
@@ -88,16 +91,16 @@ const INSERT_INGESTION_SQL = `INSERT INTO ingestions (${INGESTION_INSERT_COLUMNS
  * if adding it fails the row is deleted again, and if even that fails the recovery sweep (which
  * goes by status, updated_at and the job's state, not by enqueued_at) enqueues it later.
  */
-async function insertQueued (deps: Deps, ctx: ActorContext, documentId: string, input: TriggerInput, key: string | null): Promise<{ row: IngestionRow, created: boolean, event?: IngestionEventDto }> {
+async function insertQueued (deps: Deps, ctx: ActorContext, documentId: string, version: number, input: TriggerInput, key: string | null): Promise<{ row: IngestionRow, created: boolean, event?: IngestionEventDto }> {
   if (key !== null) {
     const existing = await byIdempotencyKey(deps.db, ctx.actorId, key)
     if (existing !== null) return { row: existing, created: false }
   }
-  const { row, event } = newQueued(deps.clock(), ctx, documentId, input, key)
+  const { row, event } = newQueued(deps.clock(), ctx, documentId, input, key, version)
   const now = row.createdAt
   try {
     await sqlAtomic(deps.db, [
-      [INSERT_INGESTION_SQL, [row.id, documentId, row.pipeline, JSON.stringify(row.options), ctx.actorId, key, row.requestId, now, now, now]],
+      [INSERT_INGESTION_SQL, [row.id, documentId, row.pipeline, JSON.stringify(row.options), ctx.actorId, key, row.requestId, now, now, now, version]],
       [INSERT_EVENT_SQL, eventValues(row.id, now, event)],
     ])
   } catch (err) {
@@ -121,12 +124,14 @@ async function insertQueued (deps: Deps, ctx: ActorContext, documentId: string, 
  */
 async function triggerMany (deps: Deps, ctx: ActorContext, documentIds: string[], input: TriggerInput, bulk: boolean): Promise<IngestionDto[]> {
   checkOptions(input.options)
+  const versions = new Map<string, number>()
   for (const id of documentIds) {
     const access = await loadDocumentFor(deps.db, actorOf(ctx), id)
     if (access === null) throw notFound(`Document ${id}`)
     if (!access.canWrite) throw forbidden(`Ingesting document ${id} requires write access to it: being its owner, a write share, or the documents:manage permission`)
     if (access.doc.status === 'uploading') throw conflict(`Document ${id} has no content yet; finish its upload first`, 'document_not_ready')
     assertContentAvailable(access.doc)
+    versions.set(id, access.doc.currentVersion)
   }
   const results: Array<{ row: IngestionRow, created: boolean, event?: IngestionEventDto }> = []
   const undo = async (): Promise<void> => {
@@ -136,7 +141,7 @@ async function triggerMany (deps: Deps, ctx: ActorContext, documentIds: string[]
   try {
     for (const id of documentIds) {
       const key = input.idempotencyKey === null ? null : bulk ? `${input.idempotencyKey}#${id}` : input.idempotencyKey
-      const r = await insertQueued(deps, ctx, id, input, key)
+      const r = await insertQueued(deps, ctx, id, versions.get(id) ?? 1, input, key)
       if (!r.created && r.row.documentId !== id) throw conflict('This Idempotency-Key was already used for another document; send a new key for each request', 'idempotency_key_reused')
       results.push(r)
     }
@@ -152,6 +157,7 @@ async function triggerMany (deps: Deps, ctx: ActorContext, documentIds: string[]
     deps.log.error({ err, requestId: ctx.requestId }, 'could not enqueue ingestion')
     throw unavailable('The job queue is unavailable, retry later')
   }
+  for (const r of results) if (r.created) await refreshIndexQuietly(deps, r.row.documentId)
   // New rows answer as written (queued, one event: the 202 snapshot); replayed ones as they are now.
   const replayed = results.filter(r => !r.created).map(r => r.row.id)
   const fresh = replayed.length === 0 ? [] : await deps.db.select().from(ingestions).where(inArray(ingestions.id, replayed))
@@ -167,12 +173,31 @@ export async function triggerIngestions (deps: Deps, ctx: ActorContext, document
   return items
 }
 
-// The single trigger's access check IS its insert: the row is only selected from a live document
-// whose content may be ingested (not uploading, scanning or infected) that the actor may write (owner or a `write` share; anyone with documents:manage).
-const checkedInsertSql = (manage: boolean): string =>
-  `INSERT INTO ingestions (${INGESTION_INSERT_COLUMNS}) ` +
-  `SELECT ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ? FROM documents d WHERE d.id = ? AND d.deleted_at IS NULL AND d.status NOT IN (${BLOCKED_STATUSES.map(s => `'${s}'`).join(', ')})` +
-  (manage ? '' : " AND (d.owner_id = ? OR EXISTS (SELECT 1 FROM document_shares s WHERE s.document_id = d.id AND s.user_id = ? AND s.access = 'write'))")
+/**
+ * The single trigger's access check IS its insert: the row is only selected from a document whose
+ * content may be ingested (not uploading, scanning or infected) that the actor may `trigger` (the document rule, src/domain/access/, rendered for this actor), and it
+ * records the document's current version.
+ */
+export function checkedInsert (ctx: Pick<ActorContext, 'actorId' | 'can'>): { sql: string, params: string[] } {
+  // The rendering depends on the actor's permissions only (its parameters are all the actor's id):
+  // rendered once per permission set, not per request (this is the hot path).
+  const key = PERMISSIONS.map(p => ctx.can(p) ? '1' : '0').join('')
+  let cached = renderings.get(key)
+  if (cached === undefined) {
+    const rule = ruleSql({ id: '\u0000', can: ctx.can }, 'trigger')
+    cached = {
+      sql: `INSERT INTO ingestions (${INGESTION_INSERT_COLUMNS}) ` +
+        `SELECT ?, ?, 'queued', ?, ?, 0, ?, ?, ?, ?, ?, ?, d.current_version FROM documents d WHERE d.id = ? AND d.status NOT IN (${BLOCKED_STATUSES.map(s => `'${s}'`).join(', ')}) AND ${rule.sql}`,
+      params: rule.params.length,
+    }
+    renderings.set(key, cached)
+  }
+  return { sql: cached.sql, params: new Array<string>(cached.params).fill(ctx.actorId) }
+}
+const renderings = new Map<string, { sql: string, params: number }>()
+
+// The document shows the new upsert as pending, in the same transaction (only if the row was written).
+const PENDING_SQL = "UPDATE documents SET index_state = 'pending' WHERE id = ? AND @quire_changed = 1"
 
 /**
  * POST /documents/:id/ingestions, audit row included. The common case is one round trip to MySQL
@@ -191,20 +216,21 @@ export async function triggerOne (deps: Deps, ctx: ActorContext, documentId: str
   }
   // Without documents:read nothing is visible: the general path answers that 404.
   if (!isId(documentId) || !ctx.can('documents:read')) return await general()
-  const { row, event } = newQueued(deps.clock(), ctx, documentId, input, input.idempotencyKey)
+  const { row, event } = newQueued(deps.clock(), ctx, documentId, input, input.idempotencyKey, null)
   const now = row.createdAt
-  const manage = ctx.can('documents:manage')
-  let written: [{ affectedRows: number }, unknown, unknown, { insertId: number }]
+  const insert = checkedInsert(ctx)
+  let written: [{ affectedRows: number }, unknown, unknown, unknown, Array<{ document_version: number | null }>, { insertId: number }]
   // Unkeyed triggers share transactions (group commit); a keyed one runs alone, since a replayed
   // key fails its transaction on the unique index and would send a whole group to its rerun.
   const atomic = row.idempotencyKey === null ? sqlAtomicGrouped : sqlAtomic
   try {
     written = await atomic(deps.db, [
       // document_id as the general path stores it: the id as given (the collation matches it to d.id)
-      [checkedInsertSql(manage), [row.id, documentId, row.pipeline, JSON.stringify(row.options), ctx.actorId, row.idempotencyKey, row.requestId, now, now, now,
-        documentId, ...(manage ? [] : [ctx.actorId, ctx.actorId])]],
+      [insert.sql, [row.id, documentId, row.pipeline, JSON.stringify(row.options), ctx.actorId, row.idempotencyKey, row.requestId, now, now, now, documentId, ...insert.params]],
       ['SET @quire_changed = ROW_COUNT()', []],
       guardedEventsInsert(row.id, [event], now),
+      [PENDING_SQL, [documentId]],
+      ['SELECT document_version FROM ingestions WHERE id = ? AND @quire_changed = 1', [row.id]],
       [GUARDED_AUDIT_SQL, auditRow(ctx, triggerAuditEntry(row), now)],
     ]) as typeof written
   } catch (err) {
@@ -216,11 +242,12 @@ export async function triggerOne (deps: Deps, ctx: ActorContext, documentId: str
   try {
     await addDispatchJob(deps, row)
   } catch (err) {
-    await deleteRows(deps, [row.id], [written[3].insertId])
+    await deleteRows(deps, [row.id], [written[5].insertId])
+    await refreshIndexQuietly(deps, documentId)
     deps.log.error({ err, requestId: ctx.requestId }, 'could not enqueue ingestion')
     throw unavailable('The job queue is unavailable, retry later')
   }
-  return toDto(row, [event])
+  return toDto({ ...row, documentVersion: written[4][0]?.document_version ?? null }, [event])
 }
 
 /**

@@ -1,43 +1,87 @@
 import { and, eq } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import { sqlBatch } from '../../db.js'
+import { sqlTransaction } from '../../db.js'
 import { ingestions } from '../../../drizzle/schema/index.js'
 import { isId } from '../../lib/ids.js'
 import { toDocumentRow, type DocumentRow, type RawDocumentRow } from '../../domain/document-access.js'
-import { FIND_WITH_DOCUMENT_SQL, toIngestionRow, type IngestionRow, type RawIngestionRow } from '../../domain/ingestions/store.js'
-import { CALLBACK_TIMEOUT_JOB, callbackTimeoutJobId } from '../../domain/ingestions/jobs.js'
-import { JOB_RETENTION } from '../types.js'
+import { FIND_WITH_DOCUMENT_SQL, INSERT_EVENT_SQL, eventValues, toIngestionRow, type IngestionRow, type RawIngestionRow } from '../../domain/ingestions/store.js'
+import { callbackTimeoutJobId } from '../../domain/ingestions/jobs.js'
+import { refreshIndexQuietly } from '../../domain/ingestions/index-state.js'
 
 /** The worker's side of an attempt: only the dispatch job and the recovery sweep run these. */
 
-// Starts an attempt: queued|running -> running, attempts + 1, started_at kept from the first one,
-// only while the document is live.
-const OPEN_ATTEMPT_SQL = "UPDATE ingestions SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, ?), updated_at = ? " +
-  "WHERE id = ? AND status IN ('queued', 'running') AND EXISTS (SELECT 1 FROM documents d WHERE d.id = ingestions.document_id AND d.deleted_at IS NULL)"
+/** What the dispatch job may do now: send (`started`), wait for the document's gate (`busy`), or nothing. */
+export type Opening =
+  | { kind: 'started', row: IngestionRow, doc: DocumentRow | null, started: IngestionRow }
+  | { kind: 'busy', row: IngestionRow, doc: DocumentRow | null, blocker: string }
+  | { kind: 'superseded', row: IngestionRow, doc: DocumentRow | null, by: string }
+  | { kind: 'idle', row: IngestionRow, doc: DocumentRow | null }
+
+// Every open ingestion of the document and every newer one, locked: two dispatch jobs of one
+// document decide one after the other.
+const SIBLINGS_SQL = "SELECT id, status, operation, document_version FROM ingestions WHERE document_id = ? AND (status IN ('queued', 'running') OR id > ?) ORDER BY id FOR UPDATE"
+interface Sibling { id: string, status: string, operation: string, document_version: number | null }
+
+// Starts an attempt: queued|running -> running, attempts + 1, started_at kept from the first one.
+const OPEN_SQL = "UPDATE ingestions SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ? AND status IN ('queued', 'running')"
+const SUPERSEDE_SQL = "UPDATE ingestions SET status = 'superseded', finished_at = ?, updated_at = ? WHERE id = ? AND status = 'queued'"
 
 /**
- * The dispatch job's opening, in one round trip: the ingestion and its document as they were,
- * and the attempt begun (running, attempts + 1) if the row was queued or running and its
- * document is live. `started` is null when nothing was begun: the row is final, gone or its
- * document deleted (all visible in `row`/`doc`), or it changed between the two statements (a
- * cancel, a delete of the document: read once more, so `row`/`doc` show it).
+ * Per document, in creation order, one at a time: an ingestion waits while another of its
+ * document is running or an older one is still queued. An upsert still queued when a newer upsert
+ * (of a higher version) or a delete of the same document exists is superseded instead of sent.
  */
-export async function openAttempt (app: FastifyInstance, id: string, retried = false): Promise<{ row: IngestionRow, doc: DocumentRow | null, started: IngestionRow | null } | null> {
+function decide (row: IngestionRow, siblings: Sibling[]): { kind: 'busy' | 'superseded', other: string } | null {
+  const others = siblings.filter(s => s.id !== row.id)
+  if (row.status === 'queued' && row.operation === 'upsert') {
+    const newer = others.find(s => s.id > row.id && ['queued', 'running', 'succeeded'].includes(s.status) &&
+      (s.operation === 'delete' || (s.document_version ?? 0) > (row.documentVersion ?? 0)))
+    if (newer !== undefined) return { kind: 'superseded', other: newer.id }
+  }
+  const blocker = others.find(s => s.status === 'running' || (s.status === 'queued' && s.id < row.id))
+  return blocker === undefined ? null : { kind: 'busy', other: blocker.id }
+}
+
+/**
+ * The dispatch job's opening: the ingestion and its document as they are, then, under the lock of
+ * the document's open ingestions, the decision (busy, superseded, or the attempt begun: running,
+ * attempts + 1). An upsert only starts while its document is live; a delete needs no document
+ * row (a purged document's delete is still delivered).
+ */
+export async function openAttempt (app: FastifyInstance, id: string): Promise<Opening | null> {
   if (!isId(id)) return null
-  const now = new Date()
-  const [rows, res] = await sqlBatch(app.db, [[FIND_WITH_DOCUMENT_SQL, [id]], [OPEN_ATTEMPT_SQL, [now, now, id]]], { nestTables: true }) as
-    [Array<{ i: RawIngestionRow, d: RawDocumentRow }>, { affectedRows: number }]
+  const [rows] = await app.db.$client.query({ sql: FIND_WITH_DOCUMENT_SQL, nestTables: true }, [id]) as unknown as [Array<{ i: RawIngestionRow, d: RawDocumentRow }>]
   const r = rows[0]
   if (r === undefined) return null
   const row = toIngestionRow(r.i)
   const doc = r.d.id === null ? null : toDocumentRow(r.d)
-  const dispatchable = (row.status === 'queued' || row.status === 'running') && doc !== null && doc.deletedAt === null
-  // Read as startable but not started: the row or its document changed between the two
-  // statements (a cancel, a delete). Once more, so the caller sees what stopped it.
-  if (res.affectedRows !== 1 && dispatchable && !retried) return await openAttempt(app, id, true)
-  if (res.affectedRows !== 1 || (row.status !== 'queued' && row.status !== 'running')) return { row, doc, started: null }
-  if (row.status === 'queued') await app.ingestions.announce({ id, status: 'running', type: 'running', message: 'dispatching to the ingestion backend', at: now.toISOString() })
-  return { row, doc, started: { ...row, status: 'running', attempts: row.attempts + 1, startedAt: row.startedAt ?? now, updatedAt: now } }
+  const open = row.status === 'queued' || row.status === 'running'
+  if (!open || (row.operation !== 'delete' && (doc === null || doc.deletedAt !== null))) return { kind: 'idle', row, doc }
+  const now = new Date()
+  const outcome = await sqlTransaction(app.db, async (conn) => {
+    const [siblings] = await conn.query(SIBLINGS_SQL, [row.documentId, row.id]) as unknown as [Sibling[]]
+    const self = siblings.find(s => s.id === row.id)
+    if (self === undefined || (self.status !== 'queued' && self.status !== 'running')) return { kind: 'idle' as const }
+    const current = { ...row, status: self.status }
+    const d = decide(current, siblings)
+    if (d?.kind === 'busy') return { kind: 'busy' as const, other: d.other }
+    if (d?.kind === 'superseded') {
+      await conn.query(SUPERSEDE_SQL, [now, now, row.id])
+      await conn.query(INSERT_EVENT_SQL, eventValues(row.id, now, { type: 'superseded', message: `superseded by ingestion ${d.other} of the same document; not sent`, data: { by: d.other } }))
+      return { kind: 'superseded' as const, other: d.other }
+    }
+    const [res] = await conn.query(OPEN_SQL, [now, now, row.id]) as unknown as [{ affectedRows: number }]
+    return res.affectedRows === 1 ? { kind: 'started' as const, status: self.status } : { kind: 'idle' as const }
+  })
+  if (outcome.kind === 'idle') return { kind: 'idle', row: (await app.ingestions.find(id)) ?? row, doc }
+  if (outcome.kind === 'busy') return { kind: 'busy', row, doc, blocker: outcome.other }
+  if (outcome.kind === 'superseded') {
+    await app.ingestions.announce({ id, status: 'superseded', type: 'superseded', message: `superseded by ingestion ${outcome.other} of the same document; not sent`, at: now.toISOString() })
+    await refreshIndexQuietly({ db: app.db, log: app.log }, row.documentId)
+    return { kind: 'superseded', row, doc, by: outcome.other }
+  }
+  if (outcome.status === 'queued') await app.ingestions.announce({ id, status: 'running', type: 'running', message: 'dispatching to the ingestion backend', at: now.toISOString() })
+  return { kind: 'started', row, doc, started: { ...row, status: 'running', attempts: row.attempts + 1, startedAt: row.startedAt ?? now, updatedAt: now } }
 }
 
 /** Remembers the last transient error while a retry waits (status stays running). */
@@ -45,9 +89,8 @@ export async function setLastError (app: FastifyInstance, id: string, message: s
   await app.db.update(ingestions).set({ lastError: message.slice(0, 4000), updatedAt: new Date() }).where(and(eq(ingestions.id, id), eq(ingestions.status, 'running')))
 }
 
-/** (Re)arms the timer that fails a 202-accepted ingestion whose callback never comes. */
+/** (Re)arms the timer that fails a 202-accepted ingestion whose callback never comes (options: the catalogue's). */
 export async function armCallbackTimeout (app: FastifyInstance, id: string, delay: number): Promise<void> {
-  const q = app.queues.ingestion
-  await q.remove(callbackTimeoutJobId(id))
-  await q.add(CALLBACK_TIMEOUT_JOB, { ingestionId: id }, { ...JOB_RETENTION, jobId: callbackTimeoutJobId(id), delay: Math.max(0, delay), attempts: 5, backoff: { type: 'exponential', delay: 1000 } })
+  await app.queues.ingestion.remove(callbackTimeoutJobId(id))
+  await app.enqueue('ingestion-callback-timeout', { ingestionId: id }, { delay: Math.max(0, delay) })
 }

@@ -1,7 +1,7 @@
 import { OPEN_INGESTION_STATUSES } from '../../constants.js'
-import { and, inArray, lt } from 'drizzle-orm'
+import { and, eq, inArray, lt } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import { ingestions } from '../../../drizzle/schema/index.js'
+import { ingestionBatches, ingestions } from '../../../drizzle/schema/index.js'
 import { callbackTimeoutJobId, dispatchJobId } from '../../domain/ingestions/jobs.js'
 import { armCallbackTimeout } from './attempt.js'
 
@@ -56,6 +56,12 @@ export async function recoverIngestions (app: FastifyInstance, graceMs: number, 
       await armCallbackTimeout(app, row.id, remaining)
       out.rearmed++
     }
+  }
+  // Bulk re-runs still expanding but untouched (their job lost): queued again (job id per batch: no doubles).
+  if (opts.ids === undefined) {
+    const stuck = await app.db.select({ id: ingestionBatches.id }).from(ingestionBatches)
+      .where(and(eq(ingestionBatches.status, 'expanding'), lt(ingestionBatches.updatedAt, cutoff))).limit(100)
+    for (const b of stuck) await app.enqueue('ingestion-batch', { batchId: b.id })
   }
   return out
 }
