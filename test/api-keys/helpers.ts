@@ -10,13 +10,3 @@ export async function makeKey (app: FastifyInstance, owner: Pick<TestUser, 'head
   const k = res.json() as { id: string, key: string, prefix: string }
   return { ...k, headers: { authorization: `Bearer ${k.key}` } }
 }
-
-/** Retries `fn` until it returns true, for at most `ms` (generous: a loaded machine is slow). */
-export async function eventually (fn: () => Promise<boolean>, ms: number, stepMs = 20): Promise<boolean> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    if (await fn()) return true
-    if (Date.now() >= deadline) return false
-    await new Promise(resolve => setTimeout(resolve, stepMs))
-  }
-}
