@@ -20,7 +20,7 @@ test('owner demotion shrinks the key on the next request; a promotion does not w
   t.same((await app.inject({ url: '/auth/me', headers: k.headers })).json().permissions, ['documents:read'])
   await app.inject({ method: 'PATCH', url: `/users/${owner.id}`, headers: admin.headers, payload: { role: 'admin' } })
   t.equal((await app.inject({ url: '/users', headers: k.headers })).statusCode, 200, 'back with the role')
-  assertErrorShape(t, await app.inject({ url: '/audit-events', headers: k.headers }), 403, 'forbidden', )
+  assertErrorShape(t, await app.inject({ url: '/audit-events', headers: k.headers }), 403, 'forbidden')
 })
 
 test('revoked on one API process: refused on another within a second', async (t) => {
