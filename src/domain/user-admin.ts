@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis'
 import type { Db } from '../db.js'
 import type { AuditContext, RecordAudit } from './audit.js'
 import { randomBytes } from 'node:crypto'
-import { badRequest } from '../lib/errors.js'
+import { AppError, badRequest } from '../lib/errors.js'
 import { publishSessionRevoked, publishUserState } from './auth-state.js'
 import { publishKeysRevoked } from './api-keys/auth.js'
 import { hashPassword } from './passwords.js'
@@ -41,7 +41,10 @@ export function userAdmin (deps: UserAdminDeps) {
       if (input.name === undefined || input.name === null) throw badRequest('A service account needs a name', 'validation_failed')
       user = await insertUser(db, { ...rest, email: serviceEmail(), passwordHash: '' })
     } else {
-      if (email === undefined || password === undefined) throw badRequest('email and password are required (or send kind: "service" for a machine account)', 'validation_failed')
+      if (email === undefined || password === undefined) {
+        const missing = email === undefined ? 'email' : 'password'
+        throw new AppError(400, 'validation_failed', `Invalid body: /${missing} is required (a person has an email and a password; send kind: "service" for a machine account)`, [{ path: `/${missing}`, message: 'is required' }])
+      }
       user = await insertUser(db, { ...rest, email, passwordHash: await hashPassword(password, deps.bcryptCost) })
     }
     await audit(ctx, { action: 'user.create', subject: `user:${user.id}`, payload: { email: user.email, kind: user.kind, role: user.role, grants: user.grants, revokes: user.revokes } })
