@@ -32,7 +32,12 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       description: 'A person: email and password (required). A service account (`kind: "service"`): a name and no email or password; it cannot log in, is never counted as the last admin, and uses API keys an admin makes for it (POST /api-keys with userId).',
       body: Type.Object({
         kind: Type.Optional(UserKind),
-        email: Type.Optional(Email), password: Type.Optional(NewPassword), name: Type.Optional(Name), role: RoleName, grants: Type.Optional(PermissionList), revokes: Type.Optional(PermissionList),
+        email: Type.Optional(Email),
+        password: Type.Optional(NewPassword),
+        name: Type.Optional(Name),
+        role: RoleName,
+        grants: Type.Optional(PermissionList),
+        revokes: Type.Optional(PermissionList),
       }, { additionalProperties: false }),
       response: { 201: withHeaders(User, 'Location'), ...authErrors, ...errors(409) },
     },
