@@ -17,6 +17,7 @@ import { argv, BCRYPT_COST, DATABASE_URL, DOCS, here, OUT_DIR, QUICK, REDIS_PREF
 import { deleteRedisPrefix, log, pinSelf, startBackend, startServer, tokenFor, type Scenario } from './runner/harness.js'
 import { renderReport } from './runner/report.js'
 import { read } from './scenarios/read.js'
+import { readApiKey } from './scenarios/read-apikey.js'
 import { login } from './scenarios/login.js'
 import { ingestPost } from './scenarios/ingest-post.js'
 import { ingestE2e } from './scenarios/ingest-e2e.js'
@@ -25,7 +26,7 @@ import { uploadS3 } from './scenarios/upload-s3.js'
 import { webhooks } from './scenarios/webhooks.js'
 
 /** In the order they run (options.ts ALL lists the names). */
-const SCENARIOS: Scenario[] = [read, login, ingestPost, ingestE2e, webhooks, upload, uploadS3]
+const SCENARIOS: Scenario[] = [read, readApiKey, login, ingestPost, ingestE2e, webhooks, upload, uploadS3]
 
 async function main (): Promise<void> {
   const started = new Date()

@@ -3,6 +3,7 @@
  * promotion visible to running API processes at once):
  *   npm run cli -- create-admin --email a@b.c [--name 'Ada'] [--promote] [--password-stdin]
  *   npm run cli -- ensure-bucket [--wait <seconds>]   (S3: creates S3_BUCKET if it does not exist)
+ *   npm run cli -- create-api-key --email a@b.c --name ci --scopes documents:read   (prints the key)
  * The password never goes on the command line (npm echoes it): it comes from stdin
  * (--password-stdin), from $ADMIN_PASSWORD, or from a prompt that does not echo.
  * Every change is audited with the actor `cli`.
@@ -18,13 +19,15 @@ import { hashPassword, PASSWORD_MAX, PASSWORD_MIN } from './domain/passwords.js'
 import { AUDIT_INSERT_SQL, auditValues } from './domain/audit.js'
 import { publishUserState } from './domain/auth-state.js'
 import { createRedis, waitReady } from './redis.js'
+import { API_KEY_USAGE, createApiKeyCommand } from './cli-api-key.js'
 
 const USAGE = `usage: npm run cli -- create-admin --email <email> [--name <name>] [--promote] [--password-stdin]
   password: read from stdin with --password-stdin, else $ADMIN_PASSWORD, else asked at a prompt
             (${PASSWORD_MIN}..${PASSWORD_MAX} characters; never pass it as an argument: npm prints the command line)
   --promote: when a user with this email exists, make it an admin (its password is left as it is)
        npm run cli -- ensure-bucket [--wait <seconds>]
-  creates S3_BUCKET at S3_ENDPOINT unless it exists; retries while the server is not up yet (default 60 s)`
+  creates S3_BUCKET at S3_ENDPOINT unless it exists; retries while the server is not up yet (default 60 s)
+${API_KEY_USAGE}`
 
 /** The actor recorded in audit rows for operator commands. */
 const CLI_ACTOR = 'cli'
@@ -176,6 +179,7 @@ const [command, ...rest] = process.argv.slice(2)
 try {
   if (command === 'create-admin') await createAdminCommand(rest)
   else if (command === 'ensure-bucket') await ensureBucketCommand(rest)
+  else if (command === 'create-api-key') await createApiKeyCommand(rest, fail, CLI_ACTOR)
   else fail(command === undefined ? USAGE : `unknown command "${command}"\n${USAGE}`)
 } catch (err) {
   console.error(err instanceof CliError ? err.message : `error: ${(err as Error).message}`)

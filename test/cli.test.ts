@@ -1,28 +1,9 @@
-import { spawn } from 'node:child_process'
 import { startFauxqs } from 'fauxqs'
 import { test } from 'tap'
 import { and, eq } from 'drizzle-orm'
 import { auditEvents, users } from '../drizzle/schema/index.js'
-import { build, createUser, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueEmail } from './helper.js'
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-/** Runs `npm run cli -- ...` the way an operator does (the CLI module itself, through tsx). */
-async function cli (args: string[], opts: { stdin?: string, env?: Record<string, string> } = {}): Promise<Run> {
-  return await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', 'src/cli.ts', ...args], {
-      env: { PATH: process.env.PATH ?? '', DATABASE_URL: TEST_DATABASE_URL, REDIS_URL: TEST_REDIS_URL, BCRYPT_COST: '4', ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => { stdout += c.toString() })
-    child.stderr.on('data', (c: Buffer) => { stderr += c.toString() })
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-    child.stdin.end(opts.stdin ?? '')
-  })
-}
+import { build, createUser, TEST_REDIS_URL, uniqueEmail } from './helper.js'
+import { cli } from './cli-run.js'
 
 test('create-admin reads the password from stdin or the environment, never from argv, and audits as cli', async (t) => {
   const app = await build(t, { REDIS_URL: TEST_REDIS_URL })

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream'
 import { buildApp } from '../src/build.js'
 import { serverOptions } from '../src/options.js'
 import { createUser, testConfig } from './helper.js'
-import { redactUrl } from '../src/lib/log-redact.js'
+import { redactKeys, redactUrl } from '../src/lib/log-redact.js'
 import { startS3 } from './documents/s3-server.js'
 
 // issue 18: signed URLs and other bearer secrets never reach a log line.
@@ -65,4 +65,28 @@ test('redactUrl', async (t) => {
   t.equal(redactUrl('/a?x-amz-signature=s'), '/a?x-amz-signature=[redacted]')
   t.equal(redactUrl('/a?%58-Amz-Signature=s'), '/a?%58-Amz-Signature=[redacted]')
   t.equal(redactUrl('/documents?cursor=abc'), '/documents?cursor=abc')
+})
+
+test('API keys (issue 21) never reach a log line: Authorization header, URL path or query, creation answer', async (t) => {
+  const { app, lines } = await buildLogged(t, { LOG_LEVEL: 'trace' })
+  const ed = await createUser(app, 'editor')
+  const made = await app.inject({ method: 'POST', url: '/api-keys', headers: ed.headers, payload: { name: 'logged', scopes: ['documents:read'] } })
+  const key = made.json().key as string
+  t.equal((await app.inject({ url: '/documents', headers: { authorization: `Bearer ${key}` } })).statusCode, 200)
+  await app.inject({ url: `/documents/${key}`, headers: { authorization: `Bearer ${key}` } })
+  await app.inject({ url: `/documents?api_key=${key}&q=${encodeURIComponent(key)}` })
+  await app.inject({ url: '/auth/me', headers: { authorization: `Bearer ${key.slice(0, -2)}xx` } })
+  const all = lines.join('\n')
+  const secret = key.split('_').slice(2).join('_')
+  t.notOk(all.includes(secret), 'the secret is in no line')
+  t.notOk(all.includes(secret.slice(0, 20)), 'not even a part of it')
+  t.match(all, new RegExp(`qk_${key.split('_')[1]!}_\\[redacted\\]`), 'the key\'s public id stays, to tell which key it was')
+})
+
+test('redactKeys', async (t) => {
+  const key = `qk_0123456789abcdef_${'A'.repeat(43)}`
+  t.equal(redactKeys(`a ${key} b`), 'a qk_0123456789abcdef_[redacted] b')
+  t.equal(redactUrl(`/x/${key}?k=${key}`), '/x/qk_0123456789abcdef_[redacted]?k=qk_0123456789abcdef_[redacted]')
+  t.equal(redactUrl('/a?api_key=whatever'), '/a?api_key=[redacted]')
+  t.equal(redactKeys('no key here'), 'no key here')
 })

@@ -59,6 +59,7 @@ export function serverEnv (extra: Record<string, string>): Record<string, string
     LOG_LEVEL: 'warn',
     BCRYPT_COST: String(BCRYPT_COST),
     RATE_LIMIT_MAX: '1000000000',
+    API_KEY_RATE_LIMIT_MAX: '1000000000',
     LOGIN_MAX_ATTEMPTS: '1000000000',
     UPLOAD_MAX_BYTES: String(4 * 1024 * 1024 * 1024),
     UPLOAD_ALLOWED_TYPES: '*/*',

@@ -7,7 +7,10 @@ export const users = mysqlTable('users', {
   id: idColumn('id').primaryKey(),
   email: exactText('email', 254).notNull(),
   name: varchar('name', { length: 200 }),
+  /** '' for a service account: no password matches it */
   passwordHash: varchar('password_hash', { length: 100 }).notNull(),
+  /** 'human', or 'service' (issue 21: no password, cannot log in, uses API keys made by an admin) */
+  kind: varchar('kind', { length: 16 }).notNull().default('human'),
   role: varchar('role', { length: 16 }).notNull().default('viewer'),
   grants: json('grants').$type<string[]>().notNull(),
   revokes: json('revokes').$type<string[]>().notNull(),
@@ -19,6 +22,7 @@ export const users = mysqlTable('users', {
 }, (t) => [
   uniqueIndex('users_email_uq').on(t.email),
   index('users_role_idx').on(t.role, t.id),
+  index('users_kind_idx').on(t.kind, t.id),
 ])
 
 export const sessions = mysqlTable('sessions', {
@@ -54,6 +58,8 @@ export const auditEvents = mysqlTable('audit_events', {
   ip: varchar('ip', { length: 64 }),
   userAgent: varchar('user_agent', { length: 512 }),
   requestId: varchar('request_id', { length: 128 }),
+  /** the API key the request was authenticated with, if any */
+  apiKeyId: idColumn('api_key_id'),
   payload: json('payload').$type<Record<string, unknown>>(),
 }, (t) => [
   index('audit_at_idx').on(t.at),

@@ -1,12 +1,13 @@
 import fp from 'fastify-plugin'
-import { eq } from 'drizzle-orm'
+import { and, eq } from 'drizzle-orm'
 import { users } from '../../drizzle/schema/index.js'
 import { createAdmin } from '../../src/domain/users.js'
 import { AppError } from '../../src/lib/errors.js'
 import { hashPassword, PASSWORD_MAX, PASSWORD_MIN } from '../../src/domain/passwords.js'
 
 /**
- * First start (docker compose): when ADMIN_EMAIL and ADMIN_PASSWORD are set and no admin exists,
+ * First start (docker compose): when ADMIN_EMAIL and ADMIN_PASSWORD are set and no admin exists
+ * (a person: service accounts do not count),
  * creates one. Idempotent, and safe when several processes start together: the unique email
  * index lets exactly one insert win; the others see email_taken and do nothing.
  */
@@ -14,7 +15,7 @@ export default fp(async (fastify) => {
   const { ADMIN_EMAIL: email, ADMIN_PASSWORD: password } = fastify.config
   if (email === undefined || email === '' || password === undefined || password === '') return
   fastify.addHook('onReady', async () => {
-    const [admin] = await fastify.db.select({ id: users.id }).from(users).where(eq(users.role, 'admin')).limit(1)
+    const [admin] = await fastify.db.select({ id: users.id }).from(users).where(and(eq(users.role, 'admin'), eq(users.kind, 'human'))).limit(1)
     if (admin !== undefined) return
     if (password.length < PASSWORD_MIN || password.length > PASSWORD_MAX) {
       throw new Error(`ADMIN_PASSWORD: must be ${PASSWORD_MIN}..${PASSWORD_MAX} characters`)

@@ -3,7 +3,8 @@ import type { FastifyRequest } from 'fastify'
 import { checkSession, type Principal } from '../../src/domain/auth-state.js'
 import { authDeps, type AccessTokenPayload } from '../../src/domain/sessions.js'
 import type { Permission } from '../../src/domain/permissions.js'
-import { missingPermission, unauthorized } from '../../src/lib/errors.js'
+import { forbidden, missingPermission, unauthorized } from '../../src/lib/errors.js'
+import { looksLikeKey } from '../../src/lib/api-key-format.js'
 import { isId } from '../../src/lib/ids.js'
 
 /** What a route declares in `config`: `public: true`, or the permission it needs (a list: any one of them). */
@@ -16,6 +17,8 @@ export interface AuthRouteConfig {
    * cannot see the object (it must not reveal that it exists), 403 otherwise.
    */
   permissionAfterLookup?: boolean
+  /** Needs a user session: an API key is refused with 403 session_required (creating keys, passwords, sessions). */
+  sessionOnly?: boolean
 }
 
 const allows = (user: Principal, permission: Permission | readonly Permission[]): boolean =>
@@ -37,7 +40,7 @@ const PUBLIC_PREFIXES = ['/docs']
 
 function bearer (request: FastifyRequest): string {
   const h = request.headers.authorization
-  if (h === undefined || h === '') throw unauthorized('Missing Authorization header: send "Authorization: Bearer <accessToken>" (POST /auth/login gives one)')
+  if (h === undefined || h === '') throw unauthorized('Missing Authorization header: send "Authorization: Bearer <accessToken or API key>" (POST /auth/login gives a token)')
   const m = /^Bearer ([A-Za-z0-9_\-.=]+)$/i.exec(h)
   if (m?.[1] === undefined) throw unauthorized('Authorization header must be "Bearer <token>"')
   return m[1]
@@ -52,6 +55,7 @@ export default fp(async (fastify) => {
 
   async function authenticate (request: FastifyRequest): Promise<Principal> {
     const token = bearer(request)
+    if (looksLikeKey(token)) return await fastify.apiKeyAuth.authenticate(token, request)
     let payload: AccessTokenPayload
     try {
       payload = fastify.jwt.verify<AccessTokenPayload>(token)
@@ -92,12 +96,15 @@ export default fp(async (fastify) => {
   fastify.addHook('onRequest', async (request) => {
     if (!needsAuthentication(request)) return
     request.user = await (started.get(request) ?? authenticate(request))
-    const { permission, permissionAfterLookup } = request.routeOptions.config
+    const { permission, permissionAfterLookup, sessionOnly } = request.routeOptions.config
+    if (sessionOnly === true && request.user.keyId !== undefined) {
+      throw forbidden('This needs a user session: log in (POST /auth/login) and use the access token, not an API key', 'session_required')
+    }
     if (permission === undefined || allows(request.user, permission)) return
     if (permissionAfterLookup !== true) throw missingPermission([permission].flat().join(' or '))
     request.permitted = false
   })
-}, { name: 'auth', dependencies: ['config', 'db', 'redis', 'jwt'] })
+}, { name: 'auth', dependencies: ['config', 'db', 'redis', 'jwt', 'api-keys'] })
 
 declare module 'fastify' {
   interface FastifyRequest {

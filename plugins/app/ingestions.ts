@@ -13,7 +13,7 @@ declare module 'fastify' {
 
 /** The actor context of a request: the signed-in user (or `principal`), from where, which request, whether the route's permission is held. */
 export function actorContext (request: FastifyRequest, principal: Principal = request.user): ActorContext {
-  return { actorId: principal.id, can: principal.can, ip: request.ip, userAgent: request.headers['user-agent'] ?? null, requestId: String(request.id), permitted: request.permitted }
+  return { actorId: principal.id, can: principal.can, ip: request.ip, userAgent: request.headers['user-agent'] ?? null, requestId: String(request.id), apiKeyId: principal.keyId ?? null, permitted: request.permitted }
 }
 
 export default fp(async (fastify) => {

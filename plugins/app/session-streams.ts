@@ -29,7 +29,7 @@ const SWEEP_MS = 15_000
 /**
  * Long-lived responses (the SSE stream) are authenticated once, when they start. This ends them
  * when their session dies: logout, DELETE /auth/sessions/:id, logout-all, password change,
- * refresh-token reuse, user disabled or deleted (published on the auth-events channel by
+ * refresh-token reuse, user disabled or deleted, an API key revoked (published on the auth-events channel by
  * publishSessionRevoked, on any API process), and re-checks them when the user's role or
  * permissions change (publishUserState). One subscriber connection per process, opened on the
  * first stream.
@@ -53,8 +53,11 @@ export default fp(async (fastify) => {
 
   async function verify (w: StreamWatch): Promise<void> {
     try {
-      const res = await checkSession(deps, w.principal.sid, w.principal.id)
-      if (!res.ok || (w.stillAllowed !== undefined && !await w.stillAllowed(res.principal))) end(w)
+      // An API key's stream (sid `apikey:<id>`) is re-checked against the key, a session's against the session.
+      const principal = w.principal.keyId !== undefined
+        ? await fastify.apiKeyAuth.recheck(w.principal)
+        : await checkSession(deps, w.principal.sid, w.principal.id).then(res => res.ok ? res.principal : null)
+      if (principal === null || (w.stillAllowed !== undefined && !await w.stillAllowed(principal))) end(w)
     } catch (err) {
       fastify.log.debug({ err }, 'session streams: re-check failed; kept until the next one')
     }
@@ -99,4 +102,4 @@ export default fp(async (fastify) => {
     clearInterval(sweep)
     subscriber.close()
   })
-}, { name: 'session-streams', dependencies: ['config', 'db', 'redis'] })
+}, { name: 'session-streams', dependencies: ['config', 'db', 'redis', 'api-keys'] })

@@ -33,9 +33,10 @@ export default fp(async (fastify) => {
   const facts = new Map<string, RouteFacts>()
   fastify.addHook('onRoute', (route) => {
     const body = route.schema?.body as Record<symbol, unknown> | undefined
-    const config = route.config as { rateLimit?: unknown, public?: boolean, permission?: string | readonly string[] } | undefined
-    // A list of permissions means any one of them (plugins/app/auth.ts).
-    const access = config?.public === true ? 'public' : config?.permission === undefined ? 'signed in' : [config.permission].flat().join(' or ')
+    const config = route.config as { rateLimit?: unknown, public?: boolean, permission?: string | readonly string[], sessionOnly?: boolean } | undefined
+    // A list of permissions means any one of them (plugins/app/auth.ts); sessionOnly refuses API keys.
+    const who = config?.public === true ? 'public' : config?.permission === undefined ? 'signed in' : [config.permission].flat().join(' or ')
+    const access = config?.sessionOnly === true ? `${who}, user session (no API key)` : who
     const routeFacts = { rateLimited: config?.rateLimit !== false, optionalBody: body?.[OptionalKind] === 'Optional', access }
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) facts.set(factsKey(method, route.url), routeFacts)
   })

@@ -13,6 +13,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: Type.Object({
         ...PageQuery,
         actorId: Type.Optional(Id()),
+        apiKeyId: Type.Optional(Id({ description: 'events made with this API key' })),
         action: Type.Optional(Type.String({ maxLength: 64, description: 'exact action, or a prefix ending in ".*" such as "auth.*"' })),
         subject: Type.Optional(Type.String({ maxLength: 128, description: 'exact: "user:<id>", "session:<id>", "document:<id>", "ingestion:<id>", "job:<queue>/<id>"' })),
       }, { additionalProperties: false }),

@@ -12,6 +12,7 @@ const session: FastifyPluginAsyncTypebox = async (fastify) => {
   const auth = fastify.authService
 
   fastify.post('/logout', {
+    config: { sessionOnly: true },
     schema: { tags: ['auth'], summary: 'End this session: its access and refresh tokens stop working at once', response: { 204: NoContent, ...authErrors } },
   }, async (request, reply) => {
     await auth.logout(auditContext(request), request.user.sid)
@@ -19,6 +20,7 @@ const session: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/logout-all', {
+    config: { sessionOnly: true },
     schema: { tags: ['auth'], summary: 'End every session of the caller', response: { 204: NoContent, ...authErrors } },
   }, async (request, reply) => {
     await auth.logoutAll(auditContext(request))
@@ -26,14 +28,16 @@ const session: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/me', {
-    schema: { tags: ['auth'], summary: 'The caller, with the effective permission set', response: { 200: Me, ...authErrors } },
+    schema: { tags: ['auth'], summary: 'The caller, with the effective permission set (with an API key: the key\'s)', response: { 200: Me, ...authErrors } },
   }, async (request) => {
     const user = await getUser(fastify.db, request.user.id)
     if (user === undefined) throw unauthorized('This session was ended (logout, password change or an admin); log in again', 'token_revoked')
-    return toMe(user)
+    // With an API key: what the key may do (its scopes within the owner's permissions).
+    return request.user.keyId === undefined ? toMe(user) : { ...toMe(user), permissions: request.user.permissions }
   })
 
   fastify.post('/password', {
+    config: { sessionOnly: true },
     schema: {
       tags: ['auth'],
       summary: 'Change the password; every other session of the caller is revoked',
@@ -46,10 +50,12 @@ const session: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/sessions', {
+    config: { sessionOnly: true },
     schema: { tags: ['auth'], summary: "The caller's active sessions, newest first", response: { 200: Type.Array(Session), ...authErrors } },
   }, async (request) => await listActiveSessions(fastify.db, request.user.id, request.user.sid))
 
   fastify.delete('/sessions/:id', {
+    config: { sessionOnly: true },
     schema: { tags: ['auth'], summary: 'End one of the caller\'s sessions', params: IdParam, response: { 204: NoContent, ...authErrors, ...errors(404) } },
   }, async (request, reply) => {
     await auth.revokeOwnSession(auditContext(request), request.params.id)

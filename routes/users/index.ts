@@ -3,7 +3,7 @@ import { getUser, listUsers, toUserView } from '../../src/domain/users.js'
 import { auditContext } from '../../plugins/app/audit.js'
 import { notFound } from '../../src/lib/errors.js'
 import { Id, IdParam, NoContent, Page, PageQuery, authErrors, errors, withHeaders } from '../../src/schemas/common.js'
-import { Email, Name, NewPassword, PermissionList, RoleName, User, trimEmail } from '../../src/schemas/auth.js'
+import { Email, Name, NewPassword, PermissionList, RoleName, User, UserKind, trimEmail } from '../../src/schemas/auth.js'
 import lookupRoutes from './lookup.js'
 
 /** User administration (`users:manage`). Every change is audited and takes effect on the user's next request. */
@@ -18,7 +18,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['users'],
       summary: 'List users, newest first',
-      querystring: Type.Object({ ...PageQuery, role: Type.Optional(RoleName), q: Type.Optional(Type.String({ maxLength: 254, description: 'substring of email or name' })) }, { additionalProperties: false }),
+      querystring: Type.Object({ ...PageQuery, role: Type.Optional(RoleName), kind: Type.Optional(UserKind), q: Type.Optional(Type.String({ maxLength: 254, description: 'substring of email or name' })) }, { additionalProperties: false }),
       response: { 200: Page(User), ...authErrors },
     },
   }, async (request) => await listUsers(fastify.db, { ...request.query, limit: request.query.limit ?? 20 }))
@@ -28,9 +28,16 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     preValidation: trimEmail,
     schema: {
       tags: ['users'],
-      summary: 'Create a user with a role',
+      summary: 'Create a user with a role, or a service account',
+      description: 'A person: email and password (required). A service account (`kind: "service"`): a name and no email or password; it cannot log in, is never counted as the last admin, and uses API keys an admin makes for it (POST /api-keys with userId).',
       body: Type.Object({
-        email: Email, password: NewPassword, name: Type.Optional(Name), role: RoleName, grants: Type.Optional(PermissionList), revokes: Type.Optional(PermissionList),
+        kind: Type.Optional(UserKind),
+        email: Type.Optional(Email),
+        password: Type.Optional(NewPassword),
+        name: Type.Optional(Name),
+        role: RoleName,
+        grants: Type.Optional(PermissionList),
+        revokes: Type.Optional(PermissionList),
       }, { additionalProperties: false }),
       response: { 201: withHeaders(User, 'Location'), ...authErrors, ...errors(409) },
     },

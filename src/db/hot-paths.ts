@@ -213,7 +213,7 @@ export function guardedEventsInsert (ingestionId: string, events: readonly NewEv
 
 // ---------------------------------------------------------------- audit
 
-export const AUDIT_COLUMNS = 'at, actor_id, action, subject, ip, user_agent, request_id, payload'
-export const AUDIT_INSERT_SQL = `INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+export const AUDIT_COLUMNS = 'at, actor_id, action, subject, ip, user_agent, request_id, api_key_id, payload'
+export const AUDIT_INSERT_SQL = `INSERT INTO audit_events (${AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 /** The audit row of a batch, written only when `@quire_changed` is 1 (see guardedEventsInsert). */
-export const GUARDED_AUDIT_SQL = `INSERT INTO audit_events (${AUDIT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE @quire_changed = 1`
+export const GUARDED_AUDIT_SQL = `INSERT INTO audit_events (${AUDIT_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM DUAL WHERE @quire_changed = 1`

@@ -24,6 +24,8 @@ export interface AuditContext {
   ip: string | null
   userAgent: string | null
   requestId: string | null
+  /** The API key a request was authenticated with (issue 21): recorded on every row it makes. */
+  apiKeyId?: string | null
 }
 
 /** The request fields an AuditContext is made of (a FastifyRequest has them; no Fastify import here). */
@@ -31,16 +33,17 @@ export interface RequestLike {
   id: unknown
   ip?: string
   headers: { 'user-agent'?: string }
-  user?: { id: string } | null
+  user?: { id: string, keyId?: string } | null
 }
 
-/** The audit context of a request: the signed-in user (if any), its address, user agent and id. */
+/** The audit context of a request: the signed-in user (if any), its API key (if any), address, user agent and id. */
 export function contextOf (request: RequestLike): AuditContext {
   return {
     actorId: request.user?.id ?? null,
     ip: request.ip?.slice(0, 64) ?? null, // the column's width: a long X-Forwarded-For entry must not fail the write
     userAgent: request.headers['user-agent']?.slice(0, 512) ?? null,
     requestId: String(request.id),
+    apiKeyId: request.user?.keyId ?? null,
   }
 }
 
@@ -58,6 +61,7 @@ export function auditValues (c: AuditContext | null, entry: AuditEntry, at = new
     c?.ip?.slice(0, 64) ?? null,
     c?.userAgent?.slice(0, 512) ?? null,
     c?.requestId ?? null,
+    c?.apiKeyId ?? null,
     entry.payload !== undefined ? JSON.stringify(entry.payload) : null,
   ]
 }
@@ -82,7 +86,7 @@ export function auditRecorder (deps: { db: Db, log: AuditLog }): RecordAudit {
   }
 }
 
-export interface AuditQuery { actorId?: string, action?: string, subject?: string, limit: number, cursor?: string }
+export interface AuditQuery { actorId?: string, apiKeyId?: string, action?: string, subject?: string, limit: number, cursor?: string }
 
 export type AuditEventView = AuditEventDto
 
@@ -91,6 +95,7 @@ export async function listAuditEvents (db: DbOrTx, q: AuditQuery): Promise<{ ite
   const conds = []
   if (q.cursor !== undefined) conds.push(lt(auditEvents.id, decodeSeqCursor(q.cursor)))
   if (q.actorId !== undefined) conds.push(eq(auditEvents.actorId, q.actorId))
+  if (q.apiKeyId !== undefined) conds.push(eq(auditEvents.apiKeyId, q.apiKeyId))
   if (q.subject !== undefined) conds.push(eq(auditEvents.subject, q.subject))
   if (q.action !== undefined) {
     conds.push(q.action.endsWith('.*')

@@ -23,7 +23,10 @@ export interface UserAuthState {
 
 export interface Principal {
   id: string
+  /** the session id; for an API key `apikey:<key id>` (ends its streams like a session's) */
   sid: string
+  /** set when the request was authenticated with an API key (src/domain/api-keys/) */
+  keyId?: string
   email: string
   role: string
   permissions: Permission[]
@@ -38,17 +41,19 @@ export interface AuthStateDeps {
   sessionTtlSeconds: number
 }
 
-const USER_TTL = 3600
+export const USER_TTL = 3600
 
 export type CheckResult = { ok: true, principal: Principal } | { ok: false, reason: 'revoked' | 'disabled' }
 
 const permCache = new Map<string, { perms: Permission[], set: Set<Permission> }>()
 
-function principalFrom (uid: string, sid: string, s: UserAuthState): Principal {
-  const cacheKey = `${s.role}|${s.grants.join(',')}|${s.revokes.join(',')}`
+/** The user's principal; a key's `scopes` narrow its permissions (scopes ∩ the user's effective ones). */
+export function principalFrom (uid: string, sid: string, s: UserAuthState, scopes?: readonly string[]): Principal {
+  const cacheKey = `${s.role}|${s.grants.join(',')}|${s.revokes.join(',')}${scopes === undefined ? '' : `|${scopes.join(',')}`}`
   let entry = permCache.get(cacheKey)
   if (entry === undefined) {
-    const perms = effectivePermissions(s.role, s.grants, s.revokes)
+    const all = effectivePermissions(s.role, s.grants, s.revokes)
+    const perms = scopes === undefined ? all : all.filter(p => scopes.includes(p))
     entry = { perms, set: new Set(perms) }
     if (permCache.size > 1000) permCache.clear()
     permCache.set(cacheKey, entry)

@@ -30,7 +30,7 @@ const auditedEmail = (email: string): string => email.trim().toLowerCase().slice
 
 export type LoginResult =
   | { ok: true, user: UserRow, pair: TokenPair & { sessionId: string } }
-  | { ok: false, userId: string | null, reason: 'unknown_email' | 'wrong_password' | 'disabled' }
+  | { ok: false, userId: string | null, reason: 'unknown_email' | 'wrong_password' | 'disabled' | 'service_account' }
 
 export type RefreshResult =
   | { ok: true, userId: string, sessionId: string, pair: TokenPair }
@@ -92,6 +92,12 @@ export function authService (deps: AuthServiceDeps) {
       await burnVerify(input.password, config.BCRYPT_COST)
       await recordFailure(throttle, meta.ip, email)
       return { ok: false, userId: null, reason: 'unknown_email' }
+    }
+    if (user.kind === 'service') {
+      // A service account has no password: it cannot log in (it uses API keys).
+      await burnVerify(input.password, config.BCRYPT_COST)
+      await recordFailure(throttle, meta.ip, email)
+      return { ok: false, userId: user.id, reason: 'service_account' }
     }
     const good = await verifyPassword(input.password, user.passwordHash)
     if (!good || user.disabled) {

@@ -1,9 +1,20 @@
 import type { Redis } from 'ioredis'
 import type { Db } from '../db.js'
 import type { AuditContext, RecordAudit } from './audit.js'
+import { randomBytes } from 'node:crypto'
+import { AppError, badRequest } from '../lib/errors.js'
 import { publishSessionRevoked, publishUserState } from './auth-state.js'
+import { publishKeysRevoked } from './api-keys/auth.js'
 import { hashPassword } from './passwords.js'
 import { deleteUser, insertUser, updateUser, type NewUser, type UserPatch, type UserRow } from './users.js'
+
+export type NewAccount = Omit<NewUser, 'passwordHash' | 'email'> & { email?: string, password?: string }
+
+/**
+ * A service account's email: a unique placeholder in the reserved `.invalid` domain (RFC 2606),
+ * so the column stays unique and non-null; nobody can log in with it (no password matches).
+ */
+const serviceEmail = (): string => `service-${randomBytes(8).toString('hex')}@service.invalid`
 
 export interface UserAdminDeps {
   db: Db
@@ -21,10 +32,22 @@ export interface UserAdminDeps {
 export function userAdmin (deps: UserAdminDeps) {
   const { db, audit } = deps
 
-  async function create (input: Omit<NewUser, 'passwordHash'> & { password: string }, ctx: AuditContext): Promise<UserRow> {
-    const { password, ...rest } = input
-    const user = await insertUser(db, { ...rest, passwordHash: await hashPassword(password, deps.bcryptCost) })
-    await audit(ctx, { action: 'user.create', subject: `user:${user.id}`, payload: { email: user.email, role: user.role, grants: user.grants, revokes: user.revokes } })
+  /** A person (email and password), or a service account (`kind: 'service'`: a name, no email, no password). */
+  async function create (input: NewAccount, ctx: AuditContext): Promise<UserRow> {
+    const { password, email, ...rest } = input
+    let user: UserRow
+    if (input.kind === 'service') {
+      if (email !== undefined || password !== undefined) throw badRequest('A service account has no email and no password (it cannot log in): send kind, name, role and grants only', 'validation_failed')
+      if (input.name === undefined || input.name === null) throw badRequest('A service account needs a name', 'validation_failed')
+      user = await insertUser(db, { ...rest, email: serviceEmail(), passwordHash: '' })
+    } else {
+      if (email === undefined || password === undefined) {
+        const missing = email === undefined ? 'email' : 'password'
+        throw new AppError(400, 'validation_failed', `Invalid body: /${missing} is required (a person has an email and a password; send kind: "service" for a machine account)`, [{ path: `/${missing}`, message: 'is required' }])
+      }
+      user = await insertUser(db, { ...rest, email, passwordHash: await hashPassword(password, deps.bcryptCost) })
+    }
+    await audit(ctx, { action: 'user.create', subject: `user:${user.id}`, payload: { email: user.email, kind: user.kind, role: user.role, grants: user.grants, revokes: user.revokes } })
     return user
   }
 
@@ -41,8 +64,9 @@ export function userAdmin (deps: UserAdminDeps) {
   async function remove (id: string, transferTo: string | undefined, ctx: AuditContext): Promise<void> {
     const res = await deleteUser(db, id, transferTo)
     await publishSessionRevoked(deps, res.revokedSessions)
+    await publishKeysRevoked(deps, res.revokedKeys)
     await publishUserState(deps, id)
-    await audit(ctx, { action: 'user.delete', subject: `user:${id}`, payload: { transferTo: transferTo ?? null, ...res, revokedSessions: res.revokedSessions.length } })
+    await audit(ctx, { action: 'user.delete', subject: `user:${id}`, payload: { transferTo: transferTo ?? null, ...res, revokedSessions: res.revokedSessions.length, revokedKeys: res.revokedKeys.length } })
   }
 
   return { create, update, remove }

@@ -9,6 +9,7 @@ import { isId, newId } from '../lib/ids.js'
 import { effectivePermissions, type Permission, type Role } from './permissions.js'
 import { revokeUserSessions } from './sessions.js'
 import { recordEvent, userSubject } from './webhooks/outbox.js'
+import { revokeUserKeys } from './api-keys/store.js'
 
 export type UserRow = typeof users.$inferSelect
 
@@ -27,7 +28,7 @@ export function toMe (u: UserRow): MeView {
 }
 
 export function toUserView (u: UserRow): UserView {
-  return { ...toMe(u), grants: u.grants, revokes: u.revokes, disabled: u.disabled, updatedAt: u.updatedAt.toISOString() }
+  return { ...toMe(u), kind: u.kind === 'service' ? 'service' : 'human', grants: u.grants, revokes: u.revokes, disabled: u.disabled, updatedAt: u.updatedAt.toISOString() }
 }
 
 export async function findUserByEmail (db: DbOrTx, email: string): Promise<UserRow | undefined> {
@@ -54,7 +55,11 @@ export interface NewUser {
   role?: Role
   grants?: string[]
   revokes?: string[]
+  /** 'service': an account for machines (no password, cannot log in, uses API keys) */
+  kind?: UserKind
 }
+
+export type UserKind = 'human' | 'service'
 
 /** Inserts a user; a taken email (after normalisation) is 409 email_taken, decided by the unique index. */
 export async function insertUser (db: DbOrTx, input: NewUser): Promise<UserRow> {
@@ -64,6 +69,7 @@ export async function insertUser (db: DbOrTx, input: NewUser): Promise<UserRow> 
     email: normalizeEmail(input.email),
     name: input.name ?? null,
     passwordHash: input.passwordHash,
+    kind: input.kind ?? 'human',
     role: input.role ?? 'viewer',
     grants: [...new Set(input.grants ?? [])],
     revokes: [...new Set(input.revokes ?? [])],
@@ -86,13 +92,14 @@ export async function insertUser (db: DbOrTx, input: NewUser): Promise<UserRow> 
 
 export { encodeCursor, decodeIdCursor } from '../lib/pagination.js'
 
-export interface UserListQuery { limit: number, cursor?: string, role?: string, q?: string }
+export interface UserListQuery { limit: number, cursor?: string, role?: string, kind?: UserKind, q?: string }
 
 /** Newest first (UUIDv7 ids sort by creation); the cursor is the last id of the page. */
 export async function listUsers (db: DbOrTx, query: UserListQuery): Promise<{ items: UserView[], nextCursor: string | null }> {
   const conds = []
   if (query.cursor !== undefined) conds.push(lt(users.id, decodeIdCursor(query.cursor)))
   if (query.role !== undefined) conds.push(eq(users.role, query.role))
+  if (query.kind !== undefined) conds.push(eq(users.kind, query.kind))
   if (query.q !== undefined && query.q !== '') {
     const pattern = likeContains(query.q)
     // emails are stored in canonical form and compared byte for byte (utf8mb4_bin): search that form
@@ -104,8 +111,9 @@ export async function listUsers (db: DbOrTx, query: UserListQuery): Promise<{ it
   return { items: page.map(toUserView), nextCursor: rows.length > query.limit && last !== undefined ? encodeCursor(last.id) : null }
 }
 
-interface AdminLike { role: string, disabled: boolean, revokes: string[] }
-const isManagingAdmin = (u: AdminLike): boolean => u.role === 'admin' && !u.disabled && !u.revokes.includes('users:manage')
+interface AdminLike { role: string, kind: string, disabled: boolean, revokes: string[] }
+/** A person who can manage users: service accounts never count (nobody can log in as one). */
+const isManagingAdmin = (u: AdminLike): boolean => u.role === 'admin' && u.kind !== 'service' && !u.disabled && !u.revokes.includes('users:manage')
 
 /**
  * Locks every enabled admin row, then the target's. Every change that could remove an admin takes
@@ -113,7 +121,7 @@ const isManagingAdmin = (u: AdminLike): boolean => u.role === 'admin' && !u.disa
  * the first one's result.
  */
 async function lockForAdminChange (tx: DbOrTx, id: string): Promise<{ target: UserRow, otherManagers: number }> {
-  const admins = await tx.select({ id: users.id, role: users.role, disabled: users.disabled, revokes: users.revokes })
+  const admins = await tx.select({ id: users.id, role: users.role, kind: users.kind, disabled: users.disabled, revokes: users.revokes })
     .from(users).where(and(eq(users.role, 'admin'), eq(users.disabled, false))).for('update')
   const [target] = await tx.select().from(users).where(eq(users.id, id)).for('update')
   if (target === undefined) throw notFound('User')
@@ -158,7 +166,7 @@ export async function updateUser (db: Db, id: string, patch: UserPatch): Promise
   })
 }
 
-export interface DeleteResult { revokedSessions: string[], documentsTransferred: number, documentsTrashed: number }
+export interface DeleteResult { revokedSessions: string[], revokedKeys: string[], documentsTransferred: number, documentsTrashed: number }
 
 /**
  * Deletes a user in one transaction: sessions revoked (and dropped), documents moved to
@@ -177,6 +185,7 @@ export async function deleteUser (db: Db, id: string, transferTo?: string): Prom
     }
     const revokedSessions = await revokeUserSessions(tx, id, 'user_deleted')
     const now = new Date()
+    const revokedKeys = await revokeUserKeys(tx, id, 'user_deleted', now)
     let documentsTransferred = 0
     let documentsTrashed = 0
     if (transferTo !== undefined) {
@@ -196,7 +205,7 @@ export async function deleteUser (db: Db, id: string, transferTo?: string): Prom
     await tx.delete(sessions).where(eq(sessions.userId, id))
     await tx.delete(users).where(eq(users.id, id))
     await recordEvent(tx, { type: 'user.deleted', subject: userSubject(id), data: toUserView(target) }, now)
-    return { revokedSessions, documentsTransferred, documentsTrashed }
+    return { revokedSessions, revokedKeys, documentsTransferred, documentsTrashed }
   })
 }
 

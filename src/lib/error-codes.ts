@@ -12,6 +12,9 @@ export const ERROR_CODES = [
   // auth, users
   'invalid_credentials', 'token_expired', 'token_revoked', 'registration_closed', 'email_taken', 'last_admin',
   'invalid_transfer_target',
+  // API keys, service accounts
+  'api_key_invalid', 'api_key_revoked', 'api_key_expired', 'api_key_owner_disabled', 'session_required', 'scope_not_held',
+  'invalid_expiry', 'too_many_api_keys', 'not_a_service_account',
   // documents, uploads, storage URLs
   'already_trashed', 'not_trashed', 'document_trashed', 'document_not_ready', 'version_mismatch', 'checksum_mismatch',
   'size_mismatch', 'content_type_mismatch', 'document_scanning', 'document_infected', 'upload_aborted', 'upload_cancelled', 'upload_completed', 'upload_expired',

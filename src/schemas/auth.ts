@@ -21,11 +21,14 @@ export const Me = Type.Object({
 }, { additionalProperties: false })
 export type MeDto = Static<typeof Me>
 
+export const UserKind = Type.Union([Type.Literal('human'), Type.Literal('service')])
+
 export const User = Type.Object({
   id: Type.String(),
-  email: Type.String(),
+  email: Type.String({ description: 'for a service account a generated placeholder (…@service.invalid): it cannot log in' }),
   name: Type.Union([Type.String(), Type.Null()]),
   role: Type.String(),
+  kind: Type.Union([Type.Literal('human'), Type.Literal('service')], { description: '`service`: a machine account (no password, API keys only)' }),
   permissions: Type.Array(Type.String(), { description: 'effective: role defaults + grants - revokes' }),
   grants: Type.Array(Type.String()),
   revokes: Type.Array(Type.String()),
@@ -71,6 +74,7 @@ export const AuditEvent = Type.Object({
   ip: Type.Union([Type.String(), Type.Null()]),
   userAgent: Type.Union([Type.String(), Type.Null()]),
   requestId: Type.Union([Type.String(), Type.Null()]),
+  apiKeyId: Type.Union([Type.String(), Type.Null()], { description: 'the API key the action was made with, if any' }),
   payload: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
 })
 export type AuditEventDto = Static<typeof AuditEvent>

@@ -143,3 +143,22 @@ test('a user-state message re-checks the session itself: a revocation whose own 
   t.ok(stream.isEnded(), 'ended')
   stream.close()
 })
+
+test('issue 21: a stream opened with an API key ends when the key is revoked on another process; owner changes re-check the key', async (t) => {
+  const { a, b, base } = await twoApis(t)
+  const u = await createUser(a, 'editor')
+  const admin = await createUser(a, 'admin')
+  const made = async (): Promise<{ id: string, key: string }> => (await a.inject({ method: 'POST', url: '/api-keys', headers: u.headers, payload: { name: 'sse', scopes: ['ingestions:read', 'documents:read'] } })).json()
+  const k1 = await made()
+  const s1 = await openStream(base, await openIngestion(a, u), k1.key)
+  // an unrelated change to the owner re-checks the stream against the key, which still may read
+  await b.inject({ method: 'PATCH', url: `/users/${u.id}`, headers: admin.headers, payload: { grants: ['documents:manage'] } })
+  await sleep(300)
+  t.notOk(s1.isEnded(), 'a key stream survives a re-check')
+  await expectEnds(t, s1, async () => await b.inject({ method: 'DELETE', url: `/api-keys/${k1.id}`, headers: u.headers }), 'key revoked on B')
+
+  const k2 = await made()
+  const s2 = await openStream(base, await openIngestion(a, u), k2.key)
+  await expectEnds(t, s2, async () => await b.inject({ method: 'PATCH', url: `/users/${u.id}`, headers: admin.headers, payload: { revokes: ['ingestions:read'] } }), 'owner lost ingestions:read')
+  t.equal(a.sessionStreams.size, 0, 'nothing left watched on A')
+})

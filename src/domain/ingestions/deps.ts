@@ -42,6 +42,8 @@ export interface ActorContext {
   ip: string | null
   userAgent: string | null
   requestId: string
+  /** The API key the request was authenticated with, if any (recorded in the audit rows). */
+  apiKeyId?: string | null
   /**
    * False when the actor lacks the permission the route declares and the route left that answer to
    * the object lookup (plugins/app/auth.ts `permissionAfterLookup`): a 403, once the object is known
