@@ -51,6 +51,8 @@ export const ConfigSchema = Type.Object({
   INGESTION_BACKOFF_MS: Type.Integer({ minimum: 1, default: 2000 }),
   INGESTION_CALLBACK_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 15 * 60 * 1000 }),
   INGESTION_RECOVERY_INTERVAL_MS: Type.Integer({ minimum: 0, default: 30_000, description: 'how often the worker sweeps for ingestions whose job was lost; 0 = never (tests sharing one database)' }),
+  INGESTION_RECOVERY_GRACE_MS: Type.Integer({ minimum: 1000, default: 60_000, description: 'the recovery sweep leaves rows younger than this alone (their trigger request or worker may still be busy with them)' }),
+  SCHEDULE_CHECK_INTERVAL_MS: Type.Integer({ minimum: 1000, default: 60_000, description: 'worker: how often it checks that its repeatable schedules still exist in Redis (a Redis that lost its data, an eviction) and re-creates them' }),
   INGESTION_CONCURRENCY: Type.Integer({ minimum: 1, default: 20 }),
   INGESTION_RATE_MAX: Type.Integer({ minimum: 0, default: 0, description: 'dispatches per second to the backend, 0 = unlimited' }),
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, default: 4 }),

@@ -57,3 +57,16 @@ export function lazySubscriber (url: string, channel: string, onMessage: (raw: s
   }
   return { ready, close }
 }
+
+/**
+ * The `maxmemory-policy` of the server (from INFO, which managed services allow where CONFIG is
+ * refused), or null when it cannot be read. Anything but `noeviction` lets Redis drop BullMQ's
+ * keys (queued jobs, schedules) under memory pressure.
+ */
+export async function maxmemoryPolicy (redis: Pick<Redis, 'info'>): Promise<string | null> {
+  const info = await redis.info('memory')
+  return /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? null
+}
+
+export const evictionWarning = (policy: string | null): string | null =>
+  policy === null || policy === 'noeviction' ? null : `redis maxmemory-policy is ${policy}, not noeviction: queued jobs and schedules can be evicted under memory pressure`

@@ -1,7 +1,8 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
 import { createRedis } from './redis.js'
-import { QUEUE_NAMES, SCHEDULED_RUN_OPTIONS, schedules, type QueueName } from './jobs/index.js'
+import { QUEUE_NAMES, type QueueName } from './jobs/index.js'
+import { keepSchedules, upsertSchedules } from './jobs/schedules.js'
 import { isJobName } from './jobs/catalogue.js'
 import { payloadError } from './jobs/payloads.js'
 import { processors } from './jobs/processors.js'
@@ -42,19 +43,13 @@ export async function startWorkers (app: FastifyInstance, only: readonly QueueNa
     worker.on('error', (err) => app.log.error({ err, queue }, 'worker error'))
     workers.push(worker)
   }
-  for (const s of schedules) {
-    if (!only.includes(s.queue)) continue
-    const every = typeof s.every === 'function' ? s.every(app.config) : s.every ?? 60_000
-    if (s.pattern === undefined && every === 0) {
-      await app.queues[s.queue].removeJobScheduler(s.id)
-      continue
-    }
-    await app.queues[s.queue].upsertJobScheduler(s.id, s.pattern !== undefined ? { pattern: s.pattern } : { every }, { name: s.job, data: {}, opts: SCHEDULED_RUN_OPTIONS })
-  }
+  await upsertSchedules(app, only)
+  const kept = keepSchedules(app, only)
   await Promise.all(workers.map(async w => await w.waitUntilReady()))
   return {
     workers,
     close: async () => {
+      kept.stop()
       // Finishes active jobs (up to the grace delay enforced by the caller) before returning.
       await Promise.allSettled(workers.map(async w => await w.close()))
       for (const c of connections) c.disconnect()

@@ -25,19 +25,6 @@ export default fp(async (fastify) => {
   fastify.decorate('queues', queues)
   fastify.decorate('enqueue', createEnqueue(queues, fastify.config))
 
-  fastify.addHook('onReady', async () => {
-    // BullMQ needs keys never evicted; managed Redis may forbid CONFIG, so this only warns.
-    try {
-      const res = await fastify.redis.config('GET', 'maxmemory-policy') as string[]
-      const policy = res[1]
-      if (policy !== undefined && policy !== 'noeviction') {
-        fastify.log.warn({ policy }, 'redis maxmemory-policy is not noeviction: queued jobs can be lost under memory pressure')
-      }
-    } catch (err) {
-      fastify.log.debug({ err }, 'could not read redis maxmemory-policy')
-    }
-  })
-
   fastify.addHook('onClose', async () => {
     await Promise.allSettled(Object.values(queues).map(async q => await q.close()))
     connection.disconnect()

@@ -1,12 +1,14 @@
 import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
-import { createRedis, waitReady } from '../../src/redis.js'
+import { createRedis, evictionWarning, maxmemoryPolicy, waitReady } from '../../src/redis.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     redis: Redis
     /** Prefix for every key Quire writes, so several deployments (or test runs) can share a Redis. */
     redisKey: (...parts: string[]) => string
+    /** Redis' maxmemory-policy (null: unreadable), read at most every 30 s; see `evictionWarning`. */
+    redisPolicy: () => Promise<string | null>
   }
 }
 
@@ -28,6 +30,17 @@ export default fp(async (fastify) => {
   fastify.decorate('redis', redis)
   const prefix = fastify.config.REDIS_PREFIX
   fastify.decorate('redisKey', (...parts: string[]) => `${prefix}:${parts.join(':')}`)
+  let policy: { value: string | null, at: number } | null = null
+  fastify.decorate('redisPolicy', async () => {
+    if (policy !== null && Date.now() - policy.at < 30_000) return policy.value
+    const value = await maxmemoryPolicy(redis).catch(() => null)
+    policy = { value, at: Date.now() }
+    return value
+  })
   if (!await waitReady(redis)) fastify.log.error('redis is not reachable at boot; continuing, readiness will report it')
+  fastify.addHook('onReady', async () => {
+    const warning = evictionWarning(await fastify.redisPolicy())
+    if (warning !== null) fastify.log.warn(warning)
+  })
   fastify.addHook('onClose', async () => { redis.disconnect() })
 }, { name: 'redis', dependencies: ['config'] })
