@@ -61,7 +61,7 @@ export async function startRedisServer (port: number, opts: { persistent?: boole
   let proc: ChildProcess | null = null
   const start = async (): Promise<void> => {
     if (await redisCommand(port, 'PING') !== null) throw new Error(`something already listens on 127.0.0.1:${port}`)
-    const p = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'inherit'] })
+    const p = spawn('redis-server', args, { stdio: 'ignore' })
     proc = p
     p.once('error', () => { proc = null })
     await until(`redis-server on ${port}`, async () => (await redisCommand(port, 'PING'))?.startsWith('+PONG') === true)
@@ -147,7 +147,7 @@ if (process.argv[1]?.endsWith('redis-local.ts') === true) {
     process.exit(2)
   }
   if (action === 'down') {
-    for (const p of ports) await redisCommand(p, 'SHUTDOWN NOSAVE')
+    for (const p of ports) spawnSync('redis-cli', ['-p', String(p), 'shutdown', 'nosave'], { stdio: 'ignore' })
   } else {
     // detached from this process: the servers outlive the command
     for (const p of ports) {

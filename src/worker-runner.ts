@@ -1,6 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { UnrecoverableError, Worker, type Job } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
-import { createRedis } from './redis.js'
+import { bullPrefix, createRedis } from './redis.js'
 import { QUEUE_NAMES, type QueueName } from './jobs/index.js'
 import { keepSchedules, upsertSchedules } from './jobs/schedules.js'
 import { isJobName } from './jobs/catalogue.js'
@@ -17,11 +18,12 @@ export interface RunningWorkers {
  * does not match the job's schema in the catalogue fails the job at once, without retries.
  */
 export async function startWorkers (app: FastifyInstance, only: readonly QueueName[] = QUEUE_NAMES): Promise<RunningWorkers> {
-  const prefix = `${app.config.REDIS_PREFIX}:bull`
+  const prefix = bullPrefix(app.config)
   const workers: Worker[] = []
   const connections: Array<ReturnType<typeof createRedis>> = []
+  const running = { jobs: 0 }
   for (const queue of only) {
-    const connection = createRedis(app.config.REDIS_URL, { maxRetriesPerRequest: null, enableOfflineQueue: true })
+    const connection = createRedis(app.config, { maxRetriesPerRequest: null, enableOfflineQueue: true })
     connection.on('error', () => { /* logged by the main redis plugin */ })
     connections.push(connection)
     const concurrency = queue === 'ingestion' ? app.config.INGESTION_CONCURRENCY : app.config.WORKER_CONCURRENCY
@@ -33,7 +35,12 @@ export async function startWorkers (app: FastifyInstance, only: readonly QueueNa
         app.log.error({ queue, job: job.name, jobId: job.id, invalid }, 'job payload does not match its schema; failing it without retry')
         throw new UnrecoverableError(`invalid payload: ${invalid}`)
       }
-      return await processors[job.name].process(app, job)
+      running.jobs++
+      try {
+        return await processors[job.name].process(app, job)
+      } finally {
+        running.jobs--
+      }
     }, { connection, prefix, concurrency, limiter, autorun: true, lockDuration: app.config.WORKER_LOCK_MS, stalledInterval: app.config.WORKER_LOCK_MS })
     worker.on('completed', (job) => app.metrics.jobOutcomes.inc({ queue, job: job.name, outcome: 'completed' }))
     worker.on('failed', (job, err) => {
@@ -51,7 +58,15 @@ export async function startWorkers (app: FastifyInstance, only: readonly QueueNa
     close: async () => {
       kept.stop()
       // Finishes active jobs (up to the grace delay enforced by the caller) before returning.
-      await Promise.allSettled(workers.map(async w => await w.close()))
+      const graceful = Promise.allSettled(workers.map(async w => await w.close()))
+      // On a Redis Cluster BullMQ's graceful close can wait forever for the end of its blocking
+      // connection (a Cluster client does not always report it): once no job runs any more and
+      // their results had a moment to be written, the connections are closed anyway.
+      const idle = (async () => {
+        while (running.jobs > 0) await sleep(50)
+        await sleep(1000)
+      })()
+      await Promise.race([graceful, idle])
       for (const c of connections) c.disconnect()
     },
   }

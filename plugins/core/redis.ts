@@ -1,10 +1,9 @@
 import fp from 'fastify-plugin'
-import type { Redis } from 'ioredis'
-import { createRedis, evictionWarning, maxmemoryPolicy, waitReady } from '../../src/redis.js'
+import { createRedis, evictionWarning, maxmemoryPolicy, waitReady, type RedisClient } from '../../src/redis.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    redis: Redis
+    redis: RedisClient
     /** Prefix for every key Quire writes, so several deployments (or test runs) can share a Redis. */
     redisKey: (...parts: string[]) => string
     /** Redis' maxmemory-policy (null: unreadable), read at most every 30 s; see `evictionWarning`. */
@@ -19,7 +18,7 @@ export default fp(async (fastify) => {
   // command waits for the end of the tick while MULTI goes at once: writes that must not be
   // overtaken use NX (see publishSessionActive). The command timeout keeps a stalled Redis a
   // quick failure even for commands queued behind a pipeline that waits for its replies.
-  const redis = createRedis(fastify.config.REDIS_URL, { enableAutoPipelining: true, commandTimeout: 2000 })
+  const redis = createRedis(fastify.config, { enableAutoPipelining: true, commandTimeout: 2000 })
   let lastError = ''
   redis.on('error', (err: Error) => {
     // ioredis emits on every reconnect attempt: log each distinct failure once.
@@ -27,7 +26,7 @@ export default fp(async (fastify) => {
     lastError = err.message
   })
   redis.on('ready', () => { lastError = '' })
-  fastify.decorate('redis', redis)
+  fastify.decorate<RedisClient>('redis', redis)
   const prefix = fastify.config.REDIS_PREFIX
   fastify.decorate('redisKey', (...parts: string[]) => `${prefix}:${parts.join(':')}`)
   let policy: { value: string | null, at: number } | null = null
