@@ -66,7 +66,10 @@ export async function startWorkers (app: FastifyInstance, only: readonly QueueNa
         while (running.jobs > 0) await sleep(50)
         await sleep(1000)
       })()
-      await Promise.race([graceful, idle])
+      if (!await Promise.race([graceful.then(() => true), idle.then(() => false)])) {
+        // BullMQ's own connections (the blocking one it made) would keep reconnecting: force them shut
+        await Promise.allSettled(workers.map(async w => await w.disconnect()))
+      }
       for (const c of connections) c.disconnect()
     },
   }

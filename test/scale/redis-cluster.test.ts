@@ -15,6 +15,10 @@ import { privateDatabase } from './helpers.js'
 // A three-master Redis Cluster of this file's own (scripts/redis-local.ts), two API processes and
 // two workers on it, sharing one database and one key prefix, as separate machines would.
 const cluster = await startCluster()
+// Registered first, so it runs last. Sometimes a cluster client made inside BullMQ outlives every
+// close (not found yet: see the report of issue 25) and retries the stopped nodes forever, which
+// would keep this file alive until tap's timeout: once everything is closed, the file ends.
+t.teardown(() => { setTimeout(() => process.exit(), 3000).unref() })
 t.teardown(cluster.stop)
 const DATABASE_URL = await privateDatabase('cluster')
 
