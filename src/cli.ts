@@ -18,7 +18,7 @@ import { createAdmin, findUserByEmail, normalizeEmail, updateUser } from './doma
 import { hashPassword, PASSWORD_MAX, PASSWORD_MIN } from './domain/passwords.js'
 import { AUDIT_INSERT_SQL, auditValues } from './domain/audit.js'
 import { publishUserState } from './domain/auth-state.js'
-import { createRedis, waitReady } from './redis.js'
+import { createRedis, waitReady, type RedisTarget } from './redis.js'
 import { API_KEY_USAGE, createApiKeyCommand } from './cli-api-key.js'
 
 const USAGE = `usage: npm run cli -- create-admin --email <email> [--name <name>] [--promote] [--password-stdin]
@@ -33,7 +33,7 @@ ${API_KEY_USAGE}`
 const CLI_ACTOR = 'cli'
 
 // Only what the CLI needs: it must not require the API's secrets.
-const CliConfig = Type.Pick(ConfigSchema, ['DATABASE_URL', 'BCRYPT_COST', 'REDIS_URL', 'REDIS_PREFIX'])
+const CliConfig = Type.Pick(ConfigSchema, ['DATABASE_URL', 'BCRYPT_COST', 'REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_PREFIX'])
 
 class CliError extends Error {}
 function fail (message: string): never { throw new CliError(message) }
@@ -73,8 +73,8 @@ async function audit (db: Db, action: string, subject: string, payload: Record<s
 }
 
 /** Writes the user's new role through to Redis so running API processes see it on their next request. */
-async function publish (config: { REDIS_URL: string, REDIS_PREFIX: string }, db: Db, uid: string): Promise<void> {
-  const redis = createRedis(config.REDIS_URL, { lazyConnect: false })
+async function publish (config: RedisTarget & { REDIS_PREFIX: string }, db: Db, uid: string): Promise<void> {
+  const redis = createRedis(config, { lazyConnect: false })
   try {
     if (!await waitReady(redis, 2000)) throw new Error('Redis is not reachable')
     await publishUserState({ db, redis, key: (...parts) => `${config.REDIS_PREFIX}:${parts.join(':')}` }, uid)
@@ -102,7 +102,7 @@ async function createAdminCommand (args: string[]): Promise<void> {
   const email = values.email
   if (email === undefined || email.trim() === '') fail(`--email is required\n${USAGE}`)
   const raw: Record<string, unknown> = {}
-  for (const k of ['DATABASE_URL', 'BCRYPT_COST', 'REDIS_URL', 'REDIS_PREFIX']) if (process.env[k] !== undefined && process.env[k] !== '') raw[k] = process.env[k]
+  for (const k of ['DATABASE_URL', 'BCRYPT_COST', 'REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_PREFIX']) if (process.env[k] !== undefined && process.env[k] !== '') raw[k] = process.env[k]
   const config = Value.Default(CliConfig, Value.Convert(CliConfig, raw))
   if (!Value.Check(CliConfig, config)) fail(`bad configuration: ${[...Value.Errors(CliConfig, config)].map(e => `${e.path.slice(1)}: ${e.message}`).join('; ')}`)
   const address = normalizeEmail(email)

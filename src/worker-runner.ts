@@ -1,7 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import { UnrecoverableError, Worker, type Job } from 'bullmq'
 import type { FastifyInstance } from 'fastify'
-import { createRedis } from './redis.js'
-import { QUEUE_NAMES, SCHEDULED_RUN_OPTIONS, schedules, type QueueName } from './jobs/index.js'
+import { bullPrefix, createRedis } from './redis.js'
+import { QUEUE_NAMES, type QueueName } from './jobs/index.js'
+import { keepSchedules, upsertSchedules } from './jobs/schedules.js'
 import { isJobName } from './jobs/catalogue.js'
 import { payloadError } from './jobs/payloads.js'
 import { processors } from './jobs/processors.js'
@@ -17,11 +19,12 @@ export interface RunningWorkers {
  * does not match the job's schema in the catalogue fails the job at once, without retries.
  */
 export async function startWorkers (app: FastifyInstance, only: readonly QueueName[] = QUEUE_NAMES): Promise<RunningWorkers> {
-  const prefix = `${app.config.REDIS_PREFIX}:bull`
+  const prefix = bullPrefix(app.config)
   const workers: Worker[] = []
   const connections: Array<ReturnType<typeof createRedis>> = []
+  const running = { jobs: 0 }
   for (const queue of only) {
-    const connection = createRedis(app.config.REDIS_URL, { maxRetriesPerRequest: null, enableOfflineQueue: true })
+    const connection = createRedis(app.config, { maxRetriesPerRequest: null, enableOfflineQueue: true })
     connection.on('error', () => { /* logged by the main redis plugin */ })
     connections.push(connection)
     const concurrency = queue === 'ingestion' ? app.config.INGESTION_CONCURRENCY : queue === 'webhooks' ? app.config.WEBHOOK_CONCURRENCY : app.config.WORKER_CONCURRENCY
@@ -33,7 +36,12 @@ export async function startWorkers (app: FastifyInstance, only: readonly QueueNa
         app.log.error({ queue, job: job.name, jobId: job.id, invalid }, 'job payload does not match its schema; failing it without retry')
         throw new UnrecoverableError(`invalid payload: ${invalid}`)
       }
-      return await processors[job.name].process(app, job, token)
+      running.jobs++
+      try {
+        return await processors[job.name].process(app, job, token)
+      } finally {
+        running.jobs--
+      }
     }, { connection, prefix, concurrency, limiter, settings: { backoffStrategy: backoffStrategy(app.config) }, autorun: true, lockDuration: app.config.WORKER_LOCK_MS, stalledInterval: app.config.WORKER_LOCK_MS })
     worker.on('completed', (job) => app.metrics.jobOutcomes.inc({ queue, job: job.name, outcome: 'completed' }))
     worker.on('failed', (job, err) => {
@@ -43,21 +51,26 @@ export async function startWorkers (app: FastifyInstance, only: readonly QueueNa
     worker.on('error', (err) => app.log.error({ err, queue }, 'worker error'))
     workers.push(worker)
   }
-  for (const s of schedules) {
-    if (!only.includes(s.queue)) continue
-    const every = typeof s.every === 'function' ? s.every(app.config) : s.every ?? 60_000
-    if (s.pattern === undefined && every === 0) {
-      await app.queues[s.queue].removeJobScheduler(s.id)
-      continue
-    }
-    await app.queues[s.queue].upsertJobScheduler(s.id, s.pattern !== undefined ? { pattern: s.pattern } : { every }, { name: s.job, data: {}, opts: SCHEDULED_RUN_OPTIONS })
-  }
+  await upsertSchedules(app, only)
+  const kept = keepSchedules(app, only)
   await Promise.all(workers.map(async w => await w.waitUntilReady()))
   return {
     workers,
     close: async () => {
+      kept.stop()
       // Finishes active jobs (up to the grace delay enforced by the caller) before returning.
-      await Promise.allSettled(workers.map(async w => await w.close()))
+      const graceful = Promise.allSettled(workers.map(async w => await w.close()))
+      // On a Redis Cluster BullMQ's graceful close can wait forever for the end of its blocking
+      // connection (a Cluster client does not always report it): once no job runs any more and
+      // their results had a moment to be written, the connections are closed anyway.
+      const idle = (async () => {
+        while (running.jobs > 0) await sleep(50)
+        await sleep(1000)
+      })()
+      if (!await Promise.race([graceful.then(() => true), idle.then(() => false)])) {
+        // BullMQ's own connections (the blocking one it made) would keep reconnecting: force them shut
+        await Promise.allSettled(workers.map(async w => await w.disconnect()))
+      }
       for (const c of connections) c.disconnect()
     },
   }

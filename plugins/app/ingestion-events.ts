@@ -19,7 +19,7 @@ export default fp(async (fastify) => {
   const hub = new StatusHub()
   const channel = eventsChannel(fastify.redisKey)
 
-  const subscriber = lazySubscriber(fastify.config.REDIS_URL, channel, (raw) => { hub.dispatch(raw) }, (err) => fastify.log.debug({ err }, 'ingestion events subscriber error'))
+  const subscriber = lazySubscriber(fastify.config, channel, (raw) => { hub.dispatch(raw) }, (err) => fastify.log.debug({ err }, 'ingestion events subscriber error'))
 
   fastify.decorate('ingestionEvents', {
     subscribe: async (id: string, fn: (msg: StatusMessage) => void) => {

@@ -81,10 +81,23 @@ export default fp(async (fastify) => {
     },
   })
 
-  fastify.decorate('metrics', { registry, jobOutcomes, gauges: [queueDepth, ingestionStatus, dbPool] })
+  const redisEvicts = new Gauge({
+    name: 'quire_redis_evicts_keys',
+    help: 'Redis maxmemory-policy by name: 1 (a warning) when it is not noeviction, so queued jobs and schedules can be evicted',
+    labelNames: ['policy'] as const,
+    registers: [registry],
+    async collect () {
+      const policy = await fastify.redisPolicy()
+      if (policy === null) return
+      this.reset()
+      this.set({ policy }, policy === 'noeviction' ? 0 : 1)
+    },
+  })
+
+  fastify.decorate('metrics', { registry, jobOutcomes, gauges: [queueDepth, ingestionStatus, dbPool, redisEvicts] })
 
   fastify.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? (request.is404 ? 'not_found' : 'unknown')
     requests.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000)
   })
-}, { name: 'metrics', dependencies: ['db', 'queue'] })
+}, { name: 'metrics', dependencies: ['db', 'redis', 'queue'] })

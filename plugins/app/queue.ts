@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { Queue } from 'bullmq'
-import { createRedis } from '../../src/redis.js'
+import { bullPrefix, createRedis } from '../../src/redis.js'
 import { QUEUE_NAMES, type QueueName } from '../../src/jobs/types.js'
 import { createEnqueue, type Enqueue } from '../../src/jobs/enqueue.js'
 
@@ -14,9 +14,9 @@ declare module 'fastify' {
 
 export default fp(async (fastify) => {
   // Producers share one fail-fast connection: a Redis outage becomes a 503, not a hung request.
-  const connection = createRedis(fastify.config.REDIS_URL, { maxRetriesPerRequest: 1 })
+  const connection = createRedis(fastify.config, { maxRetriesPerRequest: 1 })
   connection.on('error', () => { /* logged by the main redis plugin */ })
-  const prefix = `${fastify.config.REDIS_PREFIX}:bull`
+  const prefix = bullPrefix(fastify.config)
   const queues = Object.fromEntries(QUEUE_NAMES.map(name => {
     const q = new Queue(name, { connection, prefix })
     q.on('error', (err) => fastify.log.warn({ err, queue: name }, 'queue error'))
@@ -24,19 +24,6 @@ export default fp(async (fastify) => {
   })) as Record<QueueName, Queue>
   fastify.decorate('queues', queues)
   fastify.decorate('enqueue', createEnqueue(queues, fastify.config))
-
-  fastify.addHook('onReady', async () => {
-    // BullMQ needs keys never evicted; managed Redis may forbid CONFIG, so this only warns.
-    try {
-      const res = await fastify.redis.config('GET', 'maxmemory-policy') as string[]
-      const policy = res[1]
-      if (policy !== undefined && policy !== 'noeviction') {
-        fastify.log.warn({ policy }, 'redis maxmemory-policy is not noeviction: queued jobs can be lost under memory pressure')
-      }
-    } catch (err) {
-      fastify.log.debug({ err }, 'could not read redis maxmemory-policy')
-    }
-  })
 
   fastify.addHook('onClose', async () => {
     await Promise.allSettled(Object.values(queues).map(async q => await q.close()))

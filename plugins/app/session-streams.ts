@@ -74,7 +74,7 @@ export default fp(async (fastify) => {
     }
   }
 
-  const subscriber = lazySubscriber(fastify.config.REDIS_URL, channel, (raw) => { dispatch(raw) }, (err) => fastify.log.debug({ err }, 'auth events subscriber error'))
+  const subscriber = lazySubscriber(fastify.config, channel, (raw) => { dispatch(raw) }, (err) => fastify.log.debug({ err }, 'auth events subscriber error'))
 
   const sweep = setInterval(() => {
     for (const set of bySession.values()) for (const w of [...set]) verify(w).catch(() => undefined)

@@ -1,10 +1,12 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { readiness } from '../../src/domain/health.js'
+import { evictionWarning } from '../../src/redis.js'
 
 const Check = Type.Union([Type.Literal('ok'), Type.Literal('fail')])
 const Ready = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
   checks: Type.Object({ db: Check, redis: Check, storage: Check }),
+  warnings: Type.Optional(Type.Array(Type.String(), { description: 'present when something needs an operator without making the process unready, e.g. a Redis maxmemory-policy other than noeviction' })),
 })
 
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -12,6 +14,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     db: async () => await fastify.dbPool.query('SELECT 1'),
     redis: async () => await fastify.redis.ping(),
     storage: async () => await fastify.storage.check(),
+    warnings: async () => [evictionWarning(await fastify.redisPolicy())],
     log: fastify.log,
   }
   fastify.get('/', {
@@ -24,7 +27,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: { tags: ['operations'], summary: 'Readiness: db, redis and storage', security: [], response: { 200: Ready, 503: Ready } },
   }, async (_request, reply) => {
     const r = await readiness(checks)
-    return await reply.code(r.ok ? 200 : 503).send({ status: r.ok ? 'ok' : 'unavailable', checks: r.checks })
+    return await reply.code(r.ok ? 200 : 503).send({ status: r.ok ? 'ok' : 'unavailable', checks: r.checks, ...(r.warnings.length > 0 ? { warnings: r.warnings } : {}) })
   })
 }
 

@@ -1,5 +1,5 @@
 import { and, eq, isNull, gt } from 'drizzle-orm'
-import type { Redis } from 'ioredis'
+import type { RedisClient as Redis } from '../redis.js'
 import type { Db } from '../db.js'
 import { sessions, users } from '../../drizzle/schema/index.js'
 import { effectivePermissions, type Permission } from './permissions.js'
@@ -81,7 +81,8 @@ export async function checkSession (deps: AuthStateDeps, sid: string, uid: strin
   const userKey = deps.key('uauth', uid)
   let cached: Array<string | null> | null = null
   try {
-    cached = await deps.redis.mget(sessKey, userKey)
+    // two GETs (auto-pipelined: one round trip), not MGET: on a Redis Cluster the keys live in different slots
+    cached = await Promise.all([deps.redis.get(sessKey), deps.redis.get(userKey)])
   } catch {
     cached = null // Redis down: MySQL alone decides (slower, still correct)
   }
@@ -92,10 +93,10 @@ export async function checkSession (deps: AuthStateDeps, sid: string, uid: strin
     if (sessVal === null) sessVal = fromDb.active ? uid : '0'
     user = fromDb.user
     if (cached !== null) {
-      const multi = deps.redis.multi()
-      multi.set(sessKey, sessVal, 'EX', deps.sessionTtlSeconds, 'NX')
-      if (user !== null) multi.set(userKey, JSON.stringify(user), 'EX', USER_TTL, 'NX')
-      await multi.exec().catch(() => undefined)
+      await Promise.all([
+        deps.redis.set(sessKey, sessVal, 'EX', deps.sessionTtlSeconds, 'NX'),
+        user !== null ? deps.redis.set(userKey, JSON.stringify(user), 'EX', USER_TTL, 'NX') : null,
+      ]).catch(() => undefined)
     }
   }
   if (sessVal !== uid || user === null) return { ok: false, reason: 'revoked' }
@@ -114,10 +115,10 @@ export const authEventsChannel = (key: (...parts: string[]) => string): string =
 /** Call after a committed session revocation (logout, reuse, password change, user delete). */
 export async function publishSessionRevoked (deps: Pick<AuthStateDeps, 'redis' | 'key' | 'sessionTtlSeconds'>, sids: string[]): Promise<void> {
   if (sids.length === 0) return
-  const multi = deps.redis.multi()
-  for (const sid of sids) multi.set(deps.key('sess', sid), '0', 'EX', deps.sessionTtlSeconds)
-  multi.publish(authEventsChannel(deps.key), JSON.stringify({ sids }))
-  await multi.exec()
+  // The keys first, then the announcement: a process that re-checks on the message reads '0'.
+  // Separate commands, not one MULTI: on a Redis Cluster the keys live in different slots.
+  await Promise.all(sids.map(async sid => await deps.redis.set(deps.key('sess', sid), '0', 'EX', deps.sessionTtlSeconds)))
+  await deps.redis.publish(authEventsChannel(deps.key), JSON.stringify({ sids }))
 }
 
 /** Call after a committed session creation, so the first request needs no DB read. */
@@ -132,5 +133,6 @@ export async function publishUserState (deps: Pick<AuthStateDeps, 'db' | 'redis'
   const state = await loadUserState(deps.db, uid)
   const k = deps.key('uauth', uid)
   const value = state === null ? { email: '', role: 'viewer', grants: [], revokes: [], disabled: true } : state
-  await deps.redis.multi().set(k, JSON.stringify(value), 'EX', USER_TTL).publish(authEventsChannel(deps.key), JSON.stringify({ uid })).exec()
+  await deps.redis.set(k, JSON.stringify(value), 'EX', USER_TTL)
+  await deps.redis.publish(authEventsChannel(deps.key), JSON.stringify({ uid }))
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { Redis } from 'ioredis'
+import type { RedisClient as Redis } from '../redis.js'
 
 /**
  * Replay protection for signed callbacks, claimed in two steps so that only an applied callback

@@ -7,11 +7,13 @@ export interface ReadinessDeps {
   db: () => Promise<unknown>
   redis: () => Promise<unknown>
   storage: () => Promise<unknown>
+  /** Conditions that do not make the process unready but that an operator must fix (e.g. Redis may evict keys). */
+  warnings?: () => Promise<Array<string | null>>
   log: { warn: (obj: object, msg: string) => void }
 }
 
 /** Readiness: each dependency answered within a short timeout. */
-export async function readiness (deps: ReadinessDeps): Promise<{ ok: boolean, checks: Record<'db' | 'redis' | 'storage', CheckStatus> }> {
+export async function readiness (deps: ReadinessDeps): Promise<{ ok: boolean, checks: Record<'db' | 'redis' | 'storage', CheckStatus>, warnings: string[] }> {
   const run = async (fn: () => Promise<unknown>): Promise<CheckStatus> => {
     try {
       await withTimeout(fn(), 2000)
@@ -21,10 +23,11 @@ export async function readiness (deps: ReadinessDeps): Promise<{ ok: boolean, ch
       return 'fail'
     }
   }
-  const [db, redis, storage] = await Promise.all([
+  const [db, redis, storage, warnings] = await Promise.all([
     run(deps.db),
     run(deps.redis),
     run(deps.storage),
+    withTimeout(deps.warnings?.() ?? Promise.resolve([]), 2000).catch((): Array<string | null> => []),
   ])
-  return { ok: db === 'ok' && redis === 'ok' && storage === 'ok', checks: { db, redis, storage } }
+  return { ok: db === 'ok' && redis === 'ok' && storage === 'ok', checks: { db, redis, storage }, warnings: warnings.filter((w): w is string => w !== null) }
 }

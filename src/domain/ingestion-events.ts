@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient as Redis } from '../redis.js'
 
 /**
  * Status changes fan out through one Redis pub/sub channel, so an SSE client on any API process

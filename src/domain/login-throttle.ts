@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient as Redis } from '../redis.js'
 import { AppError } from '../lib/errors.js'
 import { sha256Hex } from '../lib/tokens.js'
 
@@ -37,7 +37,8 @@ export async function assertNotThrottled (deps: ThrottleDeps, ip: string, accoun
   const keys = keysFor(deps, ip, account)
   let counts: Array<string | null>
   try {
-    counts = await deps.redis.mget(...keys)
+    // one GET per key, not MGET: on a Redis Cluster the two keys live in different slots
+    counts = await Promise.all(keys.map(async k => await deps.redis.get(k)))
   } catch (err) {
     deps.log.warn({ err }, 'login throttle unavailable')
     return
@@ -53,12 +54,9 @@ export async function assertNotThrottled (deps: ThrottleDeps, ip: string, accoun
 }
 
 export async function recordFailure (deps: ThrottleDeps, ip: string, account: string): Promise<void> {
-  const multi = deps.redis.multi()
-  for (const k of keysFor(deps, ip, account)) {
-    multi.set(k, '0', 'EX', deps.windowSeconds, 'NX')
-    multi.incr(k)
-  }
-  await multi.exec().catch((err: unknown) => deps.log.warn({ err }, 'login throttle unavailable'))
+  // a transaction per key (both commands on one key: one slot, on a cluster too)
+  await Promise.all(keysFor(deps, ip, account).map(async k => await deps.redis.multi().set(k, '0', 'EX', deps.windowSeconds, 'NX').incr(k).exec()))
+    .catch((err: unknown) => deps.log.warn({ err }, 'login throttle unavailable'))
 }
 
 export async function clearAccount (deps: ThrottleDeps, ip: string, account: string): Promise<void> {

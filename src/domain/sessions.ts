@@ -1,5 +1,5 @@
 import { and, desc, eq, gt, inArray, isNull, ne } from 'drizzle-orm'
-import type { Redis } from 'ioredis'
+import type { RedisClient as Redis } from '../redis.js'
 import type { Config } from '../config.js'
 import type { Db, DbOrTx } from '../db.js'
 import { refreshTokens, sessions } from '../../drizzle/schema/index.js'

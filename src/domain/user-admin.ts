@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient as Redis } from '../redis.js'
 import type { Db } from '../db.js'
 import type { AuditContext, RecordAudit } from './audit.js'
 import { randomBytes } from 'node:crypto'

@@ -1,5 +1,5 @@
 import { eq } from 'drizzle-orm'
-import type { Redis } from 'ioredis'
+import type { RedisClient as Redis } from '../../redis.js'
 import type { Db } from '../../db.js'
 import { apiKeys } from '../../../drizzle/schema/index.js'
 import { USER_TTL, authEventsChannel, loadUserState, principalFrom, type Principal, type UserAuthState } from '../auth-state.js'
@@ -68,7 +68,8 @@ export function keyAuthenticator (deps: KeyAuthDeps) {
     const userKey = deps.key('uauth', k.userId)
     let cached: Array<string | null> | null = null
     try {
-      cached = await deps.redis.mget(stateKey, userKey)
+      // Two GETs, not MGET: on a Redis Cluster the keys live in different slots (auto-pipelined: one round trip).
+      cached = await Promise.all([deps.redis.get(stateKey), deps.redis.get(userKey)])
     } catch {
       cached = null // Redis down: MySQL alone decides
     }
@@ -81,9 +82,11 @@ export function keyAuthenticator (deps: KeyAuthDeps) {
       }
       user = await loadUserState(deps.db, k.userId)
       if (cached !== null) {
-        const multi = deps.redis.multi().set(stateKey, live, 'EX', STATE_TTL, 'NX')
-        if (user !== null) multi.set(userKey, JSON.stringify(user), 'EX', USER_TTL, 'NX')
-        await multi.exec().catch(() => undefined)
+        const state = live
+        await Promise.all([
+          deps.redis.set(stateKey, state, 'EX', STATE_TTL, 'NX'),
+          ...(user !== null ? [deps.redis.set(userKey, JSON.stringify(user), 'EX', USER_TTL, 'NX')] : []),
+        ]).catch(() => undefined)
       }
     }
     return { live: live === k.userId, user }
@@ -144,8 +147,7 @@ export async function publishKeyActive (deps: PublishDeps, keyId: string, userId
 /** Call after a committed revocation: every API process refuses the keys on their next request and ends their streams. */
 export async function publishKeysRevoked (deps: PublishDeps, keyIds: string[]): Promise<void> {
   if (keyIds.length === 0) return
-  const multi = deps.redis.multi()
-  for (const id of keyIds) multi.set(deps.key('akey', id), '0', 'EX', STATE_TTL)
-  multi.publish(authEventsChannel(deps.key), JSON.stringify({ sids: keyIds.map(keySid) }))
-  await multi.exec()
+  // The keys first, then the announcement (no MULTI: on a Redis Cluster the keys are in different slots).
+  await Promise.all(keyIds.map(async id => await deps.redis.set(deps.key('akey', id), '0', 'EX', STATE_TTL)))
+  await deps.redis.publish(authEventsChannel(deps.key), JSON.stringify({ sids: keyIds.map(keySid) }))
 }

@@ -1,5 +1,5 @@
 import type { Db } from '../../db.js'
-import type { Redis } from 'ioredis'
+import type { RedisClient as Redis } from '../../redis.js'
 import { badRequest, forbidden, missingPermission, notFound } from '../../lib/errors.js'
 import type { AuditContext, RecordAudit } from '../audit.js'
 import { effectivePermissions, type Permission } from '../permissions.js'

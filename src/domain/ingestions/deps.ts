@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis'
+import type { RedisClient as Redis } from '../../redis.js'
 import type { Enqueue } from '../../jobs/enqueue.js'
 import type { Db } from '../../db.js'
 import type { Permission } from '../permissions.js'

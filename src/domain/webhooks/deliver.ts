@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { and, eq, sql } from 'drizzle-orm'
-import type { Redis } from 'ioredis'
+import type { RedisClient as Redis } from '../../redis.js'
 import { Webhook } from 'standardwebhooks'
 import type { Db } from '../../db.js'
 import { webhookEndpoints } from '../../../drizzle/schema/index.js'
