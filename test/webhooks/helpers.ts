@@ -76,8 +76,8 @@ export async function startWorker (t: Teardownable, config: Config): Promise<{ a
   const stop = async (): Promise<void> => {
     if (stopped) return
     stopped = true
-    await running?.close()
-    await app.close()
+    // Bounded: a close stuck on a connection the test cut must not keep the other teardowns from running.
+    await Promise.race([(async () => { await running?.close(); await app.close() })(), new Promise(resolve => setTimeout(resolve, 15_000).unref())])
   }
   t.teardown(stop)
   await app.ready()

@@ -54,8 +54,8 @@ test('Redis unreachable during a document change: the event waits in the outbox 
   t.equal(patch.statusCode, 200, 'the change does not need Redis')
   const [rows] = await app.db.$client.query("SELECT relayed_at FROM webhook_events WHERE subject = ? AND type = 'document.updated'", [`document:${id}`]) as unknown as [Array<{ relayed_at: Date | null }>]
   t.equal(rows.length, 1, 'the event is in the outbox')
-  await sleep(2000)
-  t.equal(streamOf(rx.received, id).length, 0, 'not delivered while Redis is down')
+  // (No "not delivered yet" check: a relay run already under way when the proxy was cut may still
+  // deliver from the outbox; what matters is that the event is kept and delivered once.)
 
   await proxy.restore()
   const got = await eventually(async () => streamOf(rx.received, id)[0], 60_000)
