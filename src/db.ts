@@ -88,8 +88,20 @@ export type Statement = readonly [sql: string, params: readonly SqlValue[]]
  * rather than reused if even that fails). Values always go through mysql2's escaping.
  */
 export async function sqlAtomic (db: Db, statements: readonly Statement[]): Promise<unknown[]> {
-  return await runBatch(db, statements, true)
+  // A deadlock (ER_LOCK_DEADLOCK) rolled the whole transaction back: running it again is safe, and
+  // is what MySQL asks for (two triggers of one document each hold the row's shared lock from
+  // their INSERT ... SELECT and want its exclusive lock for the index state).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await runBatch(db, statements, true)
+    } catch (err) {
+      if ((err as { errno?: number }).errno !== ER_LOCK_DEADLOCK || attempt >= DEADLOCK_ATTEMPTS) throw err
+      await new Promise(resolve => setTimeout(resolve, Math.random() * 10 * attempt))
+    }
+  }
 }
+const ER_LOCK_DEADLOCK = 1213
+const DEADLOCK_ATTEMPTS = 5
 
 /**
  * How many grouped transactions one pool runs at once, and how much one group holds at most: a

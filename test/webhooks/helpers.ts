@@ -8,6 +8,8 @@ import type { Config } from '../../src/config.js'
 import { startWorkers } from '../../src/worker-runner.js'
 import { testConfig, TEST_PLUGIN_TIMEOUT, type TestUser } from '../helper.js'
 import { upload } from '../documents/helpers.js'
+import { privateDatabase } from '../scale/helpers.js'
+import { randomBytes } from 'node:crypto'
 
 interface Teardownable { teardown: (fn: () => unknown) => void }
 
@@ -60,7 +62,10 @@ export function verify (secret: string, r: Pick<Received, 'headers' | 'raw'>): u
 
 /** The API and a worker running the webhooks queue, sharing one config (prefix, database). */
 export async function apiAndWorker (t: Teardownable, overrides: Partial<Config> = {}, workerOverrides: Partial<Config> = {}) {
-  const config = testConfig({ WEBHOOK_ALLOW_PRIVATE: true, WEBHOOK_RELAY_INTERVAL_MS: 100, WEBHOOK_BACKOFF_MS: 200, WEBHOOK_BACKOFF_MAX_MS: 1000, ...overrides })
+  // A database of its own: the relay fans every outbox event out to every endpoint, and other test
+  // files (run side by side on the shared database) write events all the time.
+  const DATABASE_URL = await privateDatabase(`wh_${randomBytes(4).toString('hex')}`)
+  const config = testConfig({ DATABASE_URL, WEBHOOK_ALLOW_PRIVATE: true, WEBHOOK_RELAY_INTERVAL_MS: 100, WEBHOOK_BACKOFF_MS: 200, WEBHOOK_BACKOFF_MAX_MS: 1000, ...overrides })
   const app = await buildApp(config, { pluginTimeout: TEST_PLUGIN_TIMEOUT })
   t.teardown(async () => await app.close())
   await app.ready()

@@ -1,7 +1,8 @@
 import { test } from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import type { ServerResponse } from 'node:http'
-import { build, createUser, TEST_DATABASE_URL, TEST_REDIS_URL } from '../helper.js'
+import { build, createUser, TEST_REDIS_URL } from '../helper.js'
+import { privateDatabase } from '../scale/helpers.js'
 import { eventually, ROOT } from '../ingestion/helpers.js'
 import { newDocument, receiver, register, streamOf, verify } from './helpers.js'
 
@@ -12,7 +13,8 @@ test('the worker SIGKILLed mid-delivery: another worker delivers the event (same
     return 204
   })
   t.teardown(() => { for (const r of held) r.destroy() })
-  const app = await build(t, { WEBHOOK_ALLOW_PRIVATE: true })
+  // A database of its own: the relay would fan other files' events out to this endpoint too.
+  const app = await build(t, { WEBHOOK_ALLOW_PRIVATE: true, DATABASE_URL: await privateDatabase('wh_kill') })
   const admin = await createUser(app, 'admin')
   const editor = await createUser(app, 'editor')
   const hook = await register(t, app, admin, rx.url(), ['document.created'])
@@ -25,7 +27,7 @@ test('the worker SIGKILLed mid-delivery: another worker delivers the event (same
       cwd: ROOT,
       env: {
         ...process.env,
-        DATABASE_URL: TEST_DATABASE_URL,
+        DATABASE_URL: app.config.DATABASE_URL,
         REDIS_URL: TEST_REDIS_URL,
         REDIS_PREFIX: c.REDIS_PREFIX,
         JWT_SECRET: c.JWT_SECRET,
