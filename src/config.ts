@@ -9,6 +9,9 @@ export const ConfigSchema = Type.Object({
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map(l => Type.Literal(l)), { default: 'info' }),
   DATABASE_URL: Type.String({ pattern: '^mysql://', default: 'mysql://root@127.0.0.1:3306/quire' }),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 10 }),
+  DATABASE_REPLICA_URL: Type.String({ pattern: '^$|^mysql://', default: '', description: 'a read replica of DATABASE_URL (GTID replication) for the list and search reads; empty = every read on the primary' }),
+  DATABASE_REPLICA_MAX_WAIT_MS: Type.Integer({ minimum: 1, maximum: 10_000, default: 250, description: 'a list waits this long for the replica to catch up with the primary, then reads the primary' }),
+  DATABASE_REPLICA_RETRY_MS: Type.Integer({ minimum: 100, default: 5000, description: 'a replica that failed or lagged is left alone this long (lists read the primary), then tried again' }),
   REDIS_URL: Type.String({ pattern: '^rediss?://', default: 'redis://127.0.0.1:6379' }),
   REDIS_CLUSTER_NODES: Type.String({ default: '', pattern: '^(\\s*[^,\\s]+:\\d+\\s*(,\\s*[^,\\s]+:\\d+\\s*)*)?$', description: 'Redis Cluster: comma-separated host:port seed nodes (user, password and TLS from REDIS_URL); empty = a single Redis at REDIS_URL' }),
   REDIS_PREFIX: Type.String({ default: 'quire', pattern: '^[^{}]*$' }),
@@ -160,6 +163,7 @@ function defaultSecrets (config: Config): string[] {
     ['S3_SECRET_ACCESS_KEY', config.S3_SECRET_ACCESS_KEY],
     ['ADMIN_PASSWORD', config.ADMIN_PASSWORD],
     ['DATABASE_URL', urlPassword(config.DATABASE_URL)],
+    ['DATABASE_REPLICA_URL', urlPassword(config.DATABASE_REPLICA_URL)],
     ['REDIS_URL', urlPassword(config.REDIS_URL)],
   ]
   return secrets.filter(([, v]) => v !== undefined && KNOWN_DEFAULT_SECRETS.has(v))

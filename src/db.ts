@@ -13,7 +13,7 @@ export type Db = MySql2Database<typeof schema> & { $client: mysql.Pool, $batch?:
 /** A transaction or the db itself: repository functions take either. */
 export type DbOrTx = Db | Parameters<Parameters<Db['transaction']>[0]>[0]
 
-export function createPool (url: string, connectionLimit: number, opts: { multipleStatements?: boolean, maxIdle?: number } = {}): mysql.Pool {
+export function createPool (url: string, connectionLimit: number, opts: { multipleStatements?: boolean, maxIdle?: number, connectTimeout?: number } = {}): mysql.Pool {
   const pool = mysql.createPool({
     uri: url,
     connectionLimit,
@@ -23,7 +23,7 @@ export function createPool (url: string, connectionLimit: number, opts: { multip
     timezone: 'Z',
     dateStrings: false,
     charset: 'utf8mb4',
-    connectTimeout: 5000,
+    connectTimeout: opts.connectTimeout ?? 5000,
     // The pool queues requests when all connections are busy; bound it so a dead DB fails fast.
     queueLimit: 1000,
     // No Error.captureStackTrace per query (mysql2's default): a measurable share of every

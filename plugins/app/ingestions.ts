@@ -20,6 +20,7 @@ export default fp(async (fastify) => {
   const queue = fastify.queues.ingestion
   fastify.decorate('ingestions', createIngestionService({
     db: fastify.db,
+    reads: fastify.reads.read,
     redis: fastify.redis,
     key: fastify.redisKey,
     queue: {

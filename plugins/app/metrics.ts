@@ -8,6 +8,8 @@ declare module 'fastify' {
     metrics: {
       registry: Registry
       jobOutcomes: Counter<'queue' | 'job' | 'outcome'>
+      /** List and search reads by target (replica, primary): src/db/replica.ts. */
+      listReads: Counter<'target'>
       gauges: Gauge[]
     }
   }
@@ -94,7 +96,31 @@ export default fp(async (fastify) => {
     },
   })
 
-  fastify.decorate('metrics', { registry, jobOutcomes, gauges: [queueDepth, ingestionStatus, dbPool, redisEvicts] })
+  const reads = new Counter({
+    name: 'quire_db_list_reads_total',
+    help: 'List and search reads served since start, by target (replica, primary); with DATABASE_REPLICA_URL, reads on the primary are the replica\'s fallbacks',
+    labelNames: ['target'] as const,
+    registers: [registry],
+    collect () {
+      const s = fastify.reads.stats()
+      this.reset()
+      this.inc({ target: 'replica' }, s.replica)
+      this.inc({ target: 'primary' }, s.primary)
+    },
+  })
+  const replicaState = new Gauge({
+    name: 'quire_db_replica_state',
+    help: 'The read replica\'s state as this process sees it (1 for the current one): ok, lagging, down, unsupported; absent without DATABASE_REPLICA_URL',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect () {
+      const s = fastify.reads.state()
+      this.reset()
+      if (s !== null) for (const k of ['ok', 'lagging', 'down', 'unsupported']) this.set({ state: k }, k === s ? 1 : 0)
+    },
+  })
+
+  fastify.decorate('metrics', { registry, jobOutcomes, listReads: reads, gauges: [queueDepth, ingestionStatus, dbPool, redisEvicts, replicaState] })
 
   fastify.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? (request.is404 ? 'not_found' : 'unknown')

@@ -19,7 +19,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }, { additionalProperties: false }),
       response: { 200: Page(AuditEvent), ...authErrors },
     },
-  }, async (request) => await listAuditEvents(fastify.db, { ...request.query, limit: request.query.limit ?? 20 }))
+  }, async (request) => await fastify.reads.read(async db => await listAuditEvents(db, { ...request.query, limit: request.query.limit ?? 20 })))
 }
 
 export default auditRoutes

@@ -5,7 +5,12 @@ import { evictionWarning } from '../../src/redis.js'
 const Check = Type.Union([Type.Literal('ok'), Type.Literal('fail')])
 const Ready = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
-  checks: Type.Object({ db: Check, redis: Check, storage: Check }),
+  checks: Type.Object({
+    db: Check,
+    redis: Check,
+    storage: Check,
+    replica: Type.Optional(Type.Union(['ok', 'lagging', 'down', 'unsupported'].map(s => Type.Literal(s)), { description: 'only with DATABASE_REPLICA_URL; never makes the process unready: while not ok, the list reads go to the primary' })),
+  }),
   warnings: Type.Optional(Type.Array(Type.String(), { description: 'present when something needs an operator without making the process unready, e.g. a Redis maxmemory-policy other than noeviction' })),
 })
 
@@ -15,6 +20,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     redis: async () => await fastify.redis.ping(),
     storage: async () => await fastify.storage.check(),
     warnings: async () => [evictionWarning(await fastify.redisPolicy())],
+    replica: async () => await fastify.reads.check(),
     log: fastify.log,
   }
   fastify.get('/', {
@@ -24,7 +30,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/ready', {
     config: { public: true, rateLimit: false },
-    schema: { tags: ['operations'], summary: 'Readiness: db, redis and storage', security: [], response: { 200: Ready, 503: Ready } },
+    schema: { tags: ['operations'], summary: 'Readiness: db, redis and storage (and the read replica, not fatal)', security: [], response: { 200: Ready, 503: Ready } },
   }, async (_request, reply) => {
     const r = await readiness(checks)
     return await reply.code(r.ok ? 200 : 503).send({ status: r.ok ? 'ok' : 'unavailable', checks: r.checks, ...(r.warnings.length > 0 ? { warnings: r.warnings } : {}) })

@@ -21,7 +21,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: Type.Object({ ...PageQuery, role: Type.Optional(RoleName), kind: Type.Optional(UserKind), q: Type.Optional(Type.String({ maxLength: 254, description: 'substring of email or name' })) }, { additionalProperties: false }),
       response: { 200: Page(User), ...authErrors },
     },
-  }, async (request) => await listUsers(fastify.db, { ...request.query, limit: request.query.limit ?? 20 }))
+  }, async (request) => await fastify.reads.read(async db => await listUsers(db, { ...request.query, limit: request.query.limit ?? 20 })))
 
   fastify.post('/', {
     config,

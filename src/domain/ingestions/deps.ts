@@ -25,6 +25,8 @@ export interface Log {
 /** Everything the ingestion service touches. */
 export interface IngestionDeps {
   db: Db
+  /** The list reads: on the read replica when it caught up (src/db/replica.ts), else on `db`. */
+  reads?: <T>(fn: (db: Db) => Promise<T>) => Promise<T>
   /** Status messages to SSE clients (published on `key('ingestion-events')`), the callbacks' replay claims. */
   redis: Pick<Redis, 'publish' | 'set' | 'get' | 'eval'>
   key: (...parts: string[]) => string

@@ -1,0 +1,224 @@
+import type { Db } from '../db.js'
+import { AppError } from '../lib/errors.js'
+import { withTimeout } from '../lib/timeout.js'
+
+/**
+ * Read routing for an optional MySQL/MariaDB read replica (DATABASE_REPLICA_URL).
+ *
+ * Only the list and search reads go through `read()`; everything else (the access rule on one
+ * object, permission checks, API keys, sessions, every write) uses the primary directly. A read
+ * goes to the replica only once the replica has applied everything the primary had committed when
+ * the read began (a GTID fence): the primary's position (`@@gtid_binlog_pos` on MariaDB,
+ * `@@GLOBAL.gtid_executed` on MySQL), then the replica waits for it (`MASTER_GTID_WAIT` /
+ * `WAIT_FOR_EXECUTED_GTID_SET`) for at most `maxWaitMs`. So a list is never older than the request:
+ * a client's own writes are in it (read-your-writes, whichever API process took the write), and a
+ * revoked share, a trashed document or a disabled account is effective at once, though the list's
+ * access rule runs on the replica.
+ *
+ * Circuit breaker: a replica that fails (connection refused, an error) or lags past `maxWaitMs` is
+ * left alone for `retryMs`, during which reads go straight to the primary without waiting; then one
+ * read probes it again. A replica read that fails is run again on the primary (errors of the
+ * domain, AppError, are the caller's and are not).
+ *
+ * Cost: the primary's position is one tiny query shared by every read that arrives while one is in
+ * flight (a read joins the next query that starts after it arrived, never an older one), and the
+ * replica's wait is skipped when it already reached that very position.
+ */
+export type ReplicaState = 'ok' | 'lagging' | 'down' | 'unsupported'
+
+export interface ReadRouter {
+  /** Runs `fn` on the replica when it is fresh enough, else (or when it fails there) on the primary. */
+  read: <T>(fn: (db: Db) => Promise<T>) => Promise<T>
+  /** null without a replica. */
+  state: () => ReplicaState | null
+  /** Reads served by each side since start. */
+  stats: () => { replica: number, primary: number }
+  /** Health: the replica answers and is not lagging (or null without a replica). */
+  check: () => Promise<ReplicaState | null>
+}
+
+export interface ReplicaOptions {
+  /** How long a read waits for the replica to catch up before it reads the primary. */
+  maxWaitMs: number
+  /** How long a failed or lagging replica is left alone. */
+  retryMs: number
+  log: { warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
+  now?: () => number
+}
+
+/** Without a replica every read is the primary's. */
+export function primaryOnly (primary: Db): ReadRouter {
+  let n = 0
+  return {
+    read: async (fn) => { n++; return await fn(primary) },
+    state: () => null,
+    stats: () => ({ replica: 0, primary: n }),
+    check: async () => null,
+  }
+}
+
+type Flavour = 'mariadb' | 'mysql'
+const POSITION: Record<Flavour, string> = { mariadb: 'SELECT @@GLOBAL.gtid_binlog_pos AS p', mysql: 'SELECT @@GLOBAL.gtid_executed AS p' }
+/** 0 when reached; MariaDB answers -1 on timeout, MySQL 1. */
+const WAIT: Record<Flavour, string> = { mariadb: 'SELECT MASTER_GTID_WAIT(?, ?) AS r', mysql: 'SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r' }
+
+async function scalar (db: Db, sql: string, params: unknown[] = []): Promise<unknown> {
+  const [rows] = await db.$client.query(sql, params) as unknown as [Array<Record<string, unknown>>]
+  return Object.values(rows[0] ?? {})[0]
+}
+
+/**
+ * The position query, shared: a caller joins a query that starts after it arrived (the one in
+ * flight may have been sent before a commit the caller already saw).
+ */
+function sharedPosition (fetch: () => Promise<string>): () => Promise<string> {
+  let inFlight: Promise<string> | null = null
+  let next: Promise<string> | null = null
+  const start = (): Promise<string> => {
+    const p = fetch().finally(() => {
+      inFlight = null
+      next = null
+    })
+    inFlight = p
+    return p
+  }
+  return async () => {
+    if (inFlight === null) return await start()
+    if (next === null) {
+      const after = inFlight
+      next = after.then(start, start)
+    }
+    return await next
+  }
+}
+
+export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): ReadRouter {
+  const now = opts.now ?? Date.now
+  let flavour: Flavour | null = null
+  let unsupported = false
+  let state: ReplicaState = 'ok'
+  let openUntil = 0
+  let probing = false
+  let reached: string | null = null
+  const waits = new Map<string, Promise<boolean>>()
+  const counts = { replica: 0, primary: 0 }
+
+  /** The primary's flavour, and whether it keeps GTIDs at all (without them nothing can be fenced). */
+  async function detect (): Promise<Flavour | null> {
+    if (flavour !== null || unsupported) return flavour
+    const version = String(await scalar(primary, 'SELECT VERSION()'))
+    const f: Flavour = /mariadb/i.test(version) ? 'mariadb' : 'mysql'
+    const logBin = Number(await scalar(primary, 'SELECT @@GLOBAL.log_bin'))
+    const gtid = f === 'mysql' ? String(await scalar(primary, 'SELECT @@GLOBAL.gtid_mode')) : 'ON'
+    if (logBin !== 1 || gtid !== 'ON') {
+      unsupported = true
+      state = 'unsupported'
+      opts.log.error({ version, logBin, gtid }, 'DATABASE_REPLICA_URL is set but the primary has no binary log with GTIDs (MySQL: gtid_mode=ON; MariaDB: log_bin): every read goes to the primary')
+      return null
+    }
+    flavour = f
+    return f
+  }
+
+  const position = sharedPosition(async () => String(await scalar(primary, POSITION[flavour ?? 'mariadb']) ?? ''))
+
+  async function waitFor (f: Flavour, pos: string): Promise<boolean> {
+    if (pos === reached) return true
+    let w = waits.get(pos)
+    if (w === undefined) {
+      // The guard covers a replica that hangs without answering (the server's own timeout is maxWaitMs).
+      w = withTimeout(scalar(replica, WAIT[f], [pos, opts.maxWaitMs / 1000]), opts.maxWaitMs + 2000, 'replica did not answer')
+        .then(r => Number(r) === 0)
+        .finally(() => waits.delete(pos))
+      waits.set(pos, w)
+    }
+    const ok = await w
+    if (ok) reached = pos
+    return ok
+  }
+
+  function trip (next: 'lagging' | 'down', err?: unknown): void {
+    if (state === 'ok') opts.log.warn({ err, retryMs: opts.retryMs }, next === 'down' ? 'read replica failed: lists read the primary for now' : 'read replica lags: lists read the primary for now')
+    state = next
+    openUntil = now() + opts.retryMs
+  }
+
+  /** Whether this read may use the replica: the breaker is closed (or this read is its probe) and the replica caught up. */
+  async function fence (): Promise<boolean> {
+    let probe = false
+    if (state !== 'ok') {
+      if (unsupported || probing || now() < openUntil) return false
+      probing = probe = true
+    }
+    try {
+      const f = await detect()
+      if (f === null) return false
+      let pos: string
+      try {
+        pos = await position()
+      } catch {
+        return false // the primary's trouble: the read on the primary reports it
+      }
+      let ok: boolean
+      try {
+        ok = await waitFor(f, pos)
+      } catch (err) {
+        trip('down', err)
+        return false
+      }
+      if (!ok) {
+        trip('lagging')
+        return false
+      }
+      if (state !== 'ok') opts.log.warn({}, 'read replica is back: lists read it again')
+      state = 'ok'
+      return true
+    } catch {
+      return false
+    } finally {
+      if (probe) probing = false
+    }
+  }
+
+  return {
+    read: async (fn) => {
+      if (await fence()) {
+        try {
+          const out = await fn(replica)
+          counts.replica++
+          return out
+        } catch (err) {
+          if (err instanceof AppError) throw err
+          trip('down', err)
+        }
+      }
+      counts.primary++
+      return await fn(primary)
+    },
+    state: () => state,
+    stats: () => ({ ...counts }),
+    check: async () => {
+      // The same fence a read passes (no extra privilege needed on the replica), breaker or not.
+      let f: Flavour | null
+      let pos: string
+      try {
+        f = await detect()
+        if (f === null) return 'unsupported'
+        pos = await position()
+      } catch {
+        return state // the primary does not answer: its own check says so
+      }
+      try {
+        if (!await waitFor(f, pos)) {
+          trip('lagging')
+          return 'lagging'
+        }
+      } catch (err) {
+        trip('down', err)
+        return 'down'
+      }
+      state = 'ok'
+      return 'ok'
+    },
+  }
+}
