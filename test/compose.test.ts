@@ -173,3 +173,45 @@ test('the seaweedfs entrypoint writes an S3 identity file from the compose envir
   t.equal(bad.status, 1, 'a secret that would break the JSON is refused')
   t.match(bad.stderr, /S3_SECRET_ACCESS_KEY/)
 })
+
+// docker-compose.scale.yml: the override that runs a Redis Cluster and a MySQL read replica (docs/scaling.md).
+test('docker-compose.scale.yml: a 3-master Redis Cluster and a GTID MySQL replica, wired into the API and the worker', async (t) => {
+  const text = read('docker-compose.scale.yml')
+  // Compose applies YAML merge keys (`<<: *cluster-node`).
+  const scale = parse(text, { merge: true }) as { services: Record<string, Service & { hostname?: string }>, volumes?: Record<string, unknown> }
+  const all = { ...services, ...scale.services }
+  const known = new Set(Object.keys(ConfigSchema.properties))
+  for (const name of ['api', 'worker']) {
+    const env = scale.services[name]?.environment as Record<string, string>
+    t.same(Object.keys(env).sort(), ['DATABASE_REPLICA_URL', 'REDIS_CLUSTER_NODES'], `${name}: the two settings that change`)
+    for (const v of Object.keys(env)) t.ok(known.has(v), `${name}: ${v} is in ConfigSchema`)
+    t.equal(env.REDIS_CLUSTER_NODES, 'redis-cluster-1:6379,redis-cluster-2:6379,redis-cluster-3:6379')
+    t.match(env.DATABASE_REPLICA_URL, /^mysql:\/\/quire:\$\{MYSQL_PASSWORD:\?[^}]+\}@mysql-replica:3306\/quire$/)
+  }
+  for (const [name, s] of Object.entries(scale.services)) {
+    if (s.image !== undefined) t.ok(/:[^:/]*\d[^:/]*$/.test(s.image), `${name}: ${s.image} is pinned`)
+    for (const dep of Object.keys(s.depends_on ?? {})) t.ok(all[dep], `${name} depends on ${dep}, which exists`)
+    for (const v of s.volumes ?? []) {
+      const source = typeof v === 'string' ? v.split(':')[0]! : v.source ?? ''
+      if (source.startsWith('.')) t.ok(existsSync(join(ROOT, source)), `${name}: mounts ${source}`)
+      else t.ok(source in { ...compose.volumes, ...scale.volumes }, `${name}: named volume ${source} is declared`)
+    }
+  }
+  const nodes = ['redis-cluster-1', 'redis-cluster-2', 'redis-cluster-3']
+  for (const n of nodes) {
+    t.equal(scale.services[n]?.hostname, n, `${n} announces its own name`)
+    t.match(JSON.stringify(scale.services[n]?.command), /--cluster-enabled yes.*--maxmemory-policy noeviction/)
+  }
+  t.match(JSON.stringify(scale.services['redis-cluster-init']?.command), /--cluster create redis-cluster-1:6379 redis-cluster-2:6379 redis-cluster-3:6379 --cluster-replicas 0 --cluster-yes/)
+  for (const db of ['mysql', 'mysql-replica']) t.match(JSON.stringify(scale.services[db]?.command), /--gtid-mode=ON.*--enforce-gtid-consistency=ON/, `${db}: GTIDs on`)
+  t.match(read('docker/mysql-replica-init.sh'), /SOURCE_AUTO_POSITION=1/)
+  t.match(read('docker/mysql-primary-init.sh'), /GRANT REPLICATION SLAVE/)
+  for (const [i, line] of text.split('\n').entries()) {
+    if (line.trim().startsWith('#')) continue
+    t.equal(line.replace(/\$\$/g, '').match(/\$(?!\{)/), null, `line ${i + 1}: no bare $`)
+  }
+  const required = new Set([...text.matchAll(/\$\{([A-Z0-9_]+):\?/g)].map(m => m[1]!))
+  const header = text.split('\n').filter((l, i, lines) => lines.slice(0, i + 1).every(x => x.startsWith('#'))).join('\n')
+  const example = read('.env.example')
+  for (const v of required) t.ok(header.includes(v) || composeText.includes(v) || example.includes(`${v}=`), `${v} is explained`)
+})

@@ -30,7 +30,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/ready', {
     config: { public: true, rateLimit: false },
-    schema: { tags: ['operations'], summary: 'Readiness: db, redis and storage (and the read replica, not fatal)', security: [], response: { 200: Ready, 503: Ready } },
+    schema: { tags: ['operations'], summary: 'Readiness: db, redis and storage', security: [], response: { 200: Ready, 503: Ready } },
   }, async (_request, reply) => {
     const r = await readiness(checks)
     return await reply.code(r.ok ? 200 : 503).send({ status: r.ok ? 'ok' : 'unavailable', checks: r.checks, ...(r.warnings.length > 0 ? { warnings: r.warnings } : {}) })
