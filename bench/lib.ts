@@ -158,6 +158,8 @@ export interface LoadTarget {
   name: string
   /** another server than the runner's base URL (the bare Fastify hello listens on its own port) */
   base?: string
+  /** the process whose CPU the row reports, when not the runner's server (two servers alternated) */
+  pid?: number
   method?: 'GET' | 'POST' | 'PATCH'
   path: string | (() => string)
   headers?: Record<string, string>

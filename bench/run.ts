@@ -18,6 +18,7 @@ import { deleteRedisPrefix, log, pinSelf, startBackend, startServer, tokenFor, t
 import { renderReport } from './runner/report.js'
 import { read } from './scenarios/read.js'
 import { readApiKey } from './scenarios/read-apikey.js'
+import { readReplica } from './scenarios/read-replica.js'
 import { login } from './scenarios/login.js'
 import { ingestPost } from './scenarios/ingest-post.js'
 import { ingestE2e } from './scenarios/ingest-e2e.js'
@@ -26,7 +27,7 @@ import { uploadS3 } from './scenarios/upload-s3.js'
 import { webhooks } from './scenarios/webhooks.js'
 
 /** In the order they run (options.ts ALL lists the names). */
-const SCENARIOS: Scenario[] = [read, readApiKey, login, ingestPost, ingestE2e, webhooks, upload, uploadS3]
+const SCENARIOS: Scenario[] = [read, readApiKey, readReplica, login, ingestPost, ingestE2e, webhooks, upload, uploadS3]
 
 async function main (): Promise<void> {
   const started = new Date()

@@ -107,7 +107,7 @@ export async function alternate (base: string, targets: LoadTarget[], opts: { ro
       const profiling = argv.profile === true && r === opts.rounds - 1
       if (profiling) await fetch(`${base}/__bench/profile/start`, { method: 'POST' })
       const before = { mysql: MYSQLD_PID !== null ? procCpu(MYSQLD_PID) : NaN, machine: machineBusy() }
-      const res = await load(base, t, { seconds: opts.seconds, connections: opts.connections, pid: opts.pid })
+      const res = await load(base, t, { seconds: opts.seconds, connections: opts.connections, pid: t.pid ?? opts.pid })
       const ok = Math.max(1, res.total - res.non2xx)
       res.mysqlMsPerReq = 1000 * ((MYSQLD_PID !== null ? procCpu(MYSQLD_PID) : NaN) - before.mysql) / ok
       res.machineMsPerReq = 1000 * (machineBusy() - before.machine) / ok
