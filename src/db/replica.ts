@@ -22,7 +22,7 @@ import { withTimeout } from '../lib/timeout.js'
  *
  * Cost: the primary's position is one tiny query shared by every read that arrives while one is in
  * flight (a read joins the next query that starts after it arrived, never an older one), and the
- * replica's wait is skipped when it already reached that very position.
+ * replica's wait is skipped when it is known to have reached that position already.
  */
 export type ReplicaState = 'ok' | 'lagging' | 'down' | 'unsupported'
 
@@ -57,10 +57,57 @@ export function primaryOnly (primary: Db): ReadRouter {
   }
 }
 
-type Flavour = 'mariadb' | 'mysql'
+export type Flavour = 'mariadb' | 'mysql'
 const POSITION: Record<Flavour, string> = { mariadb: 'SELECT @@GLOBAL.gtid_binlog_pos AS p', mysql: 'SELECT @@GLOBAL.gtid_executed AS p' }
 /** 0 when reached; MariaDB answers -1 on timeout, MySQL 1. */
 const WAIT: Record<Flavour, string> = { mariadb: 'SELECT MASTER_GTID_WAIT(?, ?) AS r', mysql: 'SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r' }
+
+/**
+ * Whether GTID position `have` includes everything in `want`. MariaDB: `domain-server-seq` per
+ * domain, sequence numbers growing within a domain; MySQL: GTID sets, `uuid:1-5:7,uuid2:1-3`.
+ * Unparsable text covers only the same text.
+ */
+export function covers (flavour: Flavour, have: string, want: string): boolean {
+  if (have === want) return true
+  const items = (s: string): string[] => s.split(',').map(x => x.trim()).filter(x => x !== '')
+  if (flavour === 'mariadb') {
+    const seqs = new Map<string, bigint>()
+    for (const g of items(have)) {
+      const m = /^(\d+)-\d+-(\d+)$/.exec(g)
+      if (m === null) return false
+      seqs.set(m[1]!, BigInt(m[2]!))
+    }
+    return items(want).every((g) => {
+      const m = /^(\d+)-\d+-(\d+)$/.exec(g)
+      if (m === null) return false
+      const seq = seqs.get(m[1]!)
+      return seq !== undefined && seq >= BigInt(m[2]!)
+    })
+  }
+  const sets = (s: string): Map<string, Array<[bigint, bigint]>> | null => {
+    const out = new Map<string, Array<[bigint, bigint]>>()
+    for (const g of items(s)) {
+      const [uuid, ...ranges] = g.split(':')
+      if (uuid === undefined || ranges.length === 0) return null
+      const list = out.get(uuid.toLowerCase()) ?? []
+      for (const r of ranges) {
+        const m = /^(\d+)(?:-(\d+))?$/.exec(r)
+        if (m === null) return null
+        list.push([BigInt(m[1]!), BigInt(m[2] ?? m[1]!)])
+      }
+      out.set(uuid.toLowerCase(), list)
+    }
+    return out
+  }
+  const h = sets(have)
+  const w = sets(want)
+  if (h === null || w === null) return false
+  for (const [uuid, ranges] of w) {
+    const own = h.get(uuid) ?? []
+    for (const [lo, hi] of ranges) if (!own.some(([a, b]) => a <= lo && hi <= b)) return false
+  }
+  return true
+}
 
 async function scalar (db: Db, sql: string, params: unknown[] = []): Promise<unknown> {
   const [rows] = await db.$client.query(sql, params) as unknown as [Array<Record<string, unknown>>]
@@ -123,7 +170,7 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
   const position = sharedPosition(async () => String(await scalar(primary, POSITION[flavour ?? 'mariadb']) ?? ''))
 
   async function waitFor (f: Flavour, pos: string): Promise<boolean> {
-    if (pos === reached) return true
+    if (reached !== null && covers(f, reached, pos)) return true
     let w = waits.get(pos)
     if (w === undefined) {
       // The guard covers a replica that hangs without answering (the server's own timeout is maxWaitMs).
@@ -133,7 +180,8 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
       waits.set(pos, w)
     }
     const ok = await w
-    if (ok) reached = pos
+    // Keep the newest position known reached (waits may end out of order).
+    if (ok && (reached === null || covers(f, pos, reached))) reached = pos
     return ok
   }
 
