@@ -124,9 +124,10 @@ async function server (port: number, serverId: number, extra: string[]): Promise
   const kill = async (): Promise<void> => {
     const p = proc
     proc = null
-    if (p === null || p.exitCode !== null) return
+    if (p === null || p.exitCode !== null || p.signalCode !== null) return
+    const exited = once(p, 'exit')
     p.kill('SIGKILL')
-    await once(p, 'exit')
+    await exited
   }
   const stop = async (): Promise<void> => {
     await kill()
