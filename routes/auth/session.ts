@@ -31,7 +31,9 @@ const session: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/me', {
     schema: {
       tags: ['auth'],
-      summary: 'The caller, with the effective permission set (with an API key: the key\'s) and storage usage against the quota',
+      summary: 'The caller, with the effective permission set (with an API key: the key\'s)',
+      description: 'Also the storage quota: `usedBytes` (every stored version of the documents you own, trashed ones included until purged), ' +
+        '`reservedBytes` (uploads in progress) and `quotaBytes` (the limit that applies to you; 0 = unlimited).',
       response: { 200: MeWithUsage, ...authErrors },
     },
   }, async (request) => {

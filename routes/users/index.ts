@@ -59,7 +59,7 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     config,
     schema: {
       tags: ['users'],
-      summary: 'Change name, role, grants, revokes, disabled or the storage quota',
+      summary: 'Change name, role, grants, revokes or disabled',
       description: 'Authorization changes apply to the user\'s very next request; disabling also revokes every session. Demoting or disabling the last admin: 409 last_admin. ' +
         '`quotaBytes`: the user\'s storage quota in bytes (0 = unlimited, null = back to QUOTA_DEFAULT_BYTES); lowering it below the usage deletes nothing, it refuses further uploads.',
       params: IdParam,
