@@ -48,6 +48,7 @@ export const ConfigSchema = Type.Object({
   UPLOAD_MAX_BYTES: Type.Integer({ minimum: 1, default: 1024 * 1024 * 1024 }),
   UPLOAD_ALLOWED_TYPES: Type.String({ default: '*/*', description: 'comma-separated MIME patterns, e.g. image/*,application/pdf' }),
   UPLOAD_URL_TTL: Type.Integer({ minimum: 10, default: 3600 }),
+  QUOTA_DEFAULT_BYTES: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'storage quota of a user without one of their own (PATCH /users/:id quotaBytes), bytes; 0 = unlimited' }),
   DOWNLOAD_URL_TTL: Type.Integer({ minimum: 10, default: 300 }),
   TRASH_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 30 }),
   VERSIONS_KEEP: Type.Integer({ minimum: 1, maximum: 10000, default: 20 }),

@@ -57,8 +57,12 @@ export const documentVersions = mysqlTable('document_versions', {
   filename: varchar('filename', { length: 255 }).notNull(),
   createdAt: ts('created_at').notNull(),
   createdBy: idColumn('created_by').notNull(),
+  /** the malware scan of this version's bytes: null (not scanned: no CLAMD_URL), scanning, clean, infected, skipped (SCAN_FAIL_OPEN) */
+  scanStatus: varchar('scan_status', { length: 16 }),
 }, (t) => [
   primaryKey({ columns: [t.documentId, t.number] }),
+  // the scan sweep: versions left in `scanning`
+  index('document_versions_scan_idx').on(t.scanStatus, t.createdAt),
 ])
 
 export const documentTags = mysqlTable('document_tags', {

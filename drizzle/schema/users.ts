@@ -17,6 +17,12 @@ export const users = mysqlTable('users', {
   disabled: boolean('disabled').notNull().default(false),
   /** bumped on every change that affects authorization (role, grants, disable, password) */
   authVersion: int('auth_version').notNull().default(1),
+  /** storage quota in bytes (src/domain/quota.ts): null = QUOTA_DEFAULT_BYTES, 0 = unlimited */
+  quotaBytes: bigint('quota_bytes', { mode: 'number' }),
+  /** bytes of every stored version of the documents this user owns (trashed ones too, until purged) */
+  usedBytes: bigint('used_bytes', { mode: 'number' }).notNull().default(0),
+  /** bytes held by uploads in flight (quota_reservations), settled to their real size at completion */
+  reservedBytes: bigint('reserved_bytes', { mode: 'number' }).notNull().default(0),
   createdAt: ts('created_at').notNull(),
   updatedAt: ts('updated_at').notNull(),
 }, (t) => [
@@ -66,4 +72,16 @@ export const auditEvents = mysqlTable('audit_events', {
   index('audit_actor_idx').on(t.actorId, t.id),
   index('audit_action_idx').on(t.action, t.id),
   index('audit_subject_idx').on(t.subject, t.id),
+])
+
+/** Bytes an upload in flight holds against a user's quota (src/domain/quota.ts), until settled or released. */
+export const quotaReservations = mysqlTable('quota_reservations', {
+  id: idColumn('id').primaryKey(),
+  userId: idColumn('user_id').notNull(),
+  bytes: bigint('bytes', { mode: 'number' }).notNull(),
+  createdAt: ts('created_at').notNull(),
+  /** released by the uploads sweep after this (an upload whose process died) */
+  expiresAt: ts('expires_at').notNull(),
+}, (t) => [
+  index('quota_reservations_expires_idx').on(t.expiresAt),
 ])

@@ -5,6 +5,7 @@ import { userAdmin } from '../../src/domain/user-admin.js'
 import { documentService } from '../../src/domain/document-service.js'
 import { versionService } from '../../src/domain/version-service.js'
 import { uploadService } from '../../src/domain/upload-service.js'
+import { quotaService } from '../../src/domain/quota.js'
 import { enqueueObjectDeletion } from '../../src/jobs/object-deletion.js'
 import { queueAdmin } from '../../src/jobs/queue-admin.js'
 
@@ -21,6 +22,8 @@ declare module 'fastify' {
     queueAdmin: ReturnType<typeof queueAdmin>
     versionService: ReturnType<typeof versionService>
     uploadService: ReturnType<typeof uploadService>
+    /** storage quotas: reserve / settle / release (src/domain/quota.ts), for every upload path (tus too) */
+    quota: ReturnType<typeof quotaService>
   }
 }
 
@@ -45,10 +48,14 @@ export default fp(async (fastify) => {
     },
   }))
   fastify.decorate('queueAdmin', queueAdmin({ queues: fastify.queues, audit: fastify.recordAudit }))
+  fastify.decorate('quota', quotaService({ db: fastify.db, defaultBytes: fastify.config.QUOTA_DEFAULT_BYTES }))
   fastify.decorate('versionService', versionService({
     db: fastify.db,
     storage: fastify.storage,
     enqueue: async (name, data) => await fastify.enqueue(name, data),
+    scan: fastify.config.CLAMD_URL !== '',
+    newObject: fastify.documentService.newObjectDeps,
+    quota: fastify.quota,
     deleteObjects: async (keys) => await enqueueObjectDeletion(fastify, keys, fastify.log),
     keep: fastify.config.VERSIONS_KEEP,
     // A new current version: re-ingested when the document is in the index (src/domain/ingestions/follow.ts).
@@ -62,6 +69,7 @@ export default fp(async (fastify) => {
     limits: { maxBytes: fastify.config.UPLOAD_MAX_BYTES, allowedTypes: fastify.config.UPLOAD_ALLOWED_TYPES, urlTtl: fastify.config.UPLOAD_URL_TTL },
     documents: fastify.documentService,
     versions: fastify.versionService,
+    quota: fastify.quota,
     log: fastify.log,
   }))
 }, { name: 'services', dependencies: ['config', 'db', 'redis', 'jwt', 'audit', 'storage', 'queue', 'ingestions'] })

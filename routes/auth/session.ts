@@ -4,7 +4,8 @@ import { listActiveSessions } from '../../src/domain/sessions.js'
 import { getUser, toMe } from '../../src/domain/users.js'
 import { unauthorized } from '../../src/lib/errors.js'
 import { IdParam, NoContent, authErrors, errors } from '../../src/schemas/common.js'
-import { Me, NewPassword, Session } from '../../src/schemas/auth.js'
+import { MeWithUsage, NewPassword, Session } from '../../src/schemas/auth.js'
+import { quotaUsage } from '../../src/domain/quota.js'
 import { PASSWORD_MAX } from '../../src/domain/passwords.js'
 
 /** The caller's own account and sessions (any signed-in user). */
@@ -28,12 +29,19 @@ const session: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/me', {
-    schema: { tags: ['auth'], summary: 'The caller, with the effective permission set (with an API key: the key\'s)', response: { 200: Me, ...authErrors } },
+    schema: {
+      tags: ['auth'],
+      summary: 'The caller, with the effective permission set (with an API key: the key\'s)',
+      description: 'Also the storage quota: `usedBytes` (every stored version of the documents you own, trashed ones included until purged), ' +
+        '`reservedBytes` (uploads in progress) and `quotaBytes` (the limit that applies to you; 0 = unlimited).',
+      response: { 200: MeWithUsage, ...authErrors },
+    },
   }, async (request) => {
     const user = await getUser(fastify.db, request.user.id)
     if (user === undefined) throw unauthorized('This session was ended (logout, password change or an admin); log in again', 'token_revoked')
+    const me = { ...toMe(user), ...quotaUsage(user, fastify.config.QUOTA_DEFAULT_BYTES) }
     // With an API key: what the key may do (its scopes within the owner's permissions).
-    return request.user.keyId === undefined ? toMe(user) : { ...toMe(user), permissions: request.user.permissions }
+    return request.user.keyId === undefined ? me : { ...me, permissions: request.user.permissions }
   })
 
   fastify.post('/password', {

@@ -4,7 +4,7 @@ import { authErrors, errors, IdParam, NoContent, Page, RequestHeader, withHeader
 import { expectedVersions, listDocuments, readDocumentJson, toDocument } from '../../src/domain/documents.js'
 import { AppError } from '../../src/lib/errors.js'
 import { auditContext } from '../../plugins/app/audit.js'
-import { etagMatches } from '../../src/lib/http.js'
+import { declaredLength, etagMatches } from '../../src/lib/http.js'
 
 const MultipartDocumentBody = Type.Object({
   file: Type.String({ format: 'binary', description: 'the document (exactly one file part)' }),
@@ -44,13 +44,14 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['documents'],
       summary: 'Upload a document (multipart/form-data)',
       description: 'One `file` part plus optional fields `title`, `description`, `tags` (repeatable) and `visibility`, before or after the file. ' +
-        'The file streams to storage; its type is sniffed from its bytes. 413 when larger than UPLOAD_MAX_BYTES, 415 when its type is not allowed.',
+        'The file streams to storage; its type is sniffed from its bytes. 413 when larger than UPLOAD_MAX_BYTES, 415 when its type is not allowed. ' +
+        'The request\'s Content-Length (UPLOAD_MAX_BYTES without one) is reserved against your storage quota before any byte is stored, then settled to the file\'s size: 413 `quota_exceeded` when it does not fit.',
       consumes: ['multipart/form-data'],
       response: { 201: withHeaders(Document, 'ETag', 'Location'), ...authErrors, ...errors(413, 415) },
     },
   }, async (request, reply) => {
     if (!request.isMultipart()) throw new AppError(415, 'unsupported_media_type', 'Send the document as multipart/form-data')
-    const doc = await fastify.uploadService.createFromParts(request.user, auditContext(request), request.parts())
+    const doc = await fastify.uploadService.createFromParts(request.user, auditContext(request), request.parts(), declaredLength(request.headers['content-length']))
     return await reply.code(201).header('etag', `"${doc.version}"`).header('location', `/documents/${doc.id}`).send(toDocument(doc))
   })
 

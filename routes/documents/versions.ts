@@ -6,8 +6,9 @@ import { Version, VersionListQuery, VersionParams } from '../../src/schemas/vers
 import { expectedVersions } from '../../src/domain/documents.js'
 import { toVersion, type VersionResult } from '../../src/domain/version-service.js'
 import { contentSchema, sendStored } from '../../src/http/object-response.js'
-import { assertContentAvailable } from '../../src/domain/document-scan.js'
+import { assertContentAvailable, assertVersionAvailable } from '../../src/domain/document-scan.js'
 import { AppError } from '../../src/lib/errors.js'
+import { declaredLength } from '../../src/lib/http.js'
 import { auditContext } from '../../plugins/app/audit.js'
 
 const IfMatch = Type.Object({ 'if-match': Type.Optional(Type.String({ maxLength: 100 })) })
@@ -43,7 +44,9 @@ const versionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       description: 'One `file` part, streamed and checked like POST /documents (sha256, sniffed type, UPLOAD_MAX_BYTES, UPLOAD_ALLOWED_TYPES). ' +
         'Needs write access to the document (owner, write share, documents:manage); 409 when it is in the trash. ' +
         '201 with the new current version; 200 with the current version when the bytes are the same (nothing stored). ' +
-        'The document\'s metadata `version` (its ETag) goes up by one with every new version.',
+        'The document\'s metadata `version` (its ETag) goes up by one with every new version. ' +
+        'The bytes count against the document owner\'s storage quota (reserved from Content-Length before any byte is stored): 413 `quota_exceeded` when they do not fit. ' +
+        'With malware scanning (CLAMD_URL) the document is `scanning` until the new version was found clean.',
       consumes: ['multipart/form-data'],
       params: IdParam,
       headers: IfMatch,
@@ -51,7 +54,7 @@ const versionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
   }, async (request, reply) => {
     if (!request.isMultipart()) throw new AppError(415, 'unsupported_media_type', 'Send the new version as multipart/form-data')
-    const r = await uploads.addVersionFromParts(request.user, auditContext(request), request.params.id, request.parts(), expectedVersions(request.headers['if-match']))
+    const r = await uploads.addVersionFromParts(request.user, auditContext(request), request.params.id, request.parts(), expectedVersions(request.headers['if-match']), declaredLength(request.headers['content-length']))
     return await sendResult(reply, request.params.id, r)
   })
 
@@ -105,8 +108,9 @@ const versionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
   }, async (request, reply) => {
     const { doc, version } = await versions.get(request.user, request.params.id, request.params.n)
-    // The current version's bytes follow the document's scan status; older ones were served before.
+    // The current version's bytes follow the document's scan status, every version its own verdict too.
     if (version.number === doc.currentVersion) assertContentAvailable(doc)
+    assertVersionAvailable(version)
     return await sendStored(request, reply, storage, config.DOWNLOAD_URL_TTL, version,
       async (kind, range) => await fastify.documentService.downloaded(auditContext(request), doc.id, kind, range, version.number), 'Version content')
   })
@@ -116,10 +120,11 @@ const versionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['documents'],
       summary: 'Make version n the content again, as a new current version (a copy inside the storage; If-Match honoured)',
-      description: '201 with the new version; 200 with the current version when version n already is the current content (n is current, or has the same bytes).',
+      description: '201 with the new version; 200 with the current version when version n already is the current content (n is current, or has the same bytes). ' +
+        'The copy counts against the owner\'s storage quota (413 `quota_exceeded`); a version being scanned (409 `document_scanning`) or found infected (403 `document_infected`) is not restored.',
       params: VersionParams,
       headers: IfMatch,
-      response: { ...changed, ...authErrors, ...errors(404, 409, 412) },
+      response: { ...changed, ...authErrors, ...errors(404, 409, 412, 413) },
     },
   }, async (request, reply) => {
     const r = await versions.restore(request.user, auditContext(request), request.params.id, request.params.n, expectedVersions(request.headers['if-match']))

@@ -24,6 +24,8 @@ const uploadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['documents'],
       summary: 'Start a pre-signed upload: returns where to PUT the bytes',
+      description: 'The declared `size` is reserved against your storage quota before the URL is made (413 `quota_exceeded` when it does not fit; ' +
+        'for a new version, against the document owner\'s); completing settles it to the real size, cancel, failure and expiry release it.',
       body: CreateUpload,
       response: { 201: UploadTicket, ...authErrors, ...errors(413, 415) },
     },

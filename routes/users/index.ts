@@ -3,7 +3,7 @@ import { getUser, listUsers, toUserView } from '../../src/domain/users.js'
 import { auditContext } from '../../plugins/app/audit.js'
 import { notFound } from '../../src/lib/errors.js'
 import { Id, IdParam, NoContent, Page, PageQuery, authErrors, errors, withHeaders } from '../../src/schemas/common.js'
-import { Email, Name, NewPassword, PermissionList, RoleName, User, UserKind, trimEmail } from '../../src/schemas/auth.js'
+import { Email, Name, NewPassword, PermissionList, QuotaBytes, RoleName, User, UserKind, trimEmail } from '../../src/schemas/auth.js'
 import lookupRoutes from './lookup.js'
 
 /** User administration (`users:manage`). Every change is audited and takes effect on the user's next request. */
@@ -60,10 +60,16 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['users'],
       summary: 'Change name, role, grants, revokes or disabled',
-      description: 'Authorization changes apply to the user\'s very next request; disabling also revokes every session. Demoting or disabling the last admin: 409 last_admin.',
+      description: 'Authorization changes apply to the user\'s very next request; disabling also revokes every session. Demoting or disabling the last admin: 409 last_admin. ' +
+        '`quotaBytes`: the user\'s storage quota in bytes (0 = unlimited, null = back to QUOTA_DEFAULT_BYTES); lowering it below the usage deletes nothing, it refuses further uploads.',
       params: IdParam,
       body: Type.Object({
-        name: Type.Optional(Type.Union([Name, Type.Null()])), role: Type.Optional(RoleName), grants: Type.Optional(PermissionList), revokes: Type.Optional(PermissionList), disabled: Type.Optional(Type.Boolean()),
+        name: Type.Optional(Type.Union([Name, Type.Null()])),
+        role: Type.Optional(RoleName),
+        grants: Type.Optional(PermissionList),
+        revokes: Type.Optional(PermissionList),
+        disabled: Type.Optional(Type.Boolean()),
+        quotaBytes: Type.Optional(QuotaBytes),
       }, { additionalProperties: false }),
       response: { 200: User, ...authErrors, ...errors(404, 409) },
     },

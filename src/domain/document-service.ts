@@ -1,5 +1,5 @@
 import type { Actor } from '../lib/actor.js'
-import type { Db } from '../db.js'
+import type { Db, DbOrTx } from '../db.js'
 import type { Storage } from '../storage/types.js'
 import type { AuditContext, RecordAudit } from './audit.js'
 import { requireDocument, requirePurgeable, type DocumentRow } from './document-access.js'
@@ -9,13 +9,14 @@ import {
 } from './documents.js'
 import type { DocumentFieldsInput } from '../schemas/documents.js'
 import { queueNewObject, type NewObjectDeps } from './document-scan.js'
+import { settleQuota, type Reservation } from './quota.js'
 import { AppError, badRequest, conflict, forbidden, notFound } from '../lib/errors.js'
 
 export interface DocumentServiceDeps {
   db: Db
   storage: Pick<Storage, 'delete'>
   /** the queue (plugins/app/queue.ts `enqueue`), for the scan and thumbnail jobs */
-  enqueue: (name: 'document-thumbnail' | 'document-scan', data: { documentId: string }) => Promise<unknown>
+  enqueue: (name: 'document-thumbnail' | 'document-scan', data: { documentId: string, version?: number }) => Promise<unknown>
   /** CLAMD_URL is set: new objects wait in `scanning` for the document-scan job */
   scan: boolean
   /** queues the deletion of stored objects (src/jobs/delete-objects.ts) */
@@ -54,13 +55,13 @@ export function documentService (deps: DocumentServiceDeps) {
   const newObjectDeps: NewObjectDeps = {
     enqueue: deps.enqueue,
     log: deps.log,
-    queueThumbnail: async (documentId, requestId) => {
+    queueThumbnail: async (documentId, requestId, version = 1) => {
       try {
-        await deps.enqueue('document-thumbnail', { documentId })
+        await deps.enqueue('document-thumbnail', version === 1 ? { documentId } : { documentId, version })
         return 'processing'
       } catch (err) {
         deps.log.warn({ err, documentId, requestId }, 'thumbnail job could not be queued')
-        await finishProcessing(db, documentId, { ok: false, error: 'the thumbnail job could not be queued' })
+        await finishProcessing(db, documentId, { ok: false, error: 'the thumbnail job could not be queued' }, version)
         return 'failed'
       }
     },
@@ -71,7 +72,8 @@ export function documentService (deps: DocumentServiceDeps) {
    * fails the object is deleted (a document never points at a missing object and no object is left
    * without its row). Then queueNewObject: the malware scan (CLAMD_URL), else an image's thumbnail.
    */
-  async function create (actor: Actor, ctx: AuditContext, stored: StoredObject, fields: DocumentFieldsInput, opts: { claimUploadId?: string, via: 'multipart' | 'presigned' }): Promise<DocumentRow> {
+  async function create (actor: Actor, ctx: AuditContext, stored: StoredObject, fields: DocumentFieldsInput,
+    opts: { claimUploadId?: string, via: 'multipart' | 'presigned' | 'tus', reservation?: Pick<Reservation, 'id'> }): Promise<DocumentRow> {
     // Publishing to everyone takes share rights, at creation as on PATCH.
     if (fields.visibility === 'internal' && !actor.can('documents:share') && !actor.can('documents:manage')) {
       throw forbidden('Creating an internal document requires the documents:share permission; leave visibility private, or ask an admin to grant it')
@@ -90,7 +92,9 @@ export function documentService (deps: DocumentServiceDeps) {
     }
     let row: DocumentRow
     try {
-      row = await insertDocument(db, input, { claimUploadId: opts.claimUploadId, scan: deps.scan })
+      // The quota reservation of the upload becomes the object's real size, with the row.
+      const inTx = opts.reservation !== undefined ? async (tx: DbOrTx) => await settleQuota(tx, opts.reservation!.id, stored.size, actor.id) : undefined
+      row = await insertDocument(db, input, { claimUploadId: opts.claimUploadId, scan: deps.scan, inTx })
     } catch (err) {
       // Another request completed this upload: the object is that document's now.
       if (err instanceof AppError && err.code === 'upload_completed') throw err

@@ -4,6 +4,7 @@ import { documents, documentShares, documentTags, documentVersions, uploads } fr
 import { DOCUMENT_COLUMNS, toDocumentRow, type DocumentRow, type RawDocumentRow } from './document-access.js'
 import { AppError, conflict } from '../lib/errors.js'
 import { initialStatus } from './document-scan.js'
+import { chargeUsage } from './quota.js'
 import { MAX_TAG_LENGTH, MAX_TAGS, type DocumentDto } from '../schemas/documents.js'
 import { documentSubject, recordEvent } from './webhooks/outbox.js'
 
@@ -81,9 +82,10 @@ export interface NewDocument {
  * Inserts a document whose object is already stored, with its tags, in one transaction.
  * `claimUploadId`: the claimed upload this document completes; it turns `completed` in the same
  * transaction (409 if it is no longer claimed). `scan`: the object waits for its malware scan
- * (status `scanning`, src/domain/document-scan.ts).
+ * (status `scanning`, src/domain/document-scan.ts). `inTx`: more writes in the same transaction
+ * (the quota reservation settled, src/domain/quota.ts).
  */
-export async function insertDocument (db: Db, input: NewDocument, opts: { claimUploadId?: string, scan?: boolean } = {}): Promise<DocumentRow> {
+export async function insertDocument (db: Db, input: NewDocument, opts: { claimUploadId?: string, scan?: boolean, inTx?: (tx: DbOrTx, row: DocumentRow) => Promise<void> } = {}): Promise<DocumentRow> {
   const now = new Date()
   const row: DocumentRow = {
     ...input,
@@ -113,8 +115,9 @@ export async function insertDocument (db: Db, input: NewDocument, opts: { claimU
       if (res.affectedRows !== 1) throw conflict('This upload was already completed', 'upload_completed')
     }
     await tx.insert(documents).values(row)
-    await tx.insert(documentVersions).values({ documentId: row.id, number: 1, storageKey: row.storageKey, size: row.size, sha256: row.sha256, mimeType: row.mimeType, filename: row.filename, createdAt: now, createdBy: row.ownerId })
+    await tx.insert(documentVersions).values({ documentId: row.id, number: 1, storageKey: row.storageKey, size: row.size, sha256: row.sha256, mimeType: row.mimeType, filename: row.filename, createdAt: now, createdBy: row.ownerId, scanStatus: opts.scan === true ? 'scanning' : null })
     if (row.tags.length > 0) await tx.insert(documentTags).values(row.tags.map(tag => ({ documentId: row.id, tag })))
+    await opts.inTx?.(tx, row)
     await recordEvent(tx, { type: 'document.created', subject: documentSubject(row.id), data: toDocument(row) }, now)
   })
   return row
@@ -177,16 +180,20 @@ export async function setTrashed (db: DbOrTx, id: string, trashed: boolean): Pro
   })
 }
 
-/** Deletes the row, its versions, tags and shares; returns the storage keys the caller must delete (by job). */
+/**
+ * Deletes the row, its versions, tags and shares; returns the storage keys the caller must delete
+ * (by job). The owner's quota usage goes down by every version's size in the same transaction.
+ */
 export async function deleteDocumentRow (db: Db, id: string): Promise<string[] | null> {
   return await db.transaction(async (tx) => {
     const [row] = await tx.select().from(documents).where(eq(documents.id, id)).for('update')
     if (row === undefined) return null
-    const versions = await tx.select({ storageKey: documentVersions.storageKey }).from(documentVersions).where(eq(documentVersions.documentId, id))
+    const versions = await tx.select({ storageKey: documentVersions.storageKey, size: documentVersions.size }).from(documentVersions).where(eq(documentVersions.documentId, id))
     await tx.delete(documentTags).where(eq(documentTags.documentId, id))
     await tx.delete(documentShares).where(eq(documentShares.documentId, id))
     await tx.delete(documentVersions).where(eq(documentVersions.documentId, id))
     await tx.delete(documents).where(eq(documents.id, id))
+    await chargeUsage(tx, row.ownerId, -versions.reduce((sum, v) => sum + v.size, 0))
     await recordEvent(tx, { type: 'document.deleted', subject: documentSubject(id), data: toDocument(row) })
     const versionKeys = versions.map(v => v.storageKey).filter(k => k !== row.storageKey)
     return [row.storageKey, ...versionKeys, thumbnailKey(id), ...(row.thumbnailKey !== null && row.thumbnailKey !== thumbnailKey(id) ? [row.thumbnailKey] : [])]

@@ -10,10 +10,11 @@ import type { DocumentFieldsInput } from '../schemas/documents.js'
 import { expectedVersions, originalKey } from './documents.js'
 import { checkFields, cleanFilename } from './document-create.js'
 import { versionKey } from './versions.js'
-import { findUpload, insertUpload, inspect, isAllowedType, payloadTooLarge, storeInspected, unsupportedType } from './uploads.js'
+import { deleteUpload, findUpload, insertUpload, inspect, isAllowedType, payloadTooLarge, storeInspected, unsupportedType } from './uploads.js'
 import { cancelUpload, claimUpload, discardUpload, promoteUpload, stagingKey } from './upload-staging.js'
 import { AppError, badRequest, conflict, forbidden, notFound } from '../lib/errors.js'
 import { newId } from '../lib/ids.js'
+import type { QuotaService, Reservation } from './quota.js'
 
 /*
  * Every way bytes come in (a multipart POST, a pre-signed upload's complete; tus later) ends in the
@@ -35,8 +36,13 @@ export interface UploadServiceDeps {
   limits: UploadLimits
   documents: Pick<DocumentService, 'create'>
   versions: Pick<VersionService, 'add' | 'requireWritable'>
+  /** storage quotas (src/domain/quota.ts): reserved before any byte is stored, settled with the row, released on failure */
+  quota: Pick<QuotaService, 'reserve' | 'release'>
   log: { error: (obj: object, msg: string) => void }
 }
+
+/** A pre-signed upload's reservation outlives its URL by this much: the uploads sweep releases it with the row, this is a backstop. */
+const PRESIGNED_RESERVATION_GRACE_MS = 2 * 24 * 3600 * 1000
 
 export interface UploadStart { filename: string, mimeType: string, size: number, sha256?: string }
 export interface UploadTicketDto { uploadId: string, method: 'PUT', url: string, headers: Record<string, string>, expiresAt: string }
@@ -90,24 +96,42 @@ export function uploadService (deps: UploadServiceDeps) {
     }).filter(([, v]) => v !== undefined)))
   }
 
-  /** POST /documents: one `file` part plus optional document fields, before or after it. */
-  async function createFromParts (actor: Actor, ctx: AuditContext, parts: AsyncIterable<UploadPart>): Promise<DocumentRow> {
+  /**
+   * A multipart upload's quota reservation, before any byte is read: the request's declared size
+   * (Content-Length, which is at least the file's) or, without one, UPLOAD_MAX_BYTES; settled to
+   * the file's real size with its row.
+   */
+  async function reserveMultipart (ownerId: string, declaredBytes: number | undefined): Promise<Reservation> {
+    const bytes = declaredBytes !== undefined && Number.isSafeInteger(declaredBytes) && declaredBytes >= 0 ? Math.min(declaredBytes, limits.maxBytes) : limits.maxBytes
+    return await deps.quota.reserve(ownerId, bytes)
+  }
+
+  const release = async (r: Reservation, requestId: string | null): Promise<void> => {
+    await deps.quota.release(r).catch((e: unknown) => deps.log.error({ err: e, reservation: r.id, requestId }, 'could not release a quota reservation'))
+  }
+
+  /** POST /documents: one `file` part plus optional document fields, before or after it. `declaredBytes`: the request's Content-Length. */
+  async function createFromParts (actor: Actor, ctx: AuditContext, parts: AsyncIterable<UploadPart>, declaredBytes?: number): Promise<DocumentRow> {
+    const reservation = await reserveMultipart(actor.id, declaredBytes)
     const id = newId()
     const key = originalKey(id)
     let stored = false
     try {
       const { stored: object, values } = await receive(parts, key, DOCUMENT_FIELDS, () => { stored = true })
-      return await deps.documents.create(actor, ctx, { id, ...object }, documentFields(values), { via: 'multipart' })
+      return await deps.documents.create(actor, ctx, { id, ...object }, documentFields(values), { via: 'multipart', reservation })
     } catch (err) {
       // documents.create deletes the object on insert failures; here for everything before.
       if (stored) await dropObject(key, ctx.requestId)
+      // A no-op when the document was recorded (the reservation was settled with it).
+      await release(reservation, ctx.requestId)
       throw err
     }
   }
 
-  /** POST /documents/:id/versions: one `file` part, no fields. Access is checked before any byte is read. */
-  async function addVersionFromParts (actor: Actor, ctx: AuditContext, documentId: string, parts: AsyncIterable<UploadPart>, expected?: number[] | 'any'): Promise<VersionResult> {
+  /** POST /documents/:id/versions: one `file` part, no fields. Access and quota (the owner's) are checked before any byte is read. */
+  async function addVersionFromParts (actor: Actor, ctx: AuditContext, documentId: string, parts: AsyncIterable<UploadPart>, expected?: number[] | 'any', declaredBytes?: number): Promise<VersionResult> {
     const { doc } = await deps.versions.requireWritable(actor, documentId)
+    const reservation = await reserveMultipart(doc.ownerId, declaredBytes)
     const key = versionKey(doc.id, newId())
     let stored = false
     let object: Received['stored']
@@ -115,10 +139,16 @@ export function uploadService (deps: UploadServiceDeps) {
       object = (await receive(parts, key, NO_FIELDS, () => { stored = true })).stored
     } catch (err) {
       if (stored) await dropObject(key, ctx.requestId)
+      await release(reservation, ctx.requestId)
       throw err
     }
     // versions.add deletes the object on any failure, and when the bytes are the current version's.
-    return await deps.versions.add(actor, ctx, doc.id, { storageKey: key, ...object }, { expected, via: 'multipart' })
+    try {
+      return await deps.versions.add(actor, ctx, doc.id, { storageKey: key, ...object }, { expected, via: 'multipart', reservation })
+    } catch (err) {
+      await release(reservation, ctx.requestId)
+      throw err
+    }
   }
 
   /** POST /uploads, or POST /documents/:id/versions/uploads with `documentId`: where to PUT the bytes. */
@@ -126,13 +156,22 @@ export function uploadService (deps: UploadServiceDeps) {
     if (body.size > limits.maxBytes) throw payloadTooLarge(limits.maxBytes)
     const type = body.mimeType.toLowerCase()
     if (!isAllowedType(type, limits.allowedTypes)) throw unsupportedType(type)
-    const target = documentId !== undefined ? (await deps.versions.requireWritable(actor, documentId)).doc.id : null
+    const target = documentId !== undefined ? (await deps.versions.requireWritable(actor, documentId)).doc : null
     const id = newId()
     const key = stagingKey(id)
     const expiresAt = new Date(Date.now() + limits.urlTtl * 1000)
-    await insertUpload(db, { id, userId: actor.id, documentId: target, filename: cleanFilename(body.filename), mimeType: type, size: body.size, sha256: body.sha256?.toLowerCase() ?? null, storageKey: key, expiresAt })
-    const signed = await storage.presignPut(key, { expiresIn: limits.urlTtl, contentType: type, contentLength: body.size })
-    return { uploadId: id, method: 'PUT', url: signed.url, headers: signed.headers, expiresAt: expiresAt.toISOString() }
+    // The declared size against the quota of the owner-to-be, before a URL exists; the
+    // reservation has the upload's id (complete settles it, cancel, discard and the sweep release it).
+    const reservation = await deps.quota.reserve(target?.ownerId ?? actor.id, body.size, { id, expiresAt: new Date(expiresAt.getTime() + PRESIGNED_RESERVATION_GRACE_MS) })
+    try {
+      await insertUpload(db, { id, userId: actor.id, documentId: target?.id ?? null, filename: cleanFilename(body.filename), mimeType: type, size: body.size, sha256: body.sha256?.toLowerCase() ?? null, storageKey: key, expiresAt })
+      const signed = await storage.presignPut(key, { expiresIn: limits.urlTtl, contentType: type, contentLength: body.size })
+      return { uploadId: id, method: 'PUT', url: signed.url, headers: signed.headers, expiresAt: expiresAt.toISOString() }
+    } catch (err) {
+      await deleteUpload(db, id).catch((e: unknown) => deps.log.error({ err: e, uploadId: id }, 'could not delete an upload row'))
+      await release(reservation, null)
+      throw err
+    }
   }
 
   /**
@@ -157,10 +196,10 @@ export function uploadService (deps: UploadServiceDeps) {
     const { mimeType, size, sha256 } = await promoteUpload(db, storage, up, target, limits.allowedTypes)
     try {
       if (documentId === null) {
-        const doc = await deps.documents.create(actor, ctx, { id: up.id, filename: up.filename, mimeType, size, sha256 }, fields, { claimUploadId: up.id, via: 'presigned' })
+        const doc = await deps.documents.create(actor, ctx, { id: up.id, filename: up.filename, mimeType, size, sha256 }, fields, { claimUploadId: up.id, via: 'presigned', reservation: { id: up.id } })
         return { kind: 'document', doc }
       }
-      const result = await deps.versions.add(actor, ctx, documentId, { storageKey: target, filename: up.filename, mimeType, size, sha256 }, { expected, claimUploadId: up.id, via: 'presigned' })
+      const result = await deps.versions.add(actor, ctx, documentId, { storageKey: target, filename: up.filename, mimeType, size, sha256 }, { expected, claimUploadId: up.id, via: 'presigned', reservation: { id: up.id } })
       return { kind: 'version', documentId, result }
     } catch (err) {
       await discardUpload(db, storage, up, target).catch((e: unknown) => deps.log.error({ err: e, uploadId: up.id }, 'could not discard an upload'))

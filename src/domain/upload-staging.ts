@@ -7,6 +7,7 @@ import { StorageNotFound, type PutResult, type Storage } from '../storage/types.
 import { AppError, conflict } from '../lib/errors.js'
 import { isId } from '../lib/ids.js'
 import { inspect, isAllowedType, unsupportedType, type UploadRow } from './uploads.js'
+import { releaseQuota } from './quota.js'
 
 /*
  * The rule for bytes sent through an upload URL (the pre-signed upload today; document versions or
@@ -83,24 +84,26 @@ async function setStatus (db: Db, id: string, from: string, to: string): Promise
 }
 
 /**
- * A claimed upload whose complete failed: the row is cancelled, then its bytes (wherever they are)
- * deleted. Nothing is deleted when the upload is no longer claimed: if it turned `completed`, a
+ * A claimed upload whose complete failed: the row is cancelled, its quota reservation released,
+ * then its bytes (wherever they are) deleted. Nothing is deleted when the upload is no longer claimed: if it turned `completed`, a
  * document owns the bytes at `target` (a failure after the insert must not take them away). A
  * crash in between leaves bytes at `target` for storage-reconcile.
  */
 export async function discardUpload (db: Db, storage: Storage, up: UploadRow, target?: string): Promise<void> {
   const [res] = await db.update(uploads).set({ status: 'cancelled' }).where(and(eq(uploads.id, up.id), eq(uploads.status, 'completing')))
   if (res.affectedRows !== 1) return
+  await releaseQuota(db, up.id)
   if (target !== undefined) await storage.delete(target)
   await storage.delete(up.storageKey)
 }
 
-/** DELETE /uploads/:id: the caller's pending upload is cancelled and its bytes deleted; false when there is none. */
+/** DELETE /uploads/:id: the caller's pending upload is cancelled, its quota reservation released and its bytes deleted; false when there is none. */
 export async function cancelUpload (db: Db, storage: Storage, userId: string, id: string): Promise<boolean> {
   if (!isId(id)) return false
   const [res] = await db.update(uploads).set({ status: 'cancelled' })
     .where(and(eq(uploads.id, id), eq(uploads.userId, userId), eq(uploads.status, 'pending')))
   if (res.affectedRows !== 1) return false
+  await releaseQuota(db, id)
   await storage.delete(stagingKey(id))
   return true
 }

@@ -10,6 +10,7 @@ import { effectivePermissions, type Permission, type Role } from './permissions.
 import { revokeUserSessions } from './sessions.js'
 import { recordEvent, userSubject } from './webhooks/outbox.js'
 import { revokeUserKeys } from './api-keys/store.js'
+import { chargeUsage } from './quota.js'
 
 export type UserRow = typeof users.$inferSelect
 
@@ -28,7 +29,7 @@ export function toMe (u: UserRow): MeView {
 }
 
 export function toUserView (u: UserRow): UserView {
-  return { ...toMe(u), kind: u.kind === 'service' ? 'service' : 'human', grants: u.grants, revokes: u.revokes, disabled: u.disabled, updatedAt: u.updatedAt.toISOString() }
+  return { ...toMe(u), kind: u.kind === 'service' ? 'service' : 'human', grants: u.grants, revokes: u.revokes, disabled: u.disabled, quotaBytes: u.quotaBytes, usedBytes: u.usedBytes, updatedAt: u.updatedAt.toISOString() }
 }
 
 export async function findUserByEmail (db: DbOrTx, email: string): Promise<UserRow | undefined> {
@@ -75,6 +76,9 @@ export async function insertUser (db: DbOrTx, input: NewUser): Promise<UserRow> 
     revokes: [...new Set(input.revokes ?? [])],
     disabled: false,
     authVersion: 1,
+    quotaBytes: null,
+    usedBytes: 0,
+    reservedBytes: 0,
     createdAt: now,
     updatedAt: now,
   }
@@ -128,9 +132,11 @@ async function lockForAdminChange (tx: DbOrTx, id: string): Promise<{ target: Us
   return { target, otherManagers: admins.filter(a => a.id !== id && isManagingAdmin(a)).length }
 }
 
-export interface UserPatch { name?: string | null, role?: Role, grants?: Permission[], revokes?: Permission[], disabled?: boolean }
+export interface UserPatch { name?: string | null, role?: Role, grants?: Permission[], revokes?: Permission[], disabled?: boolean, quotaBytes?: number | null }
 
-export type ChangedField = 'name' | 'role' | 'grants' | 'revokes' | 'disabled'
+export type ChangedField = 'name' | 'role' | 'grants' | 'revokes' | 'disabled' | 'quotaBytes'
+/** Fields whose change does not touch authorization (no auth_version bump, nothing published). */
+const NOT_AUTH: ReadonlySet<ChangedField> = new Set(['name', 'quotaBytes'])
 export interface UpdateResult { user: UserRow, changed: ChangedField[], authChanged: boolean, revokedSessions: string[] }
 
 export async function updateUser (db: Db, id: string, patch: UserPatch): Promise<UpdateResult> {
@@ -143,13 +149,14 @@ export async function updateUser (db: Db, id: string, patch: UserPatch): Promise
     if (patch.grants !== undefined) next.grants = [...new Set(patch.grants)]
     if (patch.revokes !== undefined) next.revokes = [...new Set(patch.revokes)]
     if (patch.disabled !== undefined) next.disabled = patch.disabled
-    const changed = (['name', 'role', 'grants', 'revokes', 'disabled'] as ChangedField[])
+    if (patch.quotaBytes !== undefined) next.quotaBytes = patch.quotaBytes
+    const changed = (['name', 'role', 'grants', 'revokes', 'disabled', 'quotaBytes'] as ChangedField[])
       .filter(k => JSON.stringify(next[k]) !== JSON.stringify(target[k]))
     if (changed.length === 0) return { user: target, changed, authChanged: false, revokedSessions: [] }
     if (isManagingAdmin(target) && !isManagingAdmin(next) && otherManagers === 0) {
       throw conflict('This is the last admin: it cannot be demoted, disabled or lose users:manage; make another user admin first', 'last_admin')
     }
-    const authChanged = changed.some(k => k !== 'name')
+    const authChanged = changed.some(k => !NOT_AUTH.has(k))
     next.updatedAt = new Date()
     await tx.update(users).set({
       name: next.name,
@@ -157,6 +164,7 @@ export async function updateUser (db: Db, id: string, patch: UserPatch): Promise
       grants: next.grants,
       revokes: next.revokes,
       disabled: next.disabled,
+      quotaBytes: next.quotaBytes,
       updatedAt: next.updatedAt,
       ...(authChanged ? { authVersion: sql`${users.authVersion} + 1` } : {}),
     }).where(eq(users.id, id))
@@ -195,6 +203,8 @@ export async function deleteUser (db: Db, id: string, transferTo?: string): Prom
       const [res] = await tx.update(documents).set({ ownerId: transferTo, updatedAt: now, version: sql`${documents.version} + 1` })
         .where(eq(documents.ownerId, id))
       documentsTransferred = res.affectedRows
+      // Their bytes count against the heir's quota now (they may take the heir over it: an admin's decision).
+      await chargeUsage(tx, transferTo, target.usedBytes)
     } else {
       const [res] = await tx.update(documents).set({ deletedAt: now, updatedAt: now, version: sql`${documents.version} + 1` })
         .where(and(eq(documents.ownerId, id), isNull(documents.deletedAt)))

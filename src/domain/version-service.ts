@@ -1,10 +1,11 @@
 import type { Actor } from '../lib/actor.js'
-import type { Db } from '../db.js'
+import type { Db, DbOrTx } from '../db.js'
 import type { Storage } from '../storage/types.js'
 import type { Payload } from '../jobs/catalogue.js'
 import type { AuditContext, RecordAudit } from './audit.js'
 import { requireDocument, type DocumentWithAccess } from './document-access.js'
-import { finishProcessing, wantsThumbnail } from './documents.js'
+import { assertVersionAvailable, queueNewObject, type NewObjectDeps } from './document-scan.js'
+import { settleQuota, type QuotaService, type Reservation } from './quota.js'
 import { commitVersion, deleteVersionRows, documentTrashed, versionMismatch, getVersion, listVersionRows, prunable, versionKey, type Committed, type StoredVersion, type VersionRow } from './versions.js'
 import { AppError, notFound } from '../lib/errors.js'
 import { decodeSeqCursor, pageOf } from '../lib/pagination.js'
@@ -12,12 +13,18 @@ import { newId } from '../lib/ids.js'
 import { StorageNotFound } from '../storage/types.js'
 import type { VersionDto } from '../schemas/versions.js'
 
-type VersionJob = 'document-thumbnail' | 'versions-prune'
+type VersionJob = 'versions-prune'
 
 export interface VersionServiceDeps {
   db: Db
   storage: Pick<Storage, 'delete' | 'copy'>
   enqueue: <N extends VersionJob>(name: N, data: Payload<N>) => Promise<unknown>
+  /** CLAMD_URL is set: a new version waits in `scanning` for its document-scan job, as a new document does */
+  scan: boolean
+  /** the scan or thumbnail hand-off of new objects (documentService.newObjectDeps, src/domain/document-scan.ts) */
+  newObject: NewObjectDeps
+  /** storage quotas (src/domain/quota.ts): a restore stores a copy, so it reserves too */
+  quota: Pick<QuotaService, 'reserve' | 'release'>
   /** queues the deletion of stored objects (src/jobs/delete-objects.ts) */
   deleteObjects: (keys: string[]) => Promise<void>
   /** VERSIONS_KEEP */
@@ -50,6 +57,10 @@ export const toVersion = (row: VersionRow, current: boolean): VersionDto => ({
 export function versionService (deps: VersionServiceDeps) {
   const { db, audit } = deps
   const subject = (id: string): string => `document:${id}`
+  /** Settles an upload's quota reservation in the commit's transaction: the size when a version was added, nothing when the bytes were the current ones. */
+  const settleWith = (reservation: Pick<Reservation, 'id'> | undefined, size: number) => reservation === undefined
+    ? undefined
+    : async (tx: DbOrTx, c: { ownerId: string, added: boolean }) => await settleQuota(tx, reservation.id, c.added ? size : 0, c.ownerId)
 
   /** The document an actor is about to add a version to (before any byte is read): 404/403/409. */
   async function requireWritable (actor: Actor, id: string): Promise<DocumentWithAccess> {
@@ -58,23 +69,25 @@ export function versionService (deps: VersionServiceDeps) {
     return found
   }
 
-  /** What follows a committed new version: old thumbnail away, a new one queued, pruning, the audit, the hook. */
+  /**
+   * What follows a committed new version: old thumbnail away, the scan (or the thumbnail) queued
+   * as for a new document (queueNewObject), pruning, the audit, the hook. While the version is
+   * `scanning` the hook waits: the scan job tells it once the bytes are clean.
+   */
   async function committed (ctx: AuditContext, documentId: string, c: Committed & { kind: 'added' }, action: string, payload: Record<string, unknown>): Promise<void> {
     const n = c.version.number
     if (c.previousThumbnailKey !== null) await deps.deleteObjects([c.previousThumbnailKey])
-    if (wantsThumbnail(c.version.mimeType)) {
-      try {
-        await deps.enqueue('document-thumbnail', { documentId, version: n })
-      } catch (err) {
-        deps.log.warn({ err, documentId, requestId: ctx.requestId }, 'thumbnail job could not be queued')
-        await finishProcessing(db, documentId, { ok: false, error: 'the thumbnail job could not be queued' }, n)
-      }
-    }
+    const status = await queueNewObject(deps.newObject, { id: documentId, status: c.status, version: n }, ctx.requestId)
     if (c.count > deps.keep) {
       // Not fatal: the next change of this document queues it again.
       await deps.enqueue('versions-prune', { documentId }).catch((err: unknown) => deps.log.warn({ err, documentId }, 'version pruning could not be queued'))
     }
     await audit(ctx, { action, subject: subject(documentId), payload: { number: n, size: c.version.size, sha256: c.version.sha256, mimeType: c.version.mimeType, ...payload } })
+    if (status !== 'scanning') await contentChanged(ctx, documentId, n)
+  }
+
+  /** The hook after a new current version (by a scan job too, once a scanned version turned out clean); never fails. */
+  async function contentChanged (ctx: AuditContext, documentId: string, n: number): Promise<void> {
     try {
       await deps.onContentChanged?.(ctx, documentId, n)
     } catch (err) {
@@ -88,12 +101,12 @@ export function versionService (deps: VersionServiceDeps) {
    * when another request completed the same upload (the object is that version's).
    */
   async function add (actor: Actor, ctx: AuditContext, documentId: string, stored: StoredVersion,
-    opts: { expected?: number[] | 'any', claimUploadId?: string, via: 'multipart' | 'presigned' }): Promise<VersionResult> {
+    opts: { expected?: number[] | 'any', claimUploadId?: string, via: 'multipart' | 'presigned' | 'tus', reservation?: Pick<Reservation, 'id'> }): Promise<VersionResult> {
     const drop = async (): Promise<void> => await deps.storage.delete(stored.storageKey)
       .catch((e: unknown) => deps.log.error({ err: e, key: stored.storageKey, requestId: ctx.requestId }, 'could not delete an orphaned object'))
     let c: Committed
     try {
-      c = await commitVersion(db, documentId, stored, actor.id, opts)
+      c = await commitVersion(db, documentId, stored, actor.id, { ...opts, scan: deps.scan, inTx: settleWith(opts.reservation, stored.size) })
     } catch (err) {
       if (!(err instanceof AppError && err.code === 'upload_completed')) await drop()
       throw err
@@ -121,19 +134,25 @@ export function versionService (deps: VersionServiceDeps) {
       const current = await getVersion(db, doc.id, doc.currentVersion)
       if (current !== null) return { created: false, version: toVersion(current, true), documentVersion: doc.version }
     }
+    // Bytes that are being scanned, or were found infected, are not copied back into service.
+    assertVersionAvailable(old)
+    // The copy is stored bytes like any upload: against the owner's quota, reserved first.
+    const reservation = await deps.quota.reserve(doc.ownerId, old.size)
     const key = versionKey(doc.id, newId())
     try {
       await deps.storage.copy(old.storageKey, key)
     } catch (err) {
+      await deps.quota.release(reservation)
       if (err instanceof StorageNotFound) throw notFound('Version content')
       throw err
     }
     const stored = { storageKey: key, size: old.size, sha256: old.sha256, mimeType: old.mimeType, filename: old.filename }
     let c: Committed
     try {
-      c = await commitVersion(db, doc.id, stored, actor.id, { expected })
+      c = await commitVersion(db, doc.id, stored, actor.id, { expected, scan: deps.scan, inTx: settleWith(reservation, old.size) })
     } catch (err) {
       await deps.storage.delete(key).catch((e: unknown) => deps.log.error({ err: e, key }, 'could not delete an orphaned object'))
+      await deps.quota.release(reservation).catch((e: unknown) => deps.log.error({ err: e, reservation: reservation.id }, 'could not release a quota reservation'))
       throw err
     }
     if (c.kind === 'same') {
@@ -175,7 +194,7 @@ export function versionService (deps: VersionServiceDeps) {
     return numbers
   }
 
-  return { requireWritable, add, restore, list, get, prune }
+  return { requireWritable, add, restore, list, get, prune, contentChanged }
 }
 
 export type VersionService = ReturnType<typeof versionService>

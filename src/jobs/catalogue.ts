@@ -27,6 +27,8 @@ const Clock = Type.Object({ now: Type.Optional(Type.String({ maxLength: 64 })) }
 const Empty = Type.Object({}, { additionalProperties: false })
 /** A scan retries while clamd is away: at SCAN_RETRY_MAX_MS (5 min) apart, this is years. */
 export const SCAN_ATTEMPTS = 1_000_000
+/** The scan job of one content version (version 1 keeps the id it always had). */
+export const scanJobId = (documentId: string, version?: number): string => version === undefined || version === 1 ? `scan-${documentId}` : `scan-${documentId}-v${version}`
 
 export const catalogue = {
   /** Health probe for the pipeline: the worker answers with the time it ran. */
@@ -70,13 +72,13 @@ export const catalogue = {
   /**
    * Streams a new object to clamd (CLAMD_URL). While clamd is unreachable it retries for as long
    * as it takes (fail closed): backoff `scan-retry` doubles from SCAN_RETRY_MS up to SCAN_RETRY_MAX_MS
-   * (src/jobs/backoff.ts).
+   * (src/jobs/backoff.ts). One job per content version (`version` absent = 1).
    */
   'document-scan': spec({
     queue: 'media',
-    payload: Type.Object({ documentId: JobId }, { additionalProperties: false }),
+    payload: Type.Object({ documentId: JobId, version: Type.Optional(Type.Integer({ minimum: 1 })) }, { additionalProperties: false }),
     options: { attempts: SCAN_ATTEMPTS, backoff: { type: 'scan-retry' }, removeOnFail: { age: 30 * 24 * 3600 } },
-    jobId: d => `scan-${d.documentId}`,
+    jobId: d => scanJobId(d.documentId, d.version),
   }),
   /** Queues again the scans of documents left in `scanning` without a live job (a failed enqueue, a lost job). */
   'scan-sweep': spec({ queue: 'cleanup', payload: Clock, options: { attempts: 3, backoff: { type: 'exponential', delay: 10_000 } } }),

@@ -1,6 +1,8 @@
 import { processorOf } from './types.js'
 import { finishScan, scanningSince, type ScanOutcome } from '../domain/document-scan.js'
 import { getDocumentRow, wantsThumbnail } from '../domain/documents.js'
+import { getVersion } from '../domain/versions.js'
+import { scanJobId } from './catalogue.js'
 import { clamdClient, ScannerUnavailable } from '../scanning/clamd.js'
 import { StorageNotFound } from '../storage/types.js'
 
@@ -17,17 +19,22 @@ export const SCAN_SWEEP_GRACE_MS = 5 * 60_000
 export default processorOf({
   name: 'document-scan',
   async process (app, job) {
+    const n = job.data.version ?? 1
     const doc = await getDocumentRow(app.db, job.data.documentId)
-    if (doc === null || doc.status !== 'scanning') return { skipped: doc?.status ?? 'missing' }
-    const log = app.log.child({ documentId: doc.id, jobId: job.id })
+    if (doc === null) return { skipped: 'missing' }
+    const version = await getVersion(app.db, doc.id, n)
+    // Still waiting: the version's own status, or (rows from before versions had one) the document's for its current version.
+    const waiting = version?.scanStatus === 'scanning' || (n === doc.currentVersion && doc.status === 'scanning')
+    if (version === null || !waiting) return { skipped: version?.scanStatus ?? doc.status }
+    const log = app.log.child({ documentId: doc.id, version: n, jobId: job.id })
     let outcome: ScanOutcome
     try {
       if (app.config.CLAMD_URL === '') throw new ScannerUnavailable('CLAMD_URL is not set in this worker (the API that stored the document has it)')
-      const verdict = await clamdClient(app.config.CLAMD_URL, { timeoutMs: app.config.SCAN_TIMEOUT_MS }).scan(await app.storage.get(doc.storageKey))
+      const verdict = await clamdClient(app.config.CLAMD_URL, { timeoutMs: app.config.SCAN_TIMEOUT_MS }).scan(await app.storage.get(version.storageKey))
       outcome = verdict.clean ? { kind: 'clean' } : { kind: 'infected', signature: verdict.signature }
     } catch (err) {
       if (err instanceof StorageNotFound) {
-        log.error({ key: doc.storageKey }, 'scan: the document has no object; left in scanning')
+        log.error({ key: version.storageKey }, 'scan: the version has no object; left in scanning')
         return { skipped: 'no object' }
       }
       // Storage errors are retried the same way; only a scanner that could not be reached may fail
@@ -39,26 +46,28 @@ export default processorOf({
       log.warn({ err }, 'scan: clamd unavailable and SCAN_FAIL_OPEN=true: the document is let through UNSCANNED')
       outcome = { kind: 'unscanned', reason: err.message }
     }
-    const thumbnail = wantsThumbnail(doc.mimeType)
-    const status = await finishScan({ db: app.db, audit: app.recordAudit }, doc, outcome, thumbnail)
-    if (status === 'infected' && outcome.kind === 'infected') log.warn({ signature: outcome.signature }, 'scan: malware found; the document is infected')
-    if (status === 'processing') await app.documentService.newObjectDeps.queueThumbnail(doc.id, null)
+    const moved = await finishScan({ db: app.db, audit: app.recordAudit }, doc, n, outcome, wantsThumbnail(version.mimeType))
+    if (moved !== null && outcome.kind === 'infected') log.warn({ signature: outcome.signature }, 'scan: malware found; the version is infected')
+    const status = moved?.document ?? null
+    if (status === 'processing') await app.documentService.newObjectDeps.queueThumbnail(doc.id, null, n)
+    // A new version of a document turned out clean: now the index may follow it (AUTO_REINGEST).
+    if (n > 1 && (status === 'processing' || status === 'ready')) await app.versionService.contentChanged({ actorId: null, ip: null, userAgent: null, requestId: null }, doc.id, n)
     return { status, outcome: outcome.kind }
   },
 })
 
-/** Queues the scan again of documents left in `scanning` without a live scan job. */
+/** Queues the scan again of versions (and documents) left in `scanning` without a live scan job. */
 export const scanSweep = processorOf({
   name: 'scan-sweep',
   async process (app, job) {
     const now = job.data.now !== undefined ? new Date(job.data.now) : new Date()
-    const ids = await scanningSince(app.db, new Date(now.getTime() - SCAN_SWEEP_GRACE_MS), 500)
+    const waiting = await scanningSince(app.db, new Date(now.getTime() - SCAN_SWEEP_GRACE_MS), 500)
     let requeued = 0
-    for (const documentId of ids) {
-      const existing = await app.queues.media.getJob(`scan-${documentId}`)
+    for (const { documentId, version } of waiting) {
+      const existing = await app.queues.media.getJob(scanJobId(documentId, version))
       if (existing !== undefined && LIVE_STATES.has(await existing.getState())) continue
       await existing?.remove().catch(() => undefined)
-      await app.enqueue('document-scan', { documentId })
+      await app.enqueue('document-scan', version === 1 ? { documentId } : { documentId, version })
       requeued++
     }
     if (requeued > 0) app.log.warn({ requeued }, 'scan sweep: queued again the scans of documents left in scanning')

@@ -4,6 +4,7 @@ import { deleteUpload, expiredUploads, uploadStatuses } from '../domain/uploads.
 import { STAGING_PREFIX, stagingUploadId } from '../domain/upload-staging.js'
 import { originalKey } from '../domain/documents.js'
 import { documents } from '../../drizzle/schema/index.js'
+import { expiredReservations, releaseQuota } from '../domain/quota.js'
 
 export const UPLOADS_SWEEP_JOB = 'uploads-sweep'
 /** Completing an upload is refused from expiresAt on; the sweep waits this much longer, so they never race. */
@@ -15,6 +16,7 @@ export const STALE_CLAIM_MS = 24 * 3600 * 1000
  * Deletes uploads that expired (pending ones and the rows kept after complete or cancel) and their
  * bytes; then staging objects no pending upload will use: what a pre-signed URL wrote after its
  * upload was completed or cancelled (S3 cannot refuse such a PUT; src/domain/upload-staging.ts).
+ * Quota reservations go with their uploads, and any past its own expiry (src/domain/quota.ts).
  */
 export default processorOf({
   name: UPLOADS_SWEEP_JOB,
@@ -34,9 +36,18 @@ export default processorOf({
           await app.storage.delete(originalKey(u.id))
         }
         await deleteUpload(app.db, u.id)
+        // Its quota reservation (the upload's id) is free again; a no-op once completed (settled).
+        await releaseQuota(app.db, u.id)
         swept++
       }
       if (batch.length < 200) break
+    }
+    // Reservations nobody settled or released: a process that died mid-upload.
+    let released = 0
+    for (;;) {
+      const ids = await expiredReservations(app.db, now, 200)
+      for (const id of ids) if (await releaseQuota(app.db, id)) released++
+      if (ids.length < 200) break
     }
     let strays = 0
     for await (const page of app.storage.list(STAGING_PREFIX)) {
@@ -52,7 +63,7 @@ export default processorOf({
         strays++
       }
     }
-    if (swept > 0 || strays > 0) app.log.info({ swept, strays }, 'expired uploads swept')
-    return { swept, strays }
+    if (swept > 0 || strays > 0 || released > 0) app.log.info({ swept, strays, released }, 'expired uploads swept')
+    return { swept, strays, released }
   },
 })

@@ -51,3 +51,10 @@ export function displayUrl (url: string, opts: { user?: boolean } = {}): string 
   const user = opts.user === true && u.username !== '' ? `${decodeURIComponent(u.username)}@` : ''
   return `${u.protocol}//${user}${u.host}${u.pathname === '/' ? '' : u.pathname}${opts.user === true && u.search !== '' ? '?…' : ''}`
 }
+
+/** A request's declared body size (Content-Length), or undefined when absent or not a plain number (chunked). */
+export function declaredLength (header: string | undefined): number | undefined {
+  if (header === undefined || !/^\d{1,16}$/.test(header.trim())) return undefined
+  const n = Number(header.trim())
+  return Number.isSafeInteger(n) ? n : undefined
+}

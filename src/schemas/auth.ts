@@ -33,10 +33,25 @@ export const User = Type.Object({
   grants: Type.Array(Type.String()),
   revokes: Type.Array(Type.String()),
   disabled: Type.Boolean(),
+  quotaBytes: Type.Union([Type.Integer(), Type.Null()], { description: 'the user\'s own storage quota in bytes (0 = unlimited); null = QUOTA_DEFAULT_BYTES applies' }),
+  usedBytes: Type.Integer({ description: 'bytes of every stored version of the documents the user owns, trashed ones included until purged' }),
   createdAt: IsoDate,
   updatedAt: IsoDate,
 }, { additionalProperties: false })
 export type UserDto = Static<typeof User>
+
+/** PATCH /users/:id: a whole number of bytes (0 = unlimited), or null for QUOTA_DEFAULT_BYTES. */
+export const QuotaBytes = Type.Union([Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }), Type.Null()], {
+  description: 'storage quota in bytes (0 = unlimited); null = back to QUOTA_DEFAULT_BYTES',
+})
+
+/** GET /auth/me: the caller plus their storage usage against their quota. */
+export const MeWithUsage = Type.Object({
+  ...Me.properties,
+  usedBytes: Type.Integer({ description: 'bytes of every stored version of the documents you own, trashed ones included until purged' }),
+  reservedBytes: Type.Integer({ description: 'bytes held by your uploads in progress (settled to their real size when they complete)' }),
+  quotaBytes: Type.Integer({ description: 'the storage quota that applies to you, bytes; 0 = unlimited' }),
+}, { additionalProperties: false })
 
 /** What any sharer may learn about another user: enough to share with them, nothing more. */
 export const UserRef = Type.Object({

@@ -50,7 +50,8 @@ test('register -> login -> me -> refresh -> reuse -> logout, with every log line
 
   res = await call({ method: 'GET', url: '/auth/me', headers: auth(first.accessToken) })
   t.equal(res.statusCode, 200)
-  t.same(res.json(), user)
+  // The registered user, plus the storage quota numbers (issue 24; QUOTA_DEFAULT_BYTES 0 = unlimited).
+  t.same(res.json(), { ...user, usedBytes: 0, reservedBytes: 0, quotaBytes: 0 })
 
   res = await call({ method: 'POST', url: '/auth/refresh', payload: { refreshToken: first.refreshToken } })
   t.equal(res.statusCode, 200)

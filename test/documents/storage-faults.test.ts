@@ -181,7 +181,7 @@ t.test('local: storage failing mid-upload to a pre-signed URL, then deletes fail
   t.same(await objects(app), [key], 'and so is the object')
 
   storage.broken = false
-  t.same(await sweep.process(app, { data: { now } } as never), { swept: 1, strays: 0 }, 'the next sweep succeeds')
+  t.same(await sweep.process(app, { data: { now } } as never), { swept: 1, strays: 0, released: 0 }, 'the next sweep succeeds')
   t.same(await pending(), [], 'upload row gone')
   t.same(await objects(app), [], 'no orphaned object')
   t.same(storage.attempts, [{ key, failed: true }, { key, failed: false }])

@@ -15,6 +15,9 @@ async function contentOf (app: FastifyInstance, row: IngestionRow, doc: Document
   if (version === doc.currentVersion) return { version, storageKey: doc.storageKey, filename: doc.filename, mimeType: doc.mimeType, size: doc.size, sha256: doc.sha256 }
   const [v] = await app.db.select().from(documentVersions).where(and(eq(documentVersions.documentId, doc.id), eq(documentVersions.number, version)))
   if (v === undefined) throw new VersionGone(`version ${version} of the document is no longer stored (pruned); ingest the current version instead`)
+  // An older version's own scan verdict (the dispatch job checked the document's, which follows its current version).
+  if (v.scanStatus === 'infected') throw new VersionGone(`version ${version} of the document was found infected; it is never ingested`)
+  if (v.scanStatus === 'scanning') throw new VersionGone(`version ${version} of the document is being scanned for malware; ingest it again once it is clean`)
   return { version, storageKey: v.storageKey, filename: v.filename, mimeType: v.mimeType, size: v.size, sha256: v.sha256 }
 }
 
