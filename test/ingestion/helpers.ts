@@ -11,6 +11,8 @@ import { documents, documentShares, documentVersions, ingestions } from '../../d
 import { newId } from '../../src/lib/ids.js'
 import { callbackUrl, signedHeaders, signedPath } from '../../src/domain/ingestion-signing.js'
 import { spawnProcess, waitForOutput } from '../helpers/processes.js'
+import { startWorkers } from '../../src/worker-runner.js'
+import type { QueueName } from '../../src/jobs/types.js'
 
 export { ROOT } from '../helpers/processes.js'
 
@@ -82,6 +84,14 @@ export async function freePort (): Promise<number> {
   const port = (srv.address() as net.AddressInfo).port
   await new Promise<void>(resolve => srv.close(() => resolve()))
   return port
+}
+
+/** Serves `app` on 127.0.0.1:`port` with in-process workers for `queues`; both closed (workers first) when `t` ends. */
+export async function serveWithWorkers (t: { teardown: (fn: () => unknown) => void }, app: FastifyInstance, port: number, queues: QueueName[]): Promise<void> {
+  const started: { workers?: Awaited<ReturnType<typeof startWorkers>> } = {}
+  t.teardown(async () => { await started.workers?.close(); await app.close() })
+  await app.listen({ port, host: '127.0.0.1' })
+  started.workers = await startWorkers(app, queues)
 }
 
 export interface ScriptedRequest { headers: IncomingMessage['headers'], raw: Buffer, body: any }

@@ -1,8 +1,7 @@
 import { test } from 'tap'
 import type { ServerResponse } from 'node:http'
-import { build, createUser } from '../helper.js'
+import { build, createUser, privateDatabase } from '../helper.js'
 import { startWorker } from '../helpers/processes.js'
-import { privateDatabase } from '../scale/helpers.js'
 import { eventually } from '../ingestion/helpers.js'
 import { newDocument, receiver, register, streamOf, verify } from './helpers.js'
 
