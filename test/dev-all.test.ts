@@ -54,6 +54,7 @@ async function start (t: Test): Promise<{ child: ChildProcess, pids: Map<number,
       STORAGE_URL_SECRET: 'dev-all-test-storage-secret-0123456789ab',
       INGESTION_SECRET: 'dev-all-test-ingestion-secret-0123',
       SHUTDOWN_GRACE_MS: '2000',
+      THUMBNAIL_SWEEP_INTERVAL_MS: '0',
       FORCE_COLOR: '0',
     },
   })

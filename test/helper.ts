@@ -48,6 +48,7 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
     RATE_LIMIT_MAX: 100000,
     // The suite's files share one database: a sweep in one file's worker would take other files' rows.
     INGESTION_RECOVERY_INTERVAL_MS: 0,
+    THUMBNAIL_SWEEP_INTERVAL_MS: 0,
     ...overrides,
   })
 }

@@ -49,6 +49,7 @@ test('the API and the worker log one start-up line without secrets', async (t) =
     INGESTION_URL: 'http://127.0.0.1:9/ingest?token=s3cr3t-query',
     LOG_LEVEL: 'info',
     SHUTDOWN_GRACE_MS: '2000',
+    THUMBNAIL_SWEEP_INTERVAL_MS: '0', // the test database is shared with other files
   }
   const expected = {
     publicUrl: `http://127.0.0.1:${port}`, // PUBLIC_URL unset: the listening address, 0.0.0.0 as 127.0.0.1

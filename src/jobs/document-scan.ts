@@ -1,10 +1,11 @@
 import { processorOf } from './types.js'
+import { jobIdOf } from './catalogue.js'
+import { requeueUnlessLive } from './requeue.js'
 import { finishScan, scanningSince, type ScanOutcome } from '../domain/document-scan.js'
 import { getDocumentRow, wantsThumbnail } from '../domain/documents.js'
 import { clamdClient, ScannerUnavailable } from '../scanning/clamd.js'
 import { StorageNotFound } from '../storage/types.js'
 
-const LIVE_STATES = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children'])
 /** A document still `scanning` this long after its last change, without a live job, is queued again. */
 export const SCAN_SWEEP_GRACE_MS = 5 * 60_000
 
@@ -55,11 +56,7 @@ export const scanSweep = processorOf({
     const ids = await scanningSince(app.db, new Date(now.getTime() - SCAN_SWEEP_GRACE_MS), 500)
     let requeued = 0
     for (const documentId of ids) {
-      const existing = await app.queues.media.getJob(`scan-${documentId}`)
-      if (existing !== undefined && LIVE_STATES.has(await existing.getState())) continue
-      await existing?.remove().catch(() => undefined)
-      await app.enqueue('document-scan', { documentId })
-      requeued++
+      if (await requeueUnlessLive(app.queues.media, jobIdOf('document-scan', { documentId })!, async () => await app.enqueue('document-scan', { documentId }))) requeued++
     }
     if (requeued > 0) app.log.warn({ requeued }, 'scan sweep: queued again the scans of documents left in scanning')
     return { requeued }

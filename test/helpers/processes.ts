@@ -105,7 +105,7 @@ export async function waitForHttp (url: string, opts: { ms?: number, proc?: Proc
 
 /**
  * The environment of an API or worker process that shares the in-test app's world (`config`): its
- * database, Redis prefix, secrets and storage. The recovery sweep is off (files share one database)
+ * database, Redis prefix, secrets and storage. The recovery and thumbnail sweeps are off (files share one database)
  * and the log level is `info` (readiness is read from the log). `extra` adds or overrides.
  */
 export function processEnv (config: Config, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -130,6 +130,7 @@ export function processEnv (config: Config, extra: Record<string, string> = {}):
     INGESTION_SECRET: config.INGESTION_SECRET,
     INGESTION_URL: config.INGESTION_URL,
     INGESTION_RECOVERY_INTERVAL_MS: '0',
+    THUMBNAIL_SWEEP_INTERVAL_MS: '0',
     ...storage,
     LOG_LEVEL: 'info',
     ...extra,
