@@ -1,6 +1,5 @@
 import { processorOf } from './types.js'
-import { jobIdOf } from './catalogue.js'
-import { requeueUnlessLive } from './requeue.js'
+import { requeueEach } from './requeue.js'
 import { finishScan, scanningSince, type ScanOutcome } from '../domain/document-scan.js'
 import { getDocumentRow, wantsThumbnail } from '../domain/documents.js'
 import { clamdClient, ScannerUnavailable } from '../scanning/clamd.js'
@@ -54,10 +53,7 @@ export const scanSweep = processorOf({
   async process (app, job) {
     const now = job.data.now !== undefined ? new Date(job.data.now) : new Date()
     const ids = await scanningSince(app.db, new Date(now.getTime() - SCAN_SWEEP_GRACE_MS), 500)
-    let requeued = 0
-    for (const documentId of ids) {
-      if (await requeueUnlessLive(app.queues.media, jobIdOf('document-scan', { documentId })!, async () => await app.enqueue('document-scan', { documentId }))) requeued++
-    }
+    const requeued = await requeueEach(app, 'document-scan', ids.map(documentId => ({ documentId })))
     if (requeued > 0) app.log.warn({ requeued }, 'scan sweep: queued again the scans of documents left in scanning')
     return { requeued }
   },

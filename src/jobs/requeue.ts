@@ -1,4 +1,6 @@
 import type { Queue } from 'bullmq'
+import type { FastifyInstance } from 'fastify'
+import { catalogue, jobIdOf, type JobName, type Payload } from './catalogue.js'
 
 /** States in which a job will still run (or runs now): a sweep leaves such a job alone. */
 export const LIVE_STATES = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children'])
@@ -13,4 +15,16 @@ export async function requeueUnlessLive (queue: Queue, jobId: string, add: () =>
   await existing?.remove().catch(() => undefined)
   await add()
   return true
+}
+
+/** requeueUnlessLive for each payload of catalogued job `name` (its job id convention); how many were queued. */
+export async function requeueEach<N extends JobName> (app: Pick<FastifyInstance, 'queues' | 'enqueue'>, name: N, payloads: Array<Payload<N>>): Promise<number> {
+  const queue = app.queues[catalogue[name].queue]
+  let requeued = 0
+  for (const data of payloads) {
+    const jobId = jobIdOf(name, data)
+    if (jobId === undefined) throw new Error(`job ${name} has no id convention: a sweep could double it`)
+    if (await requeueUnlessLive(queue, jobId, async () => await app.enqueue(name, data))) requeued++
+  }
+  return requeued
 }

@@ -1,7 +1,6 @@
 import { processorOf } from './types.js'
-import { jobIdOf, type Payload } from './catalogue.js'
 import { processingSince } from '../domain/documents.js'
-import { requeueUnlessLive } from './requeue.js'
+import { requeueEach } from './requeue.js'
 
 /** A document still `processing` this long after its last change, without a live thumbnail job, gets it again. */
 export const THUMBNAIL_SWEEP_GRACE_MS = 5 * 60_000
@@ -17,11 +16,8 @@ export const thumbnailSweep = processorOf({
   async process (app, job) {
     const now = job.data.now !== undefined ? new Date(job.data.now) : new Date()
     const rows = await processingSince(app.db, new Date(now.getTime() - THUMBNAIL_SWEEP_GRACE_MS), 500)
-    let requeued = 0
-    for (const { id, currentVersion } of rows) {
-      const data: Payload<'document-thumbnail'> = currentVersion === 1 ? { documentId: id } : { documentId: id, version: currentVersion }
-      if (await requeueUnlessLive(app.queues.media, jobIdOf('document-thumbnail', data)!, async () => await app.enqueue('document-thumbnail', data))) requeued++
-    }
+    // Version 1 as the upload queues it (no `version`); later versions as a new version does.
+    const requeued = await requeueEach(app, 'document-thumbnail', rows.map(r => r.currentVersion === 1 ? { documentId: r.id } : { documentId: r.id, version: r.currentVersion }))
     if (requeued > 0) app.log.warn({ requeued }, 'thumbnail sweep: queued again the thumbnails of documents left in processing')
     return { requeued }
   },
