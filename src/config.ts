@@ -52,6 +52,7 @@ export const ConfigSchema = Type.Object({
   DOWNLOAD_URL_TTL: Type.Integer({ minimum: 10, default: 300 }),
   TRASH_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 30 }),
   VERSIONS_KEEP: Type.Integer({ minimum: 1, maximum: 10000, default: 20 }),
+  THUMBNAIL_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 300_000, description: 'how often the worker queues again the thumbnail of documents left processing over 5 min without a live job (lost to a crash or a Redis restart); 0 = never (tests sharing one database)' }),
   AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 365 }),
   CLAMD_URL: Type.String({ default: '', pattern: '^$|^(tcp|unix)://', description: 'clamd for malware scanning (tcp://host:port or unix:///path); empty = no scanning' }),
   SCAN_FAIL_OPEN: Type.Boolean({ default: false, description: 'when clamd cannot be reached: true = the document becomes ready unscanned (logged and audited); false = it waits in `scanning`' }),

@@ -3,6 +3,7 @@ import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError, loadConfig } from '../src/config.js'
+import { ROOT, START_TIMEOUT_MS } from './helpers/processes.js'
 
 const base = { JWT_SECRET: 'x'.repeat(32), STORAGE_URL_SECRET: 's'.repeat(32), INGESTION_SECRET: 'y'.repeat(16) }
 
@@ -36,15 +37,14 @@ test('the server refuses to start on bad config, naming the variable', async (t)
   const res = spawnSync(process.execPath, ['--import=tsx', 'src/server.ts'], {
     env: { PATH: process.env.PATH ?? '', JWT_SECRET: 'too-short', STORAGE_URL_SECRET: 's'.repeat(32), INGESTION_SECRET: 'y'.repeat(16) },
     encoding: 'utf8',
-    timeout: 30000,
-    cwd: new URL('..', import.meta.url).pathname,
+    timeout: START_TIMEOUT_MS,
+    cwd: ROOT,
   })
   t.equal(res.status, 1, 'exit code 1')
   t.match(res.stderr, /JWT_SECRET/)
 })
 
 // issue 18: in production the process refuses secrets published in .env.example or docker-compose.yml.
-const ROOT = new URL('..', import.meta.url).pathname
 const strong = {
   JWT_SECRET: 'a1'.repeat(32),
   STORAGE_URL_SECRET: 'b2'.repeat(32),
@@ -114,7 +114,7 @@ test('the API and the worker refuse to start in production with a published secr
     const res = spawnSync(process.execPath, ['--import=tsx', entry], {
       env: { PATH: process.env.PATH ?? '', ...strong, INGESTION_SECRET: 'dev-only-ingestion-secret-0123456789' },
       encoding: 'utf8',
-      timeout: 30000,
+      timeout: START_TIMEOUT_MS,
       cwd: ROOT,
     })
     t.equal(res.status, 1, `${entry}: exit code 1`)

@@ -1,10 +1,11 @@
 // issue 23: `npm run dev:all` (scripts/dev-all.mjs) starts the API, the worker and the reference
 // ingestion backend; SIGINT stops all three, and when one exits the others are stopped: no orphans.
 import { test, type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { TEST_DATABASE_URL, TEST_REDIS_URL, testPrefix, testTempDir } from './helper.js'
-import { freePort, ROOT } from './ingestion/helpers.js'
+import { spawnProcess, waitForHttp } from './helpers/processes.js'
+import { eventually, freePort } from './ingestion/helpers.js'
 
 /** Every live descendant of `pid`, with its command line (from /proc). */
 function descendants (pid: number): Map<number, string> {
@@ -35,24 +36,10 @@ const alive = (pid: number): boolean => {
   } catch { return false }
 }
 
-async function until (what: string | (() => string), fn: () => Promise<boolean> | boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${typeof what === 'string' ? what : what()}`)
-    await new Promise(resolve => setTimeout(resolve, 250))
-  }
-}
-
-const answers = async (url: string): Promise<boolean> => {
-  try { return (await fetch(url, { signal: AbortSignal.timeout(2000) })).ok } catch { return false }
-}
-
 /** Starts dev:all on random ports; resolves once the API is ready and the backend answers. */
 async function start (t: Test): Promise<{ child: ChildProcess, pids: Map<number, string>, output: () => string }> {
   const [apiPort, ingestPort] = [await freePort(), await freePort()]
-  const child = spawn(process.execPath, ['scripts/dev-all.mjs'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const proc = spawnProcess(process.execPath, ['scripts/dev-all.mjs'], {
     env: {
       PATH: process.env.PATH ?? '',
       DATABASE_URL: TEST_DATABASE_URL,
@@ -67,18 +54,18 @@ async function start (t: Test): Promise<{ child: ChildProcess, pids: Map<number,
       STORAGE_URL_SECRET: 'dev-all-test-storage-secret-0123456789ab',
       INGESTION_SECRET: 'dev-all-test-ingestion-secret-0123',
       SHUTDOWN_GRACE_MS: '2000',
+      THUMBNAIL_SWEEP_INTERVAL_MS: '0',
       FORCE_COLOR: '0',
     },
   })
-  let out = ''
-  child.stdout!.on('data', (c: Buffer) => { out += c.toString('utf8') })
-  child.stderr!.on('data', (c: Buffer) => { out += c.toString('utf8') })
+  const child = proc.child
   t.teardown(() => { // if an assertion failed midway: leave nothing running
     for (const pid of [child.pid!, ...descendants(child.pid!).keys()]) { try { process.kill(pid, 'SIGKILL') } catch { } }
   })
-  await until(() => `API and backend up:\n${out}`, async () => child.exitCode === null && await answers(`http://127.0.0.1:${apiPort}/health/ready`) && await answers(`http://127.0.0.1:${ingestPort}/health`), 120_000)
+  await waitForHttp(`http://127.0.0.1:${apiPort}/health/ready`, { proc })
+  await waitForHttp(`http://127.0.0.1:${ingestPort}/health`, { proc })
   const pids = descendants(child.pid!)
-  return { child, pids, output: () => out }
+  return { child, pids, output: proc.output }
 }
 
 function processesOf (t: Test, pids: Map<number, string>): Record<string, number> {
@@ -94,7 +81,7 @@ test('SIGINT stops the API, the worker and the backend, and dev:all exits', asyn
   const exited = new Promise<number | null>(resolve => child.once('exit', resolve))
   child.kill('SIGINT')
   t.equal(await exited, 0, 'dev:all exits 0 on Ctrl-C')
-  await until('every process gone', () => [...pids.keys()].every(p => !alive(p)), 30_000)
+  await eventually(async () => [...pids.keys()].every(p => !alive(p)), 30_000, 250)
   t.pass('no process left')
   t.match(output(), /\[api\] /)
   t.match(output(), /\[worker\] /)
@@ -107,6 +94,6 @@ test('when one process exits, the other two are stopped', async (t) => {
   const exited = new Promise<number | null>(resolve => child.once('exit', resolve))
   process.kill(ingest!, 'SIGKILL')
   t.not(await exited, 0, 'dev:all reports the failure')
-  await until('every process gone', () => [...pids.keys()].every(p => !alive(p)), 30_000)
+  await eventually(async () => [...pids.keys()].every(p => !alive(p)), 30_000, 250)
   t.pass('no process left')
 })

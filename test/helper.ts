@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import type { Pool } from 'mysql2/promise'
+import mysql, { type Pool } from 'mysql2/promise'
 import type { Test } from 'tap'
 import { loadConfig, type Config } from '../src/config.js'
 import { buildApp } from '../src/build.js'
+import { runMigrations } from '../drizzle/migrate.js'
 import { users } from '../drizzle/schema/index.js'
 import { newId } from '../src/lib/ids.js'
 import { createSession } from '../src/domain/sessions.js'
@@ -47,6 +48,7 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
     RATE_LIMIT_MAX: 100000,
     // The suite's files share one database: a sweep in one file's worker would take other files' rows.
     INGESTION_RECOVERY_INTERVAL_MS: 0,
+    THUMBNAIL_SWEEP_INTERVAL_MS: 0,
     ...overrides,
   })
 }
@@ -57,6 +59,27 @@ export function testConfig (overrides: Partial<Config> = {}): Config {
  * 10 s: "Plugin did not start in time: 'autoload'". The server runs compiled JS and keeps the default.
  */
 export const TEST_PLUGIN_TIMEOUT = 60_000
+
+/**
+ * A freshly migrated database of its own, `<test db>_r<run>_<tag>`: for tests whose subject is the
+ * whole database (the last admin, a sweep over every row) or whose worker or relay would take other
+ * files' rows in the shared one. Dropped when `t` ends if given, else by the global teardown.
+ */
+export async function privateDatabase (tag: string, t?: Teardownable): Promise<string> {
+  const url = new URL(TEST_DATABASE_URL)
+  url.pathname = `${url.pathname}_r${TEST_RUN}_${tag}`
+  const name = url.pathname.slice(1)
+  const server = new URL(url)
+  server.pathname = '/'
+  const drop = async (): Promise<void> => {
+    const conn = await mysql.createConnection({ uri: server.toString() })
+    try { await conn.query(`DROP DATABASE IF EXISTS \`${name}\``) } finally { await conn.end() }
+  }
+  await drop()
+  t?.teardown(drop)
+  await runMigrations(url.toString())
+  return url.toString()
+}
 
 /** Builds the real app (real MySQL, Redis, storage) and closes it when the test ends. */
 export async function build (t: Teardownable, overrides: Partial<Config> = {}): Promise<FastifyInstance> {

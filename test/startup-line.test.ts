@@ -2,37 +2,22 @@
 // storage, database, Redis, ingestion backend), with no password or secret in it. The real entry
 // points are spawned, with a MySQL user and a Redis AUTH that carry real passwords.
 import { test } from 'tap'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import mysql from 'mysql2/promise'
 import { TEST_DATABASE_URL, TEST_REDIS_URL, testPrefix, testTempDir } from './helper.js'
-import { freePort, ROOT } from './ingestion/helpers.js'
+import { spawnEntry, waitForOutput } from './helpers/processes.js'
+import { freePort } from './ingestion/helpers.js'
 
 /** Runs an entry point until a log line with `msg` starting with `prefix` appears; returns every line printed. */
 async function runUntil (entry: string, env: Record<string, string>, prefix: string): Promise<{ line: Record<string, unknown>, output: string }> {
-  const child = spawn(process.execPath, ['--import=tsx', entry], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
+  const proc = spawnEntry(entry, { PATH: process.env.PATH ?? '', ...env })
   try {
-    return await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${entry}: no "${prefix}" line in 90 s:\n${output}`)), 90_000)
-      const onData = (chunk: Buffer) => {
-        output += chunk.toString('utf8')
-        for (const l of output.split('\n')) {
-          if (!l.startsWith('{')) continue
-          const rec = JSON.parse(l) as Record<string, unknown>
-          if (typeof rec.msg === 'string' && rec.msg.startsWith(prefix)) { clearTimeout(timer); resolve({ line: rec, output }) }
-        }
-      }
-      child.stdout.on('data', onData)
-      child.stderr.on('data', onData)
-      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${entry} exited (${code}):\n${output}`)) })
-    })
+    // complete lines only: the last one may still be arriving
+    const logged = (out: string) => out.split('\n').slice(0, -1).filter(l => l.startsWith('{')).map(l => JSON.parse(l) as Record<string, unknown>)
+    const line = await waitForOutput(proc, out => logged(out).find(rec => typeof rec.msg === 'string' && rec.msg.startsWith(prefix)), { what: `${entry} (a "${prefix}" line)` })
+    return { line, output: proc.output() }
   } finally {
-    if (child.exitCode === null) {
-      const exited = new Promise(resolve => child.once('exit', resolve))
-      child.kill('SIGTERM')
-      await exited
-    }
+    await proc.stop('SIGTERM')
   }
 }
 
@@ -64,6 +49,7 @@ test('the API and the worker log one start-up line without secrets', async (t) =
     INGESTION_URL: 'http://127.0.0.1:9/ingest?token=s3cr3t-query',
     LOG_LEVEL: 'info',
     SHUTDOWN_GRACE_MS: '2000',
+    THUMBNAIL_SWEEP_INTERVAL_MS: '0', // the test database is shared with other files
   }
   const expected = {
     publicUrl: `http://127.0.0.1:${port}`, // PUBLIC_URL unset: the listening address, 0.0.0.0 as 127.0.0.1

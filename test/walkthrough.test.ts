@@ -2,9 +2,7 @@ import { spawn } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'tap'
-import mysql from 'mysql2/promise'
-import { runMigrations } from '../drizzle/migrate.js'
-import { build, TEST_DATABASE_URL, TEST_REDIS_URL, TEST_RUN } from './helper.js'
+import { build, privateDatabase, TEST_REDIS_URL } from './helper.js'
 import { freePort, ROOT, startPython } from './ingestion/helpers.js'
 import { startWorkers } from '../src/worker-runner.js'
 
@@ -18,23 +16,13 @@ function walkthrough (): string {
 
 test('the README walkthrough works as pasted: admin, login, upload, list, download, ingestion watched live, audit', { timeout: 180000 }, async (t) => {
   // A database of its own: the walkthrough makes ada@example.com, as on a fresh machine.
-  const url = new URL(TEST_DATABASE_URL)
-  url.pathname = `${url.pathname}_r${TEST_RUN}_walk`
-  const server = new URL(url)
-  server.pathname = '/'
-  const conn = await mysql.createConnection({ uri: server.toString() })
-  await conn.query(`DROP DATABASE IF EXISTS \`${url.pathname.slice(1)}\``)
-  t.teardown(async () => {
-    await conn.query(`DROP DATABASE IF EXISTS \`${url.pathname.slice(1)}\``)
-    await conn.end()
-  })
-  await runMigrations(url.toString())
+  const DATABASE_URL = await privateDatabase('walk', t)
 
   const secret = 'walkthrough-ingestion-secret-0123456789'
   const backend = await startPython(secret)
   t.teardown(backend.close)
   const port = await freePort()
-  const app = await build(t, { DATABASE_URL: url.toString(), INGESTION_SECRET: secret, INGESTION_URL: backend.url, PUBLIC_URL: `http://127.0.0.1:${port}`, PORT: port, HOST: '127.0.0.1' })
+  const app = await build(t, { DATABASE_URL, INGESTION_SECRET: secret, INGESTION_URL: backend.url, PUBLIC_URL: `http://127.0.0.1:${port}`, PORT: port, HOST: '127.0.0.1' })
   await app.listen({ port, host: '127.0.0.1' })
   const workers = await startWorkers(app)
   t.teardown(workers.close)
@@ -44,7 +32,7 @@ test('the README walkthrough works as pasted: admin, login, upload, list, downlo
   const run = await new Promise<{ code: number | null, out: string, err: string }>((resolve, reject) => {
     const child = spawn('bash', ['-e', '-o', 'pipefail', '-c', walkthrough()], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', Q: `http://127.0.0.1:${port}`, DATABASE_URL: url.toString(), REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: app.config.REDIS_PREFIX, BCRYPT_COST: '4' },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', Q: `http://127.0.0.1:${port}`, DATABASE_URL, REDIS_URL: TEST_REDIS_URL, REDIS_PREFIX: app.config.REDIS_PREFIX, BCRYPT_COST: '4' },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''

@@ -1,10 +1,9 @@
 import { test } from 'tap'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { QueueEvents } from 'bullmq'
 import { buildWorkerApp } from '../src/build.js'
 import { startWorkers } from '../src/worker-runner.js'
-import { testConfig, testPrefix, TEST_DATABASE_URL, TEST_REDIS_URL } from './helper.js'
+import { testConfig, testPrefix } from './helper.js'
+import { startWorker } from './helpers/processes.js'
 import { eventually, freePort } from './ingestion/helpers.js'
 
 test('worker instance has the plugins but no routes, and runs a registered job', async (t) => {
@@ -26,65 +25,17 @@ test('worker instance has the plugins but no routes, and runs a registered job',
 })
 
 test('the worker process boots and stops cleanly on SIGTERM', async (t) => {
-  const child = spawn(process.execPath, ['--import=tsx', 'src/worker.ts'], {
-    cwd: new URL('..', import.meta.url).pathname,
-    env: {
-      ...process.env,
-      DATABASE_URL: TEST_DATABASE_URL,
-      REDIS_URL: TEST_REDIS_URL,
-      REDIS_PREFIX: testPrefix('worker-proc'),
-      JWT_SECRET: 'x'.repeat(32),
-      STORAGE_URL_SECRET: 's'.repeat(32),
-      INGESTION_SECRET: 'y'.repeat(16),
-      INGESTION_RECOVERY_INTERVAL_MS: '0',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let out = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
-  const started = await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => resolve(false), 30000)
-    child.stdout.on('data', () => { if (out.includes('worker started')) { clearTimeout(timer); resolve(true) } })
-  })
-  t.ok(started, 'worker started')
-  child.kill('SIGTERM')
-  const [code] = await once(child, 'exit') as [number | null]
+  const worker = await startWorker(t, testConfig({ REDIS_PREFIX: testPrefix('worker-proc') }))
+  t.pass('worker started')
+  const { code } = await worker.stop('SIGTERM')
   t.equal(code, 0, 'exit code 0')
-  t.match(out, /worker stopped/)
+  t.match(worker.output(), /worker stopped/)
 })
 
 test('a worker with WORKER_METRICS_PORT serves its job outcomes, event loop and pool metrics', async (t) => {
   const config = testConfig()
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import=tsx', 'src/worker.ts'], {
-    cwd: new URL('..', import.meta.url).pathname,
-    env: {
-      ...process.env,
-      DATABASE_URL: TEST_DATABASE_URL,
-      REDIS_URL: TEST_REDIS_URL,
-      REDIS_PREFIX: config.REDIS_PREFIX,
-      STORAGE_DIR: config.STORAGE_DIR,
-      JWT_SECRET: config.JWT_SECRET,
-      STORAGE_URL_SECRET: config.STORAGE_URL_SECRET,
-      INGESTION_SECRET: config.INGESTION_SECRET,
-      INGESTION_RECOVERY_INTERVAL_MS: '0',
-      HOST: '127.0.0.1',
-      WORKER_METRICS_PORT: String(port),
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
-  let out = ''
-  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
-  const started = await new Promise<boolean>((resolve) => {
-    const timer = setTimeout(() => resolve(false), 30000)
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('worker started')) { clearTimeout(timer); resolve(true) } })
-  })
-  t.ok(started, `worker started ${started ? '' : out}`)
+  const worker = await startWorker(t, config, { HOST: '127.0.0.1', WORKER_METRICS_PORT: String(port) })
 
   const app = await buildWorkerApp(config)
   t.teardown(async () => await app.close())
@@ -95,12 +46,11 @@ test('a worker with WORKER_METRICS_PORT serves its job outcomes, event loop and 
     const res = await fetch(`http://127.0.0.1:${port}/metrics`)
     const text = await res.text()
     return res.status === 200 && text.includes(completed) ? text : null
-  }, 20000)
+  }, 60_000)
   t.match(body, completed, 'the job the worker ran is counted')
   t.match(body, /quire_nodejs_eventloop_lag_p99_seconds \d/)
   t.match(body, /quire_db_pool_connections\{state="total"\} \d+/)
   t.equal((await fetch(`http://127.0.0.1:${port}/other`)).status, 404)
-  child.kill('SIGTERM')
-  const [code] = await once(child, 'exit') as [number | null]
+  const { code } = await worker.stop('SIGTERM')
   t.equal(code, 0, 'stops cleanly with the metrics server open')
 })

@@ -2,15 +2,15 @@ import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
 import { checkSession, type Principal } from '../../src/domain/auth-state.js'
 import { authDeps, type AccessTokenPayload } from '../../src/domain/sessions.js'
-import type { Permission } from '../../src/domain/permissions.js'
+import { describeGate, gateAllows, type PermissionGate } from '../../src/domain/permissions.js'
 import { forbidden, missingPermission, unauthorized } from '../../src/lib/errors.js'
 import { looksLikeKey } from '../../src/lib/api-key-format.js'
 import { isId } from '../../src/lib/ids.js'
 
-/** What a route declares in `config`: `public: true`, or the permission it needs (a list: any one of them). */
+/** What a route declares in `config`: `public: true`, or the permissions it needs (a list: any one of them; `{ all }`: each). */
 export interface AuthRouteConfig {
   public?: boolean
-  permission?: Permission | readonly Permission[]
+  permission?: PermissionGate
   /**
    * For a route on one object: a missing `permission` is not answered here but left in
    * `request.permitted` (false) for the object's lookup, which answers 404 first when the user
@@ -21,8 +21,7 @@ export interface AuthRouteConfig {
   sessionOnly?: boolean
 }
 
-const allows = (user: Principal, permission: Permission | readonly Permission[]): boolean =>
-  typeof permission === 'string' ? user.can(permission) : permission.some(p => user.can(p))
+const allows = (user: Principal, permission: PermissionGate): boolean => gateAllows(permission, p => user.can(p))
 
 declare module 'fastify' {
   interface FastifyContextConfig extends AuthRouteConfig {}
@@ -101,7 +100,7 @@ export default fp(async (fastify) => {
       throw forbidden('This needs a user session: log in (POST /auth/login) and use the access token, not an API key', 'session_required')
     }
     if (permission === undefined || allows(request.user, permission)) return
-    if (permissionAfterLookup !== true) throw missingPermission([permission].flat().join(' or '))
+    if (permissionAfterLookup !== true) throw missingPermission(describeGate(permission))
     request.permitted = false
   })
 }, { name: 'auth', dependencies: ['config', 'db', 'redis', 'jwt', 'api-keys'] })

@@ -4,6 +4,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { FastifySchema } from 'fastify'
 import { OptionalKind } from '@sinclair/typebox'
 import { completeDocument, factsKey, type RouteFacts } from '../../src/lib/openapi.js'
+import { describeGate, type PermissionGate } from '../../src/domain/permissions.js'
 
 interface ObjectSchema { properties?: Record<string, { default?: unknown }>, required?: string[] }
 
@@ -33,9 +34,9 @@ export default fp(async (fastify) => {
   const facts = new Map<string, RouteFacts>()
   fastify.addHook('onRoute', (route) => {
     const body = route.schema?.body as Record<symbol, unknown> | undefined
-    const config = route.config as { rateLimit?: unknown, public?: boolean, permission?: string | readonly string[], sessionOnly?: boolean } | undefined
-    // A list of permissions means any one of them (plugins/app/auth.ts); sessionOnly refuses API keys.
-    const who = config?.public === true ? 'public' : config?.permission === undefined ? 'signed in' : [config.permission].flat().join(' or ')
+    const config = route.config as { rateLimit?: unknown, public?: boolean, permission?: PermissionGate, sessionOnly?: boolean } | undefined
+    // As plugins/app/auth.ts reads it: a list means any one of them, `{ all }` each; sessionOnly refuses API keys.
+    const who = config?.public === true ? 'public' : config?.permission === undefined ? 'signed in' : describeGate(config.permission)
     const access = config?.sessionOnly === true ? `${who}, user session (no API key)` : who
     const routeFacts = { rateLimited: config?.rateLimit !== false, optionalBody: body?.[OptionalKind] === 'Optional', access }
     for (const method of Array.isArray(route.method) ? route.method : [route.method]) facts.set(factsKey(method, route.url), routeFacts)

@@ -11,11 +11,13 @@ const ShareParams = Type.Object({ id: Id(), userId: Id() }, { additionalProperti
 const shareRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, documentService: documents } = fastify
 
+  // The document rule's `share` (src/domain/access/document-rule.ts) on a document the caller can
+  // see: the gate asks for both permissions that takes; whose document it is is the rule's part.
   fastify.get('/:id/shares', {
-    config: { permission: 'documents:read' },
+    config: { permission: { all: ['documents:read', ['documents:share', 'documents:manage']] } },
     schema: {
       tags: ['documents'],
-      summary: 'Who the document is shared with, by user id (cursor-paginated; owner or documents:manage)',
+      summary: 'Who the document is shared with, by user id (cursor-paginated; its owner, or documents:manage)',
       params: IdParam,
       querystring: Type.Object({ ...PageQuery }, { additionalProperties: false }),
       response: { 200: Page(Share), ...authErrors, ...errors(404) },

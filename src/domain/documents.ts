@@ -223,6 +223,13 @@ export async function finishProcessing (db: Db, id: string, result: { ok: true, 
   return res.affectedRows === 1
 }
 
+/** Documents left in `processing` since before `before`, with their current content version (the thumbnail sweep). */
+export async function processingSince (db: Db, before: Date, limit: number): Promise<Array<{ id: string, currentVersion: number }>> {
+  return await db.select({ id: documents.id, currentVersion: documents.currentVersion }).from(documents)
+    .where(and(eq(documents.status, 'processing'), lt(documents.updatedAt, before)))
+    .orderBy(documents.updatedAt).limit(limit)
+}
+
 const GET_DOCUMENT_SQL = `SELECT ${DOCUMENT_COLUMNS} FROM documents d WHERE d.id = ? LIMIT 1`
 
 /** One row by id, whatever its state (the dispatch and thumbnail jobs, restore). */

@@ -80,6 +80,8 @@ export const catalogue = {
     options: { attempts: SCAN_ATTEMPTS, backoff: { type: 'scan-retry' }, removeOnFail: { age: 30 * 24 * 3600 } },
     jobId: d => scanJobId(d.documentId, d.version),
   }),
+  /** Queues again the thumbnails of documents left in `processing` without a live job (src/jobs/thumbnail-sweep.ts). */
+  'thumbnail-sweep': spec({ queue: 'cleanup', payload: Clock, options: { attempts: 3, backoff: { type: 'exponential', delay: 10_000 } } }),
   /** Queues again the scans of documents left in `scanning` without a live job (a failed enqueue, a lost job). */
   'scan-sweep': spec({ queue: 'cleanup', payload: Clock, options: { attempts: 3, backoff: { type: 'exponential', delay: 10_000 } } }),
   'delete-objects': spec({
@@ -131,6 +133,7 @@ export const schedules: Array<ScheduleDefinition & { job: JobName }> = [
   { id: 'ingestion-recovery', queue: 'ingestion', job: 'ingestion-recovery', every: (config) => config.INGESTION_RECOVERY_INTERVAL_MS },
   { id: 'trash-purge-hourly', queue: 'cleanup', job: 'trash-purge', every: 3600_000 },
   { id: 'uploads-sweep', queue: 'cleanup', job: 'uploads-sweep', every: 5 * 60_000 },
+  { id: 'thumbnail-sweep', queue: 'cleanup', job: 'thumbnail-sweep', every: (config) => config.THUMBNAIL_SWEEP_INTERVAL_MS },
   { id: 'scan-sweep', queue: 'cleanup', job: 'scan-sweep', every: (config) => config.CLAMD_URL === '' ? 0 : 5 * 60_000 },
   { id: 'storage-reconcile-daily', queue: 'cleanup', job: 'storage-reconcile', every: 24 * 3600_000 },
   { id: 'webhook-relay', queue: 'webhooks', job: 'webhook-relay', every: (config) => config.WEBHOOK_RELAY_INTERVAL_MS },

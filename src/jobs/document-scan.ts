@@ -1,12 +1,11 @@
 import { processorOf } from './types.js'
+import { requeueEach } from './requeue.js'
 import { finishScan, scanningSince, type ScanOutcome } from '../domain/document-scan.js'
 import { getDocumentRow, wantsThumbnail } from '../domain/documents.js'
 import { getVersion } from '../domain/versions.js'
-import { scanJobId } from './catalogue.js'
 import { clamdClient, ScannerUnavailable } from '../scanning/clamd.js'
 import { StorageNotFound } from '../storage/types.js'
 
-const LIVE_STATES = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children'])
 /** A document still `scanning` this long after its last change, without a live job, is queued again. */
 export const SCAN_SWEEP_GRACE_MS = 5 * 60_000
 
@@ -62,14 +61,7 @@ export const scanSweep = processorOf({
   async process (app, job) {
     const now = job.data.now !== undefined ? new Date(job.data.now) : new Date()
     const waiting = await scanningSince(app.db, new Date(now.getTime() - SCAN_SWEEP_GRACE_MS), 500)
-    let requeued = 0
-    for (const { documentId, version } of waiting) {
-      const existing = await app.queues.media.getJob(scanJobId(documentId, version))
-      if (existing !== undefined && LIVE_STATES.has(await existing.getState())) continue
-      await existing?.remove().catch(() => undefined)
-      await app.enqueue('document-scan', version === 1 ? { documentId } : { documentId, version })
-      requeued++
-    }
+    const requeued = await requeueEach(app, 'document-scan', waiting.map(({ documentId, version }) => version === 1 ? { documentId } : { documentId, version }))
     if (requeued > 0) app.log.warn({ requeued }, 'scan sweep: queued again the scans of documents left in scanning')
     return { requeued }
   },

@@ -8,6 +8,7 @@ import ingestionRecovery from './ingestion-recovery.js'
 import ingestionBatch from './ingestion-batch.js'
 import documentThumbnail from './thumbnail.js'
 import documentScan, { scanSweep } from './document-scan.js'
+import { thumbnailSweep } from './thumbnail-sweep.js'
 import deleteObjects from './delete-objects.js'
 import trashPurge from './trash-purge.js'
 import uploadsSweep from './uploads-sweep.js'
@@ -31,6 +32,7 @@ export const processors: { [N in JobName]: JobDefinition<any> } = {
   'document-thumbnail': documentThumbnail,
   'document-scan': documentScan,
   'scan-sweep': scanSweep,
+  'thumbnail-sweep': thumbnailSweep,
   'delete-objects': deleteObjects,
   'trash-purge': trashPurge,
   'uploads-sweep': uploadsSweep,

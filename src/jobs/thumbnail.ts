@@ -3,6 +3,7 @@ import { buffer } from 'node:stream/consumers'
 import { Readable } from 'node:stream'
 import { processorOf } from './types.js'
 import { finishProcessing, getDocumentRow, thumbnailKey } from '../domain/documents.js'
+import { StorageNotFound } from '../storage/types.js'
 
 export const THUMBNAIL_JOB = 'document-thumbnail'
 const MAX_INPUT_PIXELS = 50_000_000
@@ -26,8 +27,16 @@ export default processorOf({
       await finishProcessing(app.db, doc.id, { ok: false, error: `thumbnail skipped: images over ${MAX_INPUT_BYTES} bytes are not decoded` }, version)
       return { failed: true }
     }
-    // Storage errors are worth retrying; image errors are not.
-    const original = await buffer(await app.storage.get(doc.storageKey))
+    // Storage errors are worth retrying (the thumbnail sweep queues the job again after its last
+    // attempt); image errors are not, and neither is an original that is gone.
+    let original: Buffer
+    try {
+      original = await buffer(await app.storage.get(doc.storageKey))
+    } catch (err) {
+      if (!(err instanceof StorageNotFound)) throw err
+      await finishProcessing(app.db, doc.id, { ok: false, error: 'thumbnail failed: the original object is missing' }, version)
+      return { failed: true }
+    }
     let result
     try {
       const image = sharp(original, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })

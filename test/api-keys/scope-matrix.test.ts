@@ -9,10 +9,12 @@ import { makeKey } from './helpers.js'
 // from the permission list and the OpenAPI document's x-permission of every route, so a new
 // permission or a new gated route is covered without touching this test.
 
-interface Op { method: string, path: string, needs: string[] }
+/** `needs`: every clause, each met by any one of its permissions (`a and (b or c)`: [[a], [b, c]]). */
+interface Op { method: string, path: string, needs: string[][] }
 
-/** Routes whose object rule (src/domain/access/document-rule.ts) asks for more than their gate: a single scope never passes them. */
-const NEEDS_MORE: Record<string, string[]> = { 'GET /documents/{id}/shares': ['documents:read', 'documents:share'] }
+/** x-permission as src/domain/permissions.ts describeGate writes it. */
+const parseGate = (access: string): string[][] => access.split(' and ').map(c => c.replace(/^\((.*)\)$/, '$1').split(' or '))
+const passes = (needs: string[][], scopes: string[]): boolean => needs.every(any => any.some(p => scopes.includes(p)))
 
 test('scope matrix: every single-scope key against every permission-gated route', async (t) => {
   const app = await build(t)
@@ -24,10 +26,10 @@ test('scope matrix: every single-scope key against every permission-gated route'
     for (const [method, op] of Object.entries(item)) {
       const access = op['x-permission'] ?? ''
       if (access === '' || access === 'public' || access.startsWith('signed in')) continue
-      ops.push({ method: method.toUpperCase(), path, needs: access.split(' or ') })
+      ops.push({ method: method.toUpperCase(), path, needs: parseGate(access) })
     }
   }
-  const gated = new Set(ops.flatMap(o => o.needs))
+  const gated = new Set(ops.flatMap(o => o.needs.flat()))
   t.ok(ops.length >= 30, `${ops.length} gated operations`)
 
   // Objects the owner owns, fresh for each request (a permitted DELETE must not change the next probe).
@@ -46,6 +48,10 @@ test('scope matrix: every single-scope key against every permission-gated route'
     return { url: out, owned }
   }
 
+  const call = async (op: Op, target: string, headers: { authorization: string }) =>
+    await app.inject({ method: op.method as 'GET', url: target, headers, ...(op.method === 'GET' || op.method === 'DELETE' ? {} : { payload: {} }) })
+  const keyFor = async (scopes: string[]) => (await makeKey(app, owner, { scopes })).headers
+
   const keys = new Map<string, { authorization: string }>()
   for (const p of PERMISSIONS) keys.set(p, (await makeKey(app, owner, { name: `only ${p}`, scopes: [p] })).headers)
 
@@ -53,12 +59,9 @@ test('scope matrix: every single-scope key against every permission-gated route'
     const headers = keys.get(p)!
     for (const op of ops) {
       const target = await url(op.path)
-      const res = await app.inject({ method: op.method as 'GET', url: target.url, headers, ...(op.method === 'GET' || op.method === 'DELETE' ? {} : { payload: {} }) })
+      const res = await call(op, target.url, headers)
       const label = `${p}: ${op.method} ${op.path} (${res.statusCode})`
-      const more = NEEDS_MORE[`${op.method} ${op.path}`]
-      if (more !== undefined) {
-        t.equal(res.statusCode, 403, `refused (needs ${more.join(' and ')}): ${label}`)
-      } else if (op.needs.includes(p)) {
+      if (passes(op.needs, [p])) {
         t.ok(res.statusCode !== 403 && res.statusCode !== 401, `allowed: ${label}`)
       } else if (target.owned || !op.path.includes('{')) {
         t.equal(res.statusCode, 403, `refused: ${label}`)
@@ -69,12 +72,18 @@ test('scope matrix: every single-scope key against every permission-gated route'
     }
   }
 
-  for (const [op, scopes] of Object.entries(NEEDS_MORE)) {
-    const [method, path] = op.split(' ') as [string, string]
-    const both = await makeKey(app, owner, { scopes })
-    const res = await app.inject({ method: method as 'GET', url: (await url(path)).url, headers: both.headers })
-    t.equal(res.statusCode, 200, `${scopes.join(' + ')}: ${op}`)
+  // Gates of more than one clause: a key with one permission of each passes, one clause short does not.
+  for (const op of ops.filter(o => o.needs.length > 1)) {
+    for (const choice of op.needs.reduce<string[][]>((acc, any) => acc.flatMap(a => any.map(p => [...a, p])), [[]])) {
+      const res = await call(op, (await url(op.path)).url, await keyFor(choice))
+      t.ok(res.statusCode !== 403 && res.statusCode !== 401, `allowed with ${choice.join(' + ')}: ${op.method} ${op.path} (${res.statusCode})`)
+      for (const left of choice) {
+        const short = await call(op, (await url(op.path)).url, await keyFor(choice.filter(p => p !== left)))
+        t.equal(short.statusCode, 403, `refused without ${left}: ${op.method} ${op.path}`)
+      }
+    }
   }
+  t.ok(ops.some(o => o.method === 'GET' && o.path === '/documents/{id}/shares' && o.needs.length === 2), 'listing shares declares both permissions it takes')
 
   // Permissions no route gates alone widen what the others reach: documents:manage (any document).
   const stranger = await createUser(app, 'editor')

@@ -1,9 +1,7 @@
 import { test } from 'tap'
-import mysql from 'mysql2/promise'
 import { and, eq } from 'drizzle-orm'
-import { runMigrations } from '../../drizzle/migrate.js'
 import { auditEvents, users } from '../../drizzle/schema/index.js'
-import { assertErrorShape, build, createUser, TEST_DATABASE_URL, TEST_RUN } from '../helper.js'
+import { assertErrorShape, build, createUser, privateDatabase } from '../helper.js'
 import { makeKey } from './helpers.js'
 
 // issue 21: service accounts have no password, cannot log in, are never the last admin, and use
@@ -54,17 +52,8 @@ test('POST /users kind service; listed and filtered; cannot log in; keys made by
 })
 
 // "The last admin" is a property of the whole database: a database of its own.
-const url = new URL(TEST_DATABASE_URL)
-url.pathname = `${url.pathname}_r${TEST_RUN}_svcadmin`
-const DATABASE_URL = url.toString()
-
 test('a service account is never counted as the last admin', async (t) => {
-  const server = new URL(DATABASE_URL)
-  server.pathname = '/'
-  const conn = await mysql.createConnection({ uri: server.toString() })
-  await conn.query(`DROP DATABASE IF EXISTS \`${url.pathname.slice(1)}\``)
-  await conn.end()
-  await runMigrations(DATABASE_URL)
+  const DATABASE_URL = await privateDatabase('svcadmin', t)
   const app = await build(t, { DATABASE_URL })
   const person = await createUser(app, 'admin')
   const made = await app.inject({ method: 'POST', url: '/users', headers: person.headers, payload: { kind: 'service', name: 'robot admin', role: 'admin' } })

@@ -1,25 +1,12 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { test } from 'tap'
-import mysql from 'mysql2/promise'
 import { eq } from 'drizzle-orm'
-import { runMigrations } from '../../drizzle/migrate.js'
 import { users } from '../../drizzle/schema/index.js'
-import { assertErrorShape, build, createUser, TEST_DATABASE_URL, TEST_RUN, uniqueEmail } from '../helper.js'
+import { assertErrorShape, build, createUser, privateDatabase, uniqueEmail } from '../helper.js'
 
 // "The last admin" is a property of the whole database, so these tests get a database of their own.
-const url = new URL(TEST_DATABASE_URL)
-url.pathname = `${url.pathname}_r${TEST_RUN}_admins`
-const DATABASE_URL = url.toString()
-
-test('setup: a fresh database without any admin', async () => {
-  const server = new URL(DATABASE_URL)
-  server.pathname = '/'
-  const conn = await mysql.createConnection({ uri: server.toString() })
-  await conn.query(`DROP DATABASE IF EXISTS \`${url.pathname.slice(1)}\``)
-  await conn.end()
-  await runMigrations(DATABASE_URL)
-})
+const DATABASE_URL = await privateDatabase('admins')
 
 test('admin bootstrap from ADMIN_EMAIL/ADMIN_PASSWORD: once, even with two processes starting together', async (t) => {
   const ADMIN_EMAIL = uniqueEmail('boot')

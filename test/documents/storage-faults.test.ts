@@ -17,9 +17,7 @@ import sweep, { SWEEP_GRACE_MS } from '../../src/jobs/uploads-sweep.js'
 import storageReconcile, { RECONCILE_GRACE_MS } from '../../src/jobs/storage-reconcile.js'
 import { insertUpload } from '../../src/domain/uploads.js'
 import { newId } from '../../src/lib/ids.js'
-import mysql from 'mysql2/promise'
-import { runMigrations } from '../../drizzle/migrate.js'
-import { createUser, TEST_DATABASE_URL, TEST_RUN } from '../helper.js'
+import { createUser, privateDatabase } from '../helper.js'
 import { eventually } from '../ingestion/helpers.js'
 import { buildWith, multipart, storedFiles, upload } from './helpers.js'
 
@@ -31,24 +29,23 @@ async function objects (app: FastifyInstance): Promise<string[]> {
   return storedFiles(app.config.STORAGE_DIR)
 }
 
-/**
- * A freshly migrated database of this test's own: the uploads sweep works on every expired row of
- * the table, and sweeps run by other test files (and their workers) must not race this one.
- */
-async function privateDatabase (t: { teardown: (fn: () => unknown) => void }): Promise<string> {
-  const url = new URL(TEST_DATABASE_URL)
-  const name = `${url.pathname.slice(1)}_r${TEST_RUN}_sf${randomBytes(4).toString('hex')}`
-  const server = new URL(TEST_DATABASE_URL)
-  server.pathname = '/'
-  const conn = await mysql.createConnection({ uri: server.toString() })
-  await conn.query(`CREATE DATABASE \`${name}\``)
-  t.teardown(async () => {
-    await conn.query(`DROP DATABASE IF EXISTS \`${name}\``)
-    await conn.end()
-  })
-  url.pathname = `/${name}`
-  await runMigrations(url.toString())
-  return url.toString()
+/** storage.put fails after 1 MB of the body (a disk that fills up mid-stream) while `failing` is set. */
+function failingPuts (app: FastifyInstance) {
+  const state = { failing: true, failedMidStream: 0 }
+  const put = app.storage.put.bind(app.storage)
+  app.storage.put = async (key, body, opts) => {
+    if (!state.failing) return await put(key, body, opts)
+    async function * failing () {
+      let seen = 0
+      for await (const c of body) {
+        seen += (c as Buffer).length
+        if (seen > 1024 * 1024) { state.failedMidStream++; throw new Error('disk on fire') }
+        yield c as Buffer
+      }
+    }
+    return await put(key, Readable.from(failing(), { objectMode: false }), opts)
+  }
+  return state
 }
 
 /** storage.delete fails (as an unreachable S3 or a read-only disk would) while `broken` is set. */
@@ -127,7 +124,7 @@ for (const driver of ['local', 's3'] as const) {
 }
 
 t.test('local: storage failing mid-upload to a pre-signed URL, then deletes failing during the sweep -> no orphan once the sweep succeeds', async (t) => {
-  const app = await buildWith(t, 'local', { DATABASE_URL: await privateDatabase(t) })
+  const app = await buildWith(t, 'local', { DATABASE_URL: await privateDatabase(`sf${randomBytes(4).toString('hex')}`, t) })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   const ed = await createUser(app, 'editor')
@@ -141,31 +138,17 @@ t.test('local: storage failing mid-upload to a pre-signed URL, then deletes fail
   const target = ticket.url.replace(/^https?:\/\/[^/]+/, `http://127.0.0.1:${port}`)
 
   // The disk fails after 1 MB of the PUT.
-  const put = app.storage.put.bind(app.storage)
-  let failPuts = true
-  let failedMidStream = 0
-  app.storage.put = async (k, body, opts) => {
-    if (!failPuts) return await put(k, body, opts)
-    async function * failing () {
-      let seen = 0
-      for await (const c of body) {
-        seen += (c as Buffer).length
-        if (seen > 1024 * 1024) { failedMidStream++; throw new Error('disk on fire') }
-        yield c as Buffer
-      }
-    }
-    return await put(k, Readable.from(failing(), { objectMode: false }), opts)
-  }
+  const disk = failingPuts(app)
   const broken = await fetch(target, { method: 'PUT', headers: ticket.headers, body: content })
   t.equal(broken.status, 500, 'the PUT fails')
   // The rest of the body is unread: the server closes the connection rather than leaving it stuck
   // until the keep-alive timeout (which also held up app.close() for 72 s).
   t.equal(broken.headers.get('connection'), 'close', 'the connection is closed after the error')
-  t.equal(failedMidStream, 1, 'it failed mid-stream')
+  t.equal(disk.failedMidStream, 1, 'it failed mid-stream')
   t.same(await objects(app), [], 'no object, no temp file after the failed PUT')
 
   // The client retries the PUT and then never completes the upload.
-  failPuts = false
+  disk.failing = false
   t.equal((await fetch(target, { method: 'PUT', headers: ticket.headers, body: content })).status, 200)
   t.same(await objects(app), [key], 'the bytes are stored, waiting for a complete that never comes')
 
@@ -192,23 +175,11 @@ t.test('local: storage failing mid-stream of a multipart upload over a real sock
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   const ed = await createUser(app, 'editor')
-  const put = app.storage.put.bind(app.storage)
-  let failedMidStream = 0
-  app.storage.put = async (key, body, opts) => {
-    async function * failing () {
-      let seen = 0
-      for await (const c of body) {
-        seen += (c as Buffer).length
-        if (seen > 1024 * 1024) { failedMidStream++; throw new Error('disk on fire') }
-        yield c as Buffer
-      }
-    }
-    return await put(key, Readable.from(failing(), { objectMode: false }), opts)
-  }
+  const disk = failingPuts(app)
   const body = multipart({ filename: 'data.bin', data: randomBytes(8 * 1024 * 1024) })
   const res = await fetch(`http://127.0.0.1:${port}/documents`, { method: 'POST', headers: { ...ed.headers, ...body.headers }, body: body.payload })
   t.equal(res.status, 500)
-  t.equal(failedMidStream, 1, 'failed mid-stream')
+  t.equal(disk.failedMidStream, 1, 'failed mid-stream')
   t.match(await res.json(), { statusCode: 500, code: 'internal_error' })
   // Before: keep-alive, the client stuck sending the unread rest, app.close() waiting 72 s for it.
   t.equal(res.headers.get('connection'), 'close', 'the connection is closed after the error')

@@ -1,6 +1,5 @@
 import { test } from 'tap'
 import net from 'node:net'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { buffer } from 'node:stream/consumers'
 import { ListObjectsV2Command } from '@aws-sdk/client-s3'
@@ -8,8 +7,9 @@ import sharp from 'sharp'
 import type { FastifyInstance } from 'fastify'
 import { S3Storage } from '../../src/storage/s3.js'
 import { thumbnailKey, originalKey } from '../../src/domain/documents.js'
-import { createUser, TEST_DATABASE_URL, TEST_REDIS_URL } from '../helper.js'
-import { eventually, ROOT } from '../ingestion/helpers.js'
+import { createUser } from '../helper.js'
+import { startWorker } from '../helpers/processes.js'
+import { eventually } from '../ingestion/helpers.js'
 import { buildWith, multipart } from './helpers.js'
 
 /**
@@ -75,49 +75,11 @@ test('SIGKILL of the worker during a thumbnail job: a new worker picks it up, on
   const proxy = await holdingProxy(t, s3Endpoint, HOLD_AFTER)
   const ed = await createUser(app, 'editor')
 
-  const children: ChildProcess[] = []
-  t.teardown(() => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL') })
-  const startWorker = async (s3Url: string): Promise<ChildProcess> => {
-    const child = spawn(process.execPath, ['--import=tsx', 'src/worker.ts'], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        DATABASE_URL: TEST_DATABASE_URL,
-        REDIS_URL: TEST_REDIS_URL,
-        REDIS_PREFIX: app.config.REDIS_PREFIX,
-        JWT_SECRET: app.config.JWT_SECRET,
-        STORAGE_URL_SECRET: app.config.STORAGE_URL_SECRET,
-        INGESTION_SECRET: app.config.INGESTION_SECRET,
-        INGESTION_RECOVERY_INTERVAL_MS: '0',
-        STORAGE_DRIVER: 's3',
-        S3_ENDPOINT: s3Url,
-        S3_BUCKET: app.config.S3_BUCKET,
-        S3_REGION: app.config.S3_REGION,
-        S3_ACCESS_KEY_ID: app.config.S3_ACCESS_KEY_ID,
-        S3_SECRET_ACCESS_KEY: app.config.S3_SECRET_ACCESS_KEY,
-        S3_FORCE_PATH_STYLE: 'true',
-        // A dead worker's lock expires after this; stalled jobs are looked for as often.
-        WORKER_LOCK_MS: '2000',
-        LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    children.push(child)
-    let out = ''
-    child.stderr!.on('data', (d: Buffer) => { out += d.toString() })
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`worker did not start: ${out}`)), 30000)
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString()
-        if (out.includes('worker started')) { clearTimeout(timer); resolve() }
-      })
-      child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`worker exited (${code}): ${out}`)) })
-    })
-    return child
-  }
+  // A dead worker's lock expires after WORKER_LOCK_MS; stalled jobs are looked for as often.
+  const worker = async (s3Url: string) => await startWorker(t, app.config, { S3_ENDPOINT: s3Url, WORKER_LOCK_MS: '2000' })
 
   // The first worker reads S3 through the proxy that stalls large responses.
-  const [first, png] = await Promise.all([startWorker(proxy.url), bigPng(WIDTH, HEIGHT)])
+  const [first, png] = await Promise.all([worker(proxy.url), bigPng(WIDTH, HEIGHT)])
   t.ok(png.length > 4 * HOLD_AFTER, `the image (${png.length} bytes) is much larger than what the proxy lets through`)
   const body = multipart({ filename: 'big.png', contentType: 'image/png', data: png })
   const res = await app.inject({ method: 'POST', url: '/documents', headers: { ...ed.headers, ...body.headers }, payload: body.payload })
@@ -128,11 +90,9 @@ test('SIGKILL of the worker during a thumbnail job: a new worker picks it up, on
   t.ok(job, 'thumbnail job queued')
 
   // The worker took the job and is stuck mid-way through reading the original.
-  await eventually(async () => proxy.held() >= 1, 20000, 50)
+  await eventually(async () => proxy.held() >= 1, 120_000, 50)
   t.equal(await job!.getState(), 'active', 'the job is active in the first worker')
-  first.kill('SIGKILL')
-  await once(first, 'exit')
-  t.equal(first.signalCode, 'SIGKILL', 'first worker killed')
+  t.equal((await first.stop('SIGKILL')).signal, 'SIGKILL', 'first worker killed')
 
   // Nothing was produced by the dead worker; the job is still active under its (expiring) lock.
   const mid = await app.inject({ method: 'GET', url: `/documents/${doc.id}`, headers: ed.headers })
@@ -141,12 +101,12 @@ test('SIGKILL of the worker during a thumbnail job: a new worker picks it up, on
   t.equal(await job!.getState(), 'active', 'still active: only stalled-job recovery can free it')
 
   // A new worker (straight to S3) recovers the stalled job and finishes it.
-  await startWorker(app.config.S3_ENDPOINT)
+  await worker(app.config.S3_ENDPOINT)
   const ready = await eventually(async () => {
     const r = await app.inject({ method: 'GET', url: `/documents/${doc.id}`, headers: ed.headers })
     const d = r.json()
     return d.status !== 'processing' ? d : null
-  }, 30000, 100)
+  }, 120_000, 100)
   t.equal(ready.status, 'ready', 'status converged to ready')
   t.equal(ready.version, doc.version + 1, 'processing -> ready applied exactly once')
   t.same(ready.thumbnail, { width: 256, height: 205 })
@@ -157,7 +117,7 @@ test('SIGKILL of the worker during a thumbnail job: a new worker picks it up, on
   t.match(await sharp(thumb).metadata(), { format: 'webp', width: 256, height: 205 }, 'the thumbnail is a real webp')
 
   // State first: a job read before it completed would carry stale fields.
-  const finished = await eventually(async () => await app.queues.media.getJobState(`thumbnail-${doc.id}`) === 'completed' && await app.queues.media.getJob(`thumbnail-${doc.id}`), 10000)
+  const finished = await eventually(async () => await app.queues.media.getJobState(`thumbnail-${doc.id}`) === 'completed' && await app.queues.media.getJob(`thumbnail-${doc.id}`), 60_000)
   t.equal(finished.stalledCounter, 1, 'recovered through BullMQ stalled-job detection')
   t.equal(finished.attemptsStarted, 2, 'started twice: once per worker')
   t.same(finished.returnvalue, { width: 256, height: 205 })

@@ -53,18 +53,18 @@ test('admin job control: counts, list by state, detail, retry, delete; jobs:mana
 })
 
 test('internal schedules are listed apart: not in the counts, not in the default job list', async (t) => {
-  const app = await build(t, { INGESTION_RECOVERY_INTERVAL_MS: 30_000 })
+  const app = await build(t, { INGESTION_RECOVERY_INTERVAL_MS: 30_000, THUMBNAIL_SWEEP_INTERVAL_MS: 300_000 })
   const admin = await createUser(app, 'admin')
   const workers = await startWorkers(app, ['ingestion', 'cleanup'])
   t.teardown(workers.close)
   // every schedule's next run sits delayed once its first run is done
-  await eventually(async () => (await app.queues.cleanup.getDelayed()).filter(j => j.repeatJobKey !== undefined).length === 5)
+  await eventually(async () => (await app.queues.cleanup.getDelayed()).filter(j => j.repeatJobKey !== undefined).length === 6)
   await eventually(async () => (await app.queues.ingestion.getDelayed()).some(j => j.repeatJobKey !== undefined))
 
   const res = await app.inject({ method: 'GET', url: '/admin/queues', headers: admin.headers })
   t.equal(res.statusCode, 200)
   const cleanup = res.json().find((q: { name: string }) => q.name === 'cleanup')
-  t.same(cleanup.schedules.map((s: { id: string }) => s.id).sort(), ['audit-purge-hourly', 'storage-reconcile-daily', 'trash-purge-hourly', 'uploads-sweep', 'webhook-purge-hourly'])
+  t.same(cleanup.schedules.map((s: { id: string }) => s.id).sort(), ['audit-purge-hourly', 'storage-reconcile-daily', 'thumbnail-sweep', 'trash-purge-hourly', 'uploads-sweep', 'webhook-purge-hourly'])
   t.equal(cleanup.counts.delayed + cleanup.counts.waiting, 0, 'the pending runs of the schedules are not counted as jobs')
   t.equal(cleanup.counts.completed, 0, 'finished runs of schedules are not kept')
   // (the ingestion queue may hold real jobs here: its recovery sweep re-enqueues other test files' rows)
@@ -75,5 +75,5 @@ test('internal schedules are listed apart: not in the counts, not in the default
   t.same(await names('/admin/queues/cleanup/jobs?limit=100'), [], 'no run of a schedule in the default list')
   t.same(await names('/admin/queues/cleanup/jobs?state=delayed'), [], 'nor by state')
   t.notOk((await names('/admin/queues/ingestion/jobs?limit=100')).includes('ingestion-recovery'))
-  t.equal((await names('/admin/queues/cleanup/jobs?state=delayed&internal=true')).length, 5, 'internal=true shows them')
+  t.equal((await names('/admin/queues/cleanup/jobs?state=delayed&internal=true')).length, cleanup.schedules.length, 'internal=true shows them')
 })

@@ -2,10 +2,9 @@ import t from 'tap'
 import { createHmac } from 'node:crypto'
 import { eq } from 'drizzle-orm'
 import { buildApp } from '../../src/build.js'
-import { startWorkers } from '../../src/worker-runner.js'
 import { testConfig, createUser } from '../helper.js'
 import { documents } from '../../drizzle/schema/index.js'
-import { createDocument, scriptedBackend, json, waitForStatus, postCallback, openSse, freePort, eventually } from './helpers.js'
+import { createDocument, scriptedBackend, json, waitForStatus, postCallback, openSse, freePort, eventually, serveWithWorkers } from './helpers.js'
 
 // One scripted backend for the whole file: each ingestion's `options.script` says how to answer
 // its n-th request ('500', '200', '400', '202', 'hang').
@@ -54,11 +53,7 @@ const app = await buildApp(testConfig({
   INGESTION_CALLBACK_TIMEOUT_MS: 600,
   PUBLIC_URL: `http://127.0.0.1:${port}`,
 }))
-const started: { workers?: Awaited<ReturnType<typeof startWorkers>> } = {}
-t.teardown(async () => { await started.workers?.close(); await app.close() })
-await app.listen({ port, host: '127.0.0.1' })
-const workers = await startWorkers(app, ['ingestion'])
-started.workers = workers
+await serveWithWorkers(t, app, port, ['ingestion'])
 
 const ed = await createUser(app, 'editor')
 const trigger = async (script: string[], docId?: string) => {

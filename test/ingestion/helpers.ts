@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
 import { Readable } from 'node:stream'
@@ -10,8 +10,11 @@ import { eq } from 'drizzle-orm'
 import { documents, documentShares, documentVersions, ingestions } from '../../drizzle/schema/index.js'
 import { newId } from '../../src/lib/ids.js'
 import { callbackUrl, signedHeaders, signedPath } from '../../src/domain/ingestion-signing.js'
+import { spawnProcess, waitForOutput } from '../helpers/processes.js'
+import { startWorkers } from '../../src/worker-runner.js'
+import type { QueueName } from '../../src/jobs/types.js'
 
-export const ROOT = new URL('../..', import.meta.url).pathname
+export { ROOT } from '../helpers/processes.js'
 
 /** A document row with real stored bytes (the documents routes are not needed for these tests). */
 export async function createDocument (app: FastifyInstance, ownerId: string, opts: { content?: Buffer | string, filename?: string, mimeType?: string, visibility?: 'private' | 'internal' } = {}) {
@@ -83,6 +86,14 @@ export async function freePort (): Promise<number> {
   return port
 }
 
+/** Serves `app` on 127.0.0.1:`port` with in-process workers for `queues`; both closed (workers first) when `t` ends. */
+export async function serveWithWorkers (t: { teardown: (fn: () => unknown) => void }, app: FastifyInstance, port: number, queues: QueueName[]): Promise<void> {
+  const started: { workers?: Awaited<ReturnType<typeof startWorkers>> } = {}
+  t.teardown(async () => { await started.workers?.close(); await app.close() })
+  await app.listen({ port, host: '127.0.0.1' })
+  started.workers = await startWorkers(app, queues)
+}
+
 export interface ScriptedRequest { headers: IncomingMessage['headers'], raw: Buffer, body: any }
 
 /** A scripted ingestion backend: `handler` decides each answer; every request is recorded. */
@@ -121,26 +132,16 @@ export interface PythonService { url: string, base: string, secret: string, proc
  * unless `extra` names an `--index-path` (a later flag wins).
  */
 export async function startPython (secret: string, extra: string[] = []): Promise<PythonService> {
-  const proc = spawn('python3', ['examples/ingestion-service/server.py', '--host', '127.0.0.1', '--port', '0', '--secret', secret, '--log-level', 'WARNING', '--index-path', ':memory:', ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  proc.stderr!.on('data', (d: Buffer) => { out += d.toString() })
-  const port = await new Promise<number>((resolve, reject) => {
-    // A service that never says it listens is killed: a failed start must not keep the test file alive.
-    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`python service did not start: ${out}`)) }, 10000)
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString()
-      const m = /listening on [\d.]+:(\d+)/.exec(out)
-      if (m !== null) { clearTimeout(timer); resolve(Number(m[1])) }
-    })
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`python exited ${code}: ${out}`)) })
-  })
+  const proc = spawnProcess('python3', ['examples/ingestion-service/server.py', '--host', '127.0.0.1', '--port', '0', '--secret', secret, '--log-level', 'WARNING', '--index-path', ':memory:', ...extra])
+  // A service that never says it listens is killed: a failed start must not keep the test file alive.
+  const [, port] = await waitForOutput(proc, /listening on [\d.]+:(\d+)/, { what: 'the python service', killOnFailure: true })
   return {
     url: `http://127.0.0.1:${port}/ingest`,
     base: `http://127.0.0.1:${port}`,
     secret,
-    proc,
-    output: () => out,
-    close: async () => { if (proc.exitCode === null) { proc.kill('SIGTERM'); await once(proc, 'exit') } },
+    proc: proc.child,
+    output: proc.output,
+    close: async () => { await proc.stop('SIGTERM') },
   }
 }
 

@@ -4,9 +4,8 @@ import { createServer } from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { buildApp } from '../../src/build.js'
-import { startWorkers } from '../../src/worker-runner.js'
 import { testConfig, createUser } from '../helper.js'
-import { createDocument, startPython, waitForStatus, freePort, eventually, indexedDocument, searchIndex } from './helpers.js'
+import { createDocument, startPython, waitForStatus, freePort, eventually, indexedDocument, searchIndex, serveWithWorkers } from './helpers.js'
 import { signedHeaders, verifySignature } from '../../src/domain/ingestion-signing.js'
 
 // End to end: the real Python reference service as a child process, a real worker in-process and
@@ -16,11 +15,7 @@ const py = await startPython(config.INGESTION_SECRET, ['--async-threshold', '200
 t.teardown(py.close)
 const port = await freePort()
 const app = await buildApp({ ...config, INGESTION_URL: py.url, PUBLIC_URL: `http://127.0.0.1:${port}` })
-const started: { workers?: Awaited<ReturnType<typeof startWorkers>> } = {}
-t.teardown(async () => { await started.workers?.close(); await app.close() })
-await app.listen({ port, host: '127.0.0.1' })
-const workers = await startWorkers(app, ['ingestion'])
-started.workers = workers
+await serveWithWorkers(t, app, port, ['ingestion'])
 const ed = await createUser(app, 'editor')
 
 t.test('small text file: answered synchronously with real counts', async (t) => {

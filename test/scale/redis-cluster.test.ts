@@ -8,9 +8,8 @@ import { QUEUE_NAMES } from '../../src/jobs/types.js'
 import { bullPrefix } from '../../src/redis.js'
 import { ingestions } from '../../drizzle/schema/index.js'
 import { startCluster } from '../../scripts/redis-local.js'
-import { createUser, testConfig, testPrefix, TEST_PLUGIN_TIMEOUT } from '../helper.js'
+import { createUser, privateDatabase, testConfig, testPrefix, TEST_PLUGIN_TIMEOUT } from '../helper.js'
 import { createDocument, eventually, freePort, json, openSse, postCallback, scriptedBackend, waitForStatus } from '../ingestion/helpers.js'
-import { privateDatabase } from './helpers.js'
 
 // A three-master Redis Cluster of this file's own (scripts/redis-local.ts), two API processes and
 // two workers on it, sharing one database and one key prefix, as separate machines would.

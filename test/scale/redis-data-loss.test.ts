@@ -7,9 +7,8 @@ import { QUEUE_NAMES } from '../../src/jobs/types.js'
 import { schedules } from '../../src/jobs/catalogue.js'
 import { ingestions, ingestionEvents } from '../../drizzle/schema/index.js'
 import { startRedisServer } from '../../scripts/redis-local.js'
-import { createUser, testConfig, TEST_PLUGIN_TIMEOUT } from '../helper.js'
+import { createUser, privateDatabase, testConfig, TEST_PLUGIN_TIMEOUT } from '../helper.js'
 import { createDocument, eventually, freePort, json, scriptedBackend } from '../ingestion/helpers.js'
-import { privateDatabase } from './helpers.js'
 
 // A Redis of this file's own, without persistence: killed and started again, it comes back empty
 // (as after a restart of a non-persistent Redis, or a failover that lost the last writes).

@@ -6,9 +6,8 @@ import { Webhook } from 'standardwebhooks'
 import { buildApp, buildWorkerApp } from '../../src/build.js'
 import type { Config } from '../../src/config.js'
 import { startWorkers } from '../../src/worker-runner.js'
-import { testConfig, TEST_PLUGIN_TIMEOUT, type TestUser } from '../helper.js'
+import { privateDatabase, testConfig, TEST_PLUGIN_TIMEOUT, type TestUser } from '../helper.js'
 import { upload } from '../documents/helpers.js'
-import { privateDatabase } from '../scale/helpers.js'
 import { randomBytes } from 'node:crypto'
 
 interface Teardownable { teardown: (fn: () => unknown) => void }

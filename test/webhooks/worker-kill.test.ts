@@ -1,9 +1,8 @@
 import { test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import type { ServerResponse } from 'node:http'
-import { build, createUser, TEST_REDIS_URL } from '../helper.js'
-import { privateDatabase } from '../scale/helpers.js'
-import { eventually, ROOT } from '../ingestion/helpers.js'
+import { build, createUser, privateDatabase } from '../helper.js'
+import { startWorker } from '../helpers/processes.js'
+import { eventually } from '../ingestion/helpers.js'
 import { newDocument, receiver, register, streamOf, verify } from './helpers.js'
 
 test('the worker SIGKILLed mid-delivery: another worker delivers the event (same webhook-id)', async (t) => {
@@ -19,48 +18,13 @@ test('the worker SIGKILLed mid-delivery: another worker delivers the event (same
   const editor = await createUser(app, 'editor')
   const hook = await register(t, app, admin, rx.url(), ['document.created'])
 
-  const children: ChildProcess[] = []
-  t.teardown(() => { for (const c of children) if (c.exitCode === null) c.kill('SIGKILL') })
-  const startWorker = async (): Promise<ChildProcess> => {
-    const c = app.config
-    const child = spawn(process.execPath, ['--import=tsx', 'src/worker.ts'], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        DATABASE_URL: app.config.DATABASE_URL,
-        REDIS_URL: TEST_REDIS_URL,
-        REDIS_PREFIX: c.REDIS_PREFIX,
-        JWT_SECRET: c.JWT_SECRET,
-        STORAGE_URL_SECRET: c.STORAGE_URL_SECRET,
-        STORAGE_DIR: c.STORAGE_DIR,
-        INGESTION_SECRET: c.INGESTION_SECRET,
-        INGESTION_RECOVERY_INTERVAL_MS: '0',
-        WEBHOOK_ALLOW_PRIVATE: 'true',
-        WEBHOOK_RELAY_INTERVAL_MS: '100',
-        WEBHOOK_TIMEOUT_MS: '60000',
-        WORKER_LOCK_MS: '1000',
-        LOG_LEVEL: 'info',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    children.push(child)
-    let out = ''
-    child.stderr!.on('data', (d: Buffer) => { out += d.toString() })
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`worker did not start: ${out}`)), 60000)
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString()
-        if (out.includes('worker started')) { clearTimeout(timer); resolve() }
-      })
-    })
-    return child
-  }
+  const worker = async () => await startWorker(t, app.config, { WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_RELAY_INTERVAL_MS: '100', WEBHOOK_TIMEOUT_MS: '60000', WORKER_LOCK_MS: '1000' })
 
-  const first = await startWorker()
+  const first = await worker()
   const id = await newDocument(app, editor)
   await eventually(async () => held.length === 1, 60_000)
-  first.kill('SIGKILL')
-  await startWorker()
+  await first.stop('SIGKILL')
+  await worker()
   // Other test files may create documents meanwhile: follow the held event by its webhook-id.
   const heldId = rx.received[0]!.headers['webhook-id']
   const got = await eventually(async () => { const same = rx.received.filter(r => r.headers['webhook-id'] === heldId); return same.length >= 2 ? same : null }, 60_000)

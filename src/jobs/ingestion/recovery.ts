@@ -4,8 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { ingestionBatches, ingestions } from '../../../drizzle/schema/index.js'
 import { callbackTimeoutJobId, dispatchJobId } from '../../domain/ingestions/jobs.js'
 import { armCallbackTimeout } from './attempt.js'
-
-const LIVE_STATES = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children'])
+import { LIVE_STATES } from '../requeue.js'
 
 /**
  * The recovery sweep. Rows untouched for `graceMs`:
