@@ -71,7 +71,7 @@ export function documentService (deps: DocumentServiceDeps) {
    * fails the object is deleted (a document never points at a missing object and no object is left
    * without its row). Then queueNewObject: the malware scan (CLAMD_URL), else an image's thumbnail.
    */
-  async function create (actor: Actor, ctx: AuditContext, stored: StoredObject, fields: DocumentFieldsInput, opts: { claimUploadId?: string, via: 'multipart' | 'presigned' }): Promise<DocumentRow> {
+  async function create (actor: Actor, ctx: AuditContext, stored: StoredObject, fields: DocumentFieldsInput, opts: { claimUploadId?: string, via: 'multipart' | 'presigned' | 'tus' }): Promise<DocumentRow> {
     // Publishing to everyone takes share rights, at creation as on PATCH.
     if (fields.visibility === 'internal' && !actor.can('documents:share') && !actor.can('documents:manage')) {
       throw forbidden('Creating an internal document requires the documents:share permission; leave visibility private, or ask an admin to grant it')

@@ -139,9 +139,10 @@ export function uploadService (deps: UploadServiceDeps) {
    * POST /uploads/:id/complete: the bytes are moved to their final key and checked there
    * (upload-staging.ts), then become a document, or a new version of the upload's document: for
    * that, access (write, documents:update, not trashed) is checked again now, and `fields` must be
-   * empty (a version has none). `ifMatch`: the If-Match header, read for versions only.
+   * empty (a version has none). `ifMatch`: the If-Match header, read for versions only. `via`: how
+   * the bytes came (audited): a pre-signed URL, or tus (src/domain/tus-uploads.ts).
    */
-  async function complete (actor: Actor, ctx: AuditContext, uploadId: string, fields: DocumentFieldsInput, ifMatch?: string): Promise<Completed> {
+  async function complete (actor: Actor, ctx: AuditContext, uploadId: string, fields: DocumentFieldsInput, ifMatch?: string, via: 'presigned' | 'tus' = 'presigned'): Promise<Completed> {
     const up = await findUpload(db, actor.id, uploadId)
     if (up === null) throw notFound('Upload')
     if (up.expiresAt.getTime() <= Date.now()) throw new AppError(410, 'upload_expired', 'This upload expired; start a new one')
@@ -157,10 +158,10 @@ export function uploadService (deps: UploadServiceDeps) {
     const { mimeType, size, sha256 } = await promoteUpload(db, storage, up, target, limits.allowedTypes)
     try {
       if (documentId === null) {
-        const doc = await deps.documents.create(actor, ctx, { id: up.id, filename: up.filename, mimeType, size, sha256 }, fields, { claimUploadId: up.id, via: 'presigned' })
+        const doc = await deps.documents.create(actor, ctx, { id: up.id, filename: up.filename, mimeType, size, sha256 }, fields, { claimUploadId: up.id, via })
         return { kind: 'document', doc }
       }
-      const result = await deps.versions.add(actor, ctx, documentId, { storageKey: target, filename: up.filename, mimeType, size, sha256 }, { expected, claimUploadId: up.id, via: 'presigned' })
+      const result = await deps.versions.add(actor, ctx, documentId, { storageKey: target, filename: up.filename, mimeType, size, sha256 }, { expected, claimUploadId: up.id, via })
       return { kind: 'version', documentId, result }
     } catch (err) {
       await discardUpload(db, storage, up, target).catch((e: unknown) => deps.log.error({ err: e, uploadId: up.id }, 'could not discard an upload'))

@@ -88,7 +88,7 @@ export function versionService (deps: VersionServiceDeps) {
    * when another request completed the same upload (the object is that version's).
    */
   async function add (actor: Actor, ctx: AuditContext, documentId: string, stored: StoredVersion,
-    opts: { expected?: number[] | 'any', claimUploadId?: string, via: 'multipart' | 'presigned' }): Promise<VersionResult> {
+    opts: { expected?: number[] | 'any', claimUploadId?: string, via: 'multipart' | 'presigned' | 'tus' }): Promise<VersionResult> {
     const drop = async (): Promise<void> => await deps.storage.delete(stored.storageKey)
       .catch((e: unknown) => deps.log.error({ err: e, key: stored.storageKey, requestId: ctx.requestId }, 'could not delete an orphaned object'))
     let c: Committed
