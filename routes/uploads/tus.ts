@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
+import type { SwaggerTransform } from '@fastify/swagger'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Server } from '@tus/server'
 import { Id, NoContent, authErrors, errors } from '../../src/schemas/common.js'
@@ -82,10 +83,16 @@ const tusRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     await calls.run({ request, creation }, async () => { await tus.handle(request.raw, reply.raw) })
   }
 
+  // The bytes are streamed by tus, not parsed by Fastify: documented only.
+  const rawBody = (optional: boolean): SwaggerTransform<FastifySchema> => ({ schema, url }) => {
+    const body = Type.String({ format: 'binary' })
+    return { schema: { ...schema, consumes: ['application/offset+octet-stream'], body: optional ? Type.Optional(body) : body }, url }
+  }
   const tusHeaders = (description: string) => ({ tags: ['documents'], description: `${description} ${PROTOCOL}` })
 
   fastify.post('/tus', {
-    config: { permission: 'documents:create' },
+    // creation-with-upload: the first bytes may come with the creation (streamed, not parsed here)
+    config: { permission: 'documents:create', swaggerTransform: rawBody(true) },
     schema: {
       ...tusHeaders('Upload-Length (at most UPLOAD_MAX_BYTES) is required; Upload-Metadata may carry title, description, tags (JSON array or comma-separated), visibility, filename, filetype, sha256 (checked at the end), documentId (a new version: documents:update and write access; no other fields).'),
       summary: 'Start a resumable (tus) upload: 201 with its Location',
@@ -104,7 +111,7 @@ const tusRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     fastify.route({
       method,
       url: '/tus/:uploadId',
-      config: { permission: 'documents:create' },
+      config: { permission: 'documents:create', ...(method === 'PATCH' ? { swaggerTransform: rawBody(false) } : {}) },
       schema: {
         ...tusHeaders({
           HEAD: 'Upload-Offset: how much of the upload the server has (resume from there).',

@@ -68,20 +68,28 @@ export async function createTusStore (config: TusSettings, storage: Storage, red
       expirationPeriodInMilliseconds,
       cache,
     })
-    return { datastore: store, purge: async (key) => await purgeWith(store, storage, key, ['', '.info', '.part'], cache) }
+    return { datastore: store, purge: async (key) => await purgeWith(store, storage, key, ['.info', '.part'], cache) }
   }
   const root = (storage as LocalStorage).root ?? config.STORAGE_DIR
   await mkdir(join(root, 'uploads'), { recursive: true })
   const store = new FileStore({ directory: root, expirationPeriodInMilliseconds })
-  return { datastore: store, purge: async (key) => await purgeWith(store, storage, key, ['', '.json']) }
+  return { datastore: store, purge: async (key) => await purgeWith(store, storage, key, ['.json']) }
 }
 
-async function purgeWith (store: DataStore, storage: Storage, key: string, suffixes: string[], cache?: KvStore<MetadataValue>): Promise<void> {
-  // Aborts S3's multipart upload (read from the `.info`); an upload already completed or never
-  // begun answers "not found", which is fine.
-  await store.remove(key).catch((err: unknown) => {
-    if ((err as { status_code?: number }).status_code !== 404) throw err
-  })
-  for (const s of suffixes) await storage.delete(`${key}${s}`)
+/**
+ * Nothing to do without any of the store's own objects (`own`: its metadata; on S3 also the
+ * incomplete part, which tus' termination leaves): not a tus upload (a pre-signed one), or one
+ * already purged. Else S3's multipart upload is aborted (its id is in the metadata; an upload
+ * already completed answers "not found", which is fine), then the objects go, the metadata last,
+ * so a purge interrupted by a failure is done again by the next sweep.
+ */
+async function purgeWith (store: DataStore, storage: Storage, key: string, own: string[], cache?: KvStore<MetadataValue>): Promise<void> {
+  const found = await Promise.all(own.map(async s => await storage.head(`${key}${s}`) !== null))
+  if (found.includes(true)) {
+    await store.remove(key).catch((err: unknown) => {
+      if ((err as { status_code?: number }).status_code !== 404) throw err
+    })
+    for (const s of ['', ...own]) await storage.delete(`${key}${s}`)
+  }
   await cache?.delete(key)
 }
