@@ -9,6 +9,7 @@ import { stagingKey, stagingUploadId } from '../../src/domain/upload-staging.js'
 import type { TusCreation } from '../../src/domain/tus-uploads.js'
 import { toErrorBody } from '../../src/lib/error-reply.js'
 import { isId } from '../../src/lib/ids.js'
+import { AppError, unavailable } from '../../src/lib/errors.js'
 
 /** The request a tus hook runs for (the hooks get srvx's copy of the request, not Fastify's). */
 interface TusCall { request: FastifyRequest, creation?: TusCreation }
@@ -83,6 +84,27 @@ const tusRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     await calls.run({ request, creation }, async () => { await tus.handle(request.raw, reply.raw) })
   }
 
+  /**
+   * tus termination, done here rather than by @tus/server (whose DELETE only removes the store's
+   * part, and whose response would go before Quire's part is done): under the upload's lock (a
+   * PATCH still running on any process is asked to stop), the row is cancelled and everything the
+   * store holds removed (S3: AbortMultipartUpload, `.info`, `.part`).
+   */
+  async function terminate (request: FastifyRequest, uploadId: string): Promise<void> {
+    if (request.headers['tus-resumable'] === undefined) throw new AppError(412, 'precondition_failed', 'Tus-Resumable: 1.0.0 is required')
+    const lock = fastify.tusLocker.newLock(stagingKey(uploadId))
+    try {
+      await lock.lock(AbortSignal.timeout(fastify.tusLocker.acquireTimeoutMs + 5000), () => {})
+    } catch {
+      throw unavailable('The upload is busy (another request holds it); retry')
+    }
+    try {
+      await tusUploads.terminated(request.user, uploadId)
+    } finally {
+      await lock.unlock()
+    }
+  }
+
   // The bytes are streamed by tus, not parsed by Fastify: documented only.
   const rawBody = (optional: boolean): SwaggerTransform<FastifySchema> => ({ schema, url }) => {
     const body = Type.String({ format: 'binary' })
@@ -125,10 +147,11 @@ const tusRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       handler: async (request, reply) => {
         const { uploadId } = request.params as { uploadId: string }
         await tusUploads.requireOwn(request.user, uploadId)
-        await serve(request, reply)
-        if (method === 'DELETE' && reply.raw.statusCode === 204) {
-          await tusUploads.terminated(request.user, uploadId).catch((err: unknown) => request.log.error({ err, uploadId }, 'could not cancel a terminated tus upload'))
+        if (method === 'DELETE') {
+          await terminate(request, uploadId)
+          return await reply.code(204).header('tus-resumable', '1.0.0').send(null)
         }
+        await serve(request, reply)
       },
     })
   }

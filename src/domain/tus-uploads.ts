@@ -163,7 +163,7 @@ export function tusUploadService (deps: TusUploadDeps) {
     }
   }
 
-  /** DELETE (tus termination), after the store removed its part: the row is cancelled. */
+  /** DELETE (tus termination), under the upload's lock: the row is cancelled and everything the store holds removed. */
   async function terminated (actor: Actor, id: string): Promise<void> {
     // QUOTA: release(userId, uploadId)
     await cancelUpload(db, storage, actor.id, id)
