@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
+import type { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 import type { SwaggerTransform } from '@fastify/swagger'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
@@ -60,7 +61,13 @@ const tusRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     onUploadFinish: async (_req, upload) => {
       const { request } = call()
+      // The complete reads the whole object again (minutes for a large file on S3) while the socket
+      // carries nothing: the idle timeout (HTTP_IDLE_TIMEOUT_MS) must not cut the answer off.
+      const socket = request.raw.socket as Partial<Socket> | null
+      const idle = (ms: number): void => { if (typeof socket?.setTimeout === 'function') socket.setTimeout(ms) }
+      idle(0)
       const done = await tusUploads.finish(request.user, auditContext(request), stagingUploadId(upload.id) ?? '', upload.metadata)
+        .finally(() => { idle(config.HTTP_IDLE_TIMEOUT_MS) })
       const headers: Record<string, string> = done.kind === 'document'
         ? { 'Quire-Document-Id': done.doc.id }
         : { 'Quire-Document-Id': done.documentId, 'Quire-Version': String(done.result.version.number) }
