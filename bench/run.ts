@@ -24,10 +24,11 @@ import { ingestPost } from './scenarios/ingest-post.js'
 import { ingestE2e } from './scenarios/ingest-e2e.js'
 import { upload } from './scenarios/upload.js'
 import { uploadS3 } from './scenarios/upload-s3.js'
+import { uploadTus } from './scenarios/upload-tus.js'
 import { webhooks } from './scenarios/webhooks.js'
 
 /** In the order they run (options.ts ALL lists the names). */
-const SCENARIOS: Scenario[] = [read, readApiKey, readReplica, login, ingestPost, ingestE2e, webhooks, upload, uploadS3]
+const SCENARIOS: Scenario[] = [read, readApiKey, readReplica, login, ingestPost, ingestE2e, webhooks, upload, uploadS3, uploadTus]
 
 async function main (): Promise<void> {
   const started = new Date()

@@ -28,7 +28,7 @@ export const { values: argv } = parseArgs({
   allowPositionals: false,
 })
 
-export const ALL = ['read', 'read-apikey', 'read-replica', 'login', 'ingest-post', 'ingest-e2e', 'webhooks', 'upload', 'upload-s3'] as const
+export const ALL = ['read', 'read-apikey', 'read-replica', 'login', 'ingest-post', 'ingest-e2e', 'webhooks', 'upload', 'upload-s3', 'upload-tus'] as const
 export type ScenarioName = typeof ALL[number]
 
 if (argv.help === true) {

@@ -5,6 +5,7 @@ import { Version } from '../../src/schemas/versions.js'
 import { toDocument } from '../../src/domain/documents.js'
 import { auditContext } from '../../plugins/app/audit.js'
 import { notFound } from '../../src/lib/errors.js'
+import tusRoutes from './tus.js'
 
 const UploadParams = Type.Object({ uploadId: Id() }, { additionalProperties: false })
 
@@ -18,6 +19,8 @@ const UploadParams = Type.Object({ uploadId: Id() }, { additionalProperties: fal
  */
 const uploadRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const uploads = fastify.uploadService
+  // Resumable uploads (tus) at /uploads/tus; autoload loads only the index of a folder that has one.
+  await fastify.register(tusRoutes)
 
   fastify.post('/', {
     config: { permission: 'documents:create' },

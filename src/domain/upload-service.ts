@@ -42,7 +42,7 @@ export interface UploadServiceDeps {
 }
 
 /** A pre-signed upload's reservation outlives its URL by this much: the uploads sweep releases it with the row, this is a backstop. */
-const PRESIGNED_RESERVATION_GRACE_MS = 2 * 24 * 3600 * 1000
+export const PRESIGNED_RESERVATION_GRACE_MS = 2 * 24 * 3600 * 1000
 
 export interface UploadStart { filename: string, mimeType: string, size: number, sha256?: string }
 export interface UploadTicketDto { uploadId: string, method: 'PUT', url: string, headers: Record<string, string>, expiresAt: string }
@@ -178,9 +178,10 @@ export function uploadService (deps: UploadServiceDeps) {
    * POST /uploads/:id/complete: the bytes are moved to their final key and checked there
    * (upload-staging.ts), then become a document, or a new version of the upload's document: for
    * that, access (write, documents:update, not trashed) is checked again now, and `fields` must be
-   * empty (a version has none). `ifMatch`: the If-Match header, read for versions only.
+   * empty (a version has none). `ifMatch`: the If-Match header, read for versions only. `via`: how
+   * the bytes came (audited): a pre-signed URL, or tus (src/domain/tus-uploads.ts).
    */
-  async function complete (actor: Actor, ctx: AuditContext, uploadId: string, fields: DocumentFieldsInput, ifMatch?: string): Promise<Completed> {
+  async function complete (actor: Actor, ctx: AuditContext, uploadId: string, fields: DocumentFieldsInput, ifMatch?: string, via: 'presigned' | 'tus' = 'presigned'): Promise<Completed> {
     const up = await findUpload(db, actor.id, uploadId)
     if (up === null) throw notFound('Upload')
     if (up.expiresAt.getTime() <= Date.now()) throw new AppError(410, 'upload_expired', 'This upload expired; start a new one')
@@ -196,10 +197,10 @@ export function uploadService (deps: UploadServiceDeps) {
     const { mimeType, size, sha256 } = await promoteUpload(db, storage, up, target, limits.allowedTypes)
     try {
       if (documentId === null) {
-        const doc = await deps.documents.create(actor, ctx, { id: up.id, filename: up.filename, mimeType, size, sha256 }, fields, { claimUploadId: up.id, via: 'presigned', reservation: { id: up.id } })
+        const doc = await deps.documents.create(actor, ctx, { id: up.id, filename: up.filename, mimeType, size, sha256 }, fields, { claimUploadId: up.id, via, reservation: { id: up.id } })
         return { kind: 'document', doc }
       }
-      const result = await deps.versions.add(actor, ctx, documentId, { storageKey: target, filename: up.filename, mimeType, size, sha256 }, { expected, claimUploadId: up.id, via: 'presigned', reservation: { id: up.id } })
+      const result = await deps.versions.add(actor, ctx, documentId, { storageKey: target, filename: up.filename, mimeType, size, sha256 }, { expected, claimUploadId: up.id, via, reservation: { id: up.id } })
       return { kind: 'version', documentId, result }
     } catch (err) {
       await discardUpload(db, storage, up, target).catch((e: unknown) => deps.log.error({ err: e, uploadId: up.id }, 'could not discard an upload'))

@@ -14,7 +14,7 @@ export const STALE_CLAIM_MS = 24 * 3600 * 1000
 
 /**
  * Deletes uploads that expired (pending ones and the rows kept after complete or cancel) and their
- * bytes; then staging objects no pending upload will use: what a pre-signed URL wrote after its
+ * bytes (of a tus upload: also its multipart upload and metadata, src/storage/tus-store.ts); then staging objects no pending upload will use: what a pre-signed URL wrote after its
  * upload was completed or cancelled (S3 cannot refuse such a PUT; src/domain/upload-staging.ts).
  * Quota reservations go with their uploads, and any past its own expiry (src/domain/quota.ts).
  */
@@ -30,6 +30,8 @@ export default processorOf({
       for (const u of batch) {
         // Objects first: a crash in between leaves a row the next sweep retries, never an orphaned object.
         await app.storage.delete(u.storageKey)
+        // A resumable (tus) upload's leftovers: S3's multipart upload (aborted), the store's metadata.
+        await app.tusStore.purge(u.storageKey)
         // A complete that crashed after moving the bytes: no document was created (that would have
         // marked the upload completed in the same transaction), but check before deleting its key.
         if (u.status === 'completing' && (await app.db.select({ id: documents.id }).from(documents).where(eq(documents.id, u.id)).limit(1)).length === 0) {

@@ -16,6 +16,23 @@ const isNotFound = (err: unknown): boolean => {
   return e?.name === 'NotFound' || e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404
 }
 
+/** How Quire talks to S3 (its own client and the tus store's, src/storage/tus-store.ts). */
+export function s3ClientConfig (config: S3Settings): S3ClientConfig {
+  const opts: S3ClientConfig = {
+    region: config.S3_REGION,
+    forcePathStyle: config.S3_FORCE_PATH_STYLE,
+    // Checksums only where S3 requires them: S3-compatible servers (and pre-signed PUTs, whose
+    // body the SDK never sees) break on the SDK's default flexible checksums.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  }
+  if (config.S3_ENDPOINT !== '') opts.endpoint = config.S3_ENDPOINT
+  if (config.S3_ACCESS_KEY_ID !== '') {
+    opts.credentials = { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY }
+  }
+  return opts
+}
+
 /**
  * S3 (or any S3-compatible server: MinIO, R2, Ceph) through @aws-sdk/client-s3. One client per
  * instance, created with the plugin graph and destroyed on close.
@@ -27,18 +44,7 @@ export class S3Storage implements Storage {
 
   constructor (config: S3Settings) {
     this.bucket = config.S3_BUCKET
-    const opts: S3ClientConfig = {
-      region: config.S3_REGION,
-      forcePathStyle: config.S3_FORCE_PATH_STYLE,
-      // Checksums only where S3 requires them: S3-compatible servers (and pre-signed PUTs, whose
-      // body the SDK never sees) break on the SDK's default flexible checksums.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    }
-    if (config.S3_ENDPOINT !== '') opts.endpoint = config.S3_ENDPOINT
-    if (config.S3_ACCESS_KEY_ID !== '') {
-      opts.credentials = { accessKeyId: config.S3_ACCESS_KEY_ID, secretAccessKey: config.S3_SECRET_ACCESS_KEY }
-    }
+    const opts = s3ClientConfig(config)
     this.client = new S3Client(opts)
     // Object bodies go as UNSIGNED-PAYLOAD, as the SDK itself sends any streamed body: otherwise
     // SigV4 hashes every buffered 5 MiB part (lib-storage's parts are Buffers) a second time, after
