@@ -1,6 +1,4 @@
-import { and, desc, eq, gt, inArray, sql } from 'drizzle-orm'
-import type { Db } from '../../db.js'
-import { documents, ingestions } from '../../../drizzle/schema/index.js'
+import { sqlAtomic, type Db, type Statement } from '../../db.js'
 import { OPEN_INGESTION_STATUSES, type IndexState } from '../../constants.js'
 import type { Log } from './deps.js'
 
@@ -16,51 +14,53 @@ import type { Log } from './deps.js'
  * Computed under the document row's lock, so two refreshes never interleave.
  */
 
-/** A success the backend answered with `result.ignored` (e.g. "older-version") left its index as it was. */
-const notIgnored = sql`(${ingestions.result} IS NULL OR JSON_VALUE(${ingestions.result}, '$.ignored') IS NULL)`
+// One statement, so that the projection rides in the transaction of the change that moves it (a
+// final status: src/domain/ingestions/transitions.ts; a superseded one: the dispatch's opening),
+// instead of a transaction of its own (eight round trips) after it. The document is the one in
+// @quire_index_doc, set just before (NULL: nothing is updated). An UPDATE reads its subqueries
+// with locking reads, so it sees the latest committed ingestions, and writes under the document
+// row's lock: two refreshes never interleave. Each SET reads only `p` and columns it does not
+// assign (the order of a multi-table UPDATE's assignments is not defined).
+// `p`: the holder `h` (the highest version upserted since the last delete, ignored answers left
+// out), whether a delete / any ingestion is open, and the newest final verdict `v`.
+const NOT_IGNORED = "(i.result IS NULL OR JSON_VALUE(i.result, '$.ignored') IS NULL)"
+const HOLDER_SQL = 'SELECT 1 AS found, COALESCE(i.document_version, 1) AS version, i.result, i.pipeline, i.finished_at FROM ingestions i ' +
+  `WHERE i.document_id = @quire_index_doc AND i.status = 'succeeded' AND i.operation = 'upsert' AND ${NOT_IGNORED} ` +
+  "AND i.id > COALESCE((SELECT MAX(x.id) FROM ingestions x WHERE x.document_id = @quire_index_doc AND x.status = 'succeeded' AND x.operation = 'delete'), '') " +
+  'ORDER BY i.document_version DESC, i.id DESC LIMIT 1'
+const VERDICT_SQL = `SELECT i.status, i.last_error FROM ingestions i WHERE i.document_id = @quire_index_doc AND i.status IN ('succeeded', 'failed') AND ${NOT_IGNORED} ORDER BY i.id DESC LIMIT 1`
+const OPEN_SQL = (operation: string): string =>
+  `EXISTS (SELECT 1 FROM ingestions o WHERE o.document_id = @quire_index_doc AND o.status IN (${OPEN_INGESTION_STATUSES.map(s => `'${s}'`).join(', ')})${operation})`
+const PROJECTION_SQL = `SELECT h.found, h.version, h.result, h.pipeline, h.finished_at, v.status AS verdict, v.last_error AS verdict_error, ${OPEN_SQL(" AND o.operation = 'delete'")} AS open_delete, ${OPEN_SQL('')} AS open_any ` +
+  `FROM (SELECT 1 AS one) base LEFT JOIN (${HOLDER_SQL}) h ON 1 = 1 LEFT JOIN (${VERDICT_SQL}) v ON 1 = 1`
+const HELD = "IF(p.version < d.current_version, 'stale', 'indexed')"
+const STATE_SQL = "CASE WHEN p.open_delete THEN 'removing' WHEN p.open_any THEN 'pending' " +
+  `WHEN p.verdict IS NULL THEN IF(p.found IS NULL, 'none', ${HELD}) WHEN p.verdict = 'failed' THEN 'failed' WHEN p.found IS NULL THEN 'none' ELSE ${HELD} END`
+// JSON_VALUE: scalars only (a number or a non-empty string; strings cut to 100 characters, as the API shows them).
+const CHUNKS_SQL = "CASE WHEN JSON_TYPE(JSON_EXTRACT(p.result, '$.chunks')) = 'INTEGER' AND JSON_VALUE(p.result, '$.chunks') BETWEEN 0 AND 2147483647 THEN JSON_VALUE(p.result, '$.chunks') END"
+const PIPELINE_VERSION_SQL = "CASE WHEN JSON_TYPE(JSON_EXTRACT(p.result, '$.pipelineVersion')) = 'STRING' AND JSON_VALUE(p.result, '$.pipelineVersion') <> '' THEN LEFT(JSON_VALUE(p.result, '$.pipelineVersion'), 100) END"
+const REFRESH_SQL = `UPDATE documents d JOIN (${PROJECTION_SQL}) p ON 1 = 1 SET ` +
+  `d.index_state = ${STATE_SQL}, d.index_version = p.version, d.index_chunks = ${CHUNKS_SQL}, d.index_pipeline = p.pipeline, ` +
+  `d.index_pipeline_version = ${PIPELINE_VERSION_SQL}, d.indexed_at = p.finished_at, ` +
+  "d.index_error = IF(NOT p.open_any AND p.verdict = 'failed', p.verdict_error, NULL) WHERE d.id = @quire_index_doc"
 
-interface Holder { version: number, chunks: number | null, pipeline: string, pipelineVersion: string | null, indexedAt: Date | null }
+/**
+ * The statements that compute the projection of the document `documentOf` names, to be sent in
+ * the transaction of the change that moves it: `documentOf` sets @quire_index_doc (e.g. from the
+ * ingestion a guarded UPDATE changed; NULL leaves every document as it is).
+ */
+export function indexRefreshStatements (documentOf: Statement): Statement[] {
+  return [documentOf, [REFRESH_SQL, []]]
+}
 
-const intOf = (v: unknown): number | null => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 2_147_483_647 ? v : null
-const strOf = (v: unknown): string | null => typeof v === 'string' && v.length > 0 ? v.slice(0, 100) : null
-
+/** The projection of one document, in one transaction of its own; its new state (null: no such document). */
 export async function refreshIndex (db: Db, documentId: string): Promise<IndexState | null> {
-  return await db.transaction(async (tx) => {
-    const [doc] = await tx.select({ currentVersion: documents.currentVersion }).from(documents).where(eq(documents.id, documentId)).for('update')
-    if (doc === undefined) return null
-    const mine = eq(ingestions.documentId, documentId)
-    const open = await tx.select({ operation: ingestions.operation }).from(ingestions).where(and(mine, inArray(ingestions.status, [...OPEN_INGESTION_STATUSES])))
-    const [verdict] = await tx.select({ status: ingestions.status, operation: ingestions.operation, lastError: ingestions.lastError }).from(ingestions)
-      .where(and(mine, inArray(ingestions.status, ['succeeded', 'failed']), notIgnored)).orderBy(desc(ingestions.id)).limit(1)
-    const [lastDelete] = await tx.select({ id: ingestions.id }).from(ingestions)
-      .where(and(mine, eq(ingestions.status, 'succeeded'), eq(ingestions.operation, 'delete'))).orderBy(desc(ingestions.id)).limit(1)
-    const [best] = await tx.select().from(ingestions)
-      .where(and(mine, eq(ingestions.status, 'succeeded'), eq(ingestions.operation, 'upsert'), notIgnored, lastDelete !== undefined ? gt(ingestions.id, lastDelete.id) : undefined))
-      .orderBy(desc(ingestions.documentVersion), desc(ingestions.id)).limit(1)
-    let holder: Holder | null = null
-    if (best !== undefined) {
-      const r = (best.result !== null && typeof best.result === 'object' ? best.result : {}) as Record<string, unknown>
-      holder = { version: best.documentVersion ?? 1, chunks: intOf(r.chunks), pipeline: best.pipeline, pipelineVersion: strOf(r.pipelineVersion), indexedAt: best.finishedAt }
-    }
-    let state: IndexState
-    if (open.some(o => o.operation === 'delete')) state = 'removing'
-    else if (open.length > 0) state = 'pending'
-    else if (verdict === undefined) state = holder === null ? 'none' : 'indexed'
-    else if (verdict.status === 'failed') state = 'failed'
-    else if (holder === null) state = 'none'
-    else state = 'indexed'
-    if (state === 'indexed' && holder !== null && holder.version < doc.currentVersion) state = 'stale'
-    await tx.update(documents).set({
-      indexState: state,
-      indexVersion: holder?.version ?? null,
-      indexChunks: holder?.chunks ?? null,
-      indexPipeline: holder?.pipeline ?? null,
-      indexPipelineVersion: holder?.pipelineVersion ?? null,
-      indexedAt: holder?.indexedAt ?? null,
-      indexError: state === 'failed' ? (verdict?.lastError ?? null) : null,
-    }).where(eq(documents.id, documentId))
-    return state
-  })
+  const results = await sqlAtomic(db, [
+    ...indexRefreshStatements(['SET @quire_index_doc = ?', [documentId]]),
+    ['SELECT index_state FROM documents WHERE id = ?', [documentId]],
+  ])
+  const rows = results[results.length - 1] as Array<{ index_state: IndexState }>
+  return rows[0]?.index_state ?? null
 }
 
 /** refreshIndex that never throws: the projection is computed again on the document's next change. */

@@ -6,7 +6,7 @@ import { isId } from '../../lib/ids.js'
 import { toDocumentRow, type DocumentRow, type RawDocumentRow } from '../../domain/document-access.js'
 import { FIND_WITH_DOCUMENT_SQL, INSERT_EVENT_SQL, eventValues, toIngestionRow, type IngestionRow, type RawIngestionRow } from '../../domain/ingestions/store.js'
 import { callbackTimeoutJobId } from '../../domain/ingestions/jobs.js'
-import { refreshIndexQuietly } from '../../domain/ingestions/index-state.js'
+import { indexRefreshStatements } from '../../domain/ingestions/index-state.js'
 
 /** The worker's side of an attempt: only the dispatch job and the recovery sweep run these. */
 
@@ -68,6 +68,8 @@ export async function openAttempt (app: FastifyInstance, id: string): Promise<Op
     if (d?.kind === 'superseded') {
       await conn.query(SUPERSEDE_SQL, [now, now, row.id])
       await conn.query(INSERT_EVENT_SQL, eventValues(row.id, now, { type: 'superseded', message: `superseded by ingestion ${d.other} of the same document; not sent`, data: { by: d.other } }))
+      // the document's index fields follow, in this transaction (index-state.ts)
+      for (const [sql, params] of indexRefreshStatements(['SET @quire_index_doc = ?', [row.documentId]])) await conn.query(sql, [...params])
       return { kind: 'superseded' as const, other: d.other }
     }
     const [res] = await conn.query(OPEN_SQL, [now, now, row.id]) as unknown as [{ affectedRows: number }]
@@ -77,7 +79,6 @@ export async function openAttempt (app: FastifyInstance, id: string): Promise<Op
   if (outcome.kind === 'busy') return { kind: 'busy', row, doc, blocker: outcome.other }
   if (outcome.kind === 'superseded') {
     await app.ingestions.announce({ id, status: 'superseded', type: 'superseded', message: `superseded by ingestion ${outcome.other} of the same document; not sent`, at: now.toISOString() })
-    await refreshIndexQuietly({ db: app.db, log: app.log }, row.documentId)
     return { kind: 'superseded', row, doc, by: outcome.other }
   }
   if (outcome.status === 'queued') await app.ingestions.announce({ id, status: 'running', type: 'running', message: 'dispatching to the ingestion backend', at: now.toISOString() })
