@@ -14,35 +14,40 @@ import type { Log } from './deps.js'
  * Computed under the document row's lock, so two refreshes never interleave.
  */
 
-// One statement, so that the projection rides in the transaction of the change that moves it (a
-// final status: src/domain/ingestions/transitions.ts; a superseded one: the dispatch's opening),
-// instead of a transaction of its own (eight round trips) after it. The document is the one in
-// @quire_index_doc, set just before (NULL: nothing is updated). An UPDATE reads its subqueries
-// with locking reads, so it sees the latest committed ingestions, and writes under the document
-// row's lock: two refreshes never interleave. Each SET reads only `p` and columns it does not
-// assign (the order of a multi-table UPDATE's assignments is not defined).
-// `p`: the holder `h` (the highest version upserted since the last delete, ignored answers left
-// out), whether a delete / any ingestion is open, and the newest final verdict `v`.
-const NOT_IGNORED = "(i.result IS NULL OR JSON_VALUE(i.result, '$.ignored') IS NULL)"
-const HOLDER_SQL = 'SELECT 1 AS found, COALESCE(i.document_version, 1) AS version, i.result, i.pipeline, i.finished_at FROM ingestions i ' +
-  `WHERE i.document_id = @quire_index_doc AND i.status = 'succeeded' AND i.operation = 'upsert' AND ${NOT_IGNORED} ` +
-  "AND i.id > COALESCE((SELECT MAX(x.id) FROM ingestions x WHERE x.document_id = @quire_index_doc AND x.status = 'succeeded' AND x.operation = 'delete'), '') " +
-  'ORDER BY i.document_version DESC, i.id DESC LIMIT 1'
-const VERDICT_SQL = `SELECT i.status, i.last_error FROM ingestions i WHERE i.document_id = @quire_index_doc AND i.status IN ('succeeded', 'failed') AND ${NOT_IGNORED} ORDER BY i.id DESC LIMIT 1`
-const OPEN_SQL = (operation: string): string =>
-  `EXISTS (SELECT 1 FROM ingestions o WHERE o.document_id = @quire_index_doc AND o.status IN (${OPEN_INGESTION_STATUSES.map(s => `'${s}'`).join(', ')})${operation})`
-const PROJECTION_SQL = `SELECT h.found, h.version, h.result, h.pipeline, h.finished_at, v.status AS verdict, v.last_error AS verdict_error, ${OPEN_SQL(" AND o.operation = 'delete'")} AS open_delete, ${OPEN_SQL('')} AS open_any ` +
-  `FROM (SELECT 1 AS one) base LEFT JOIN (${HOLDER_SQL}) h ON 1 = 1 LEFT JOIN (${VERDICT_SQL}) v ON 1 = 1`
-const HELD = "IF(p.version < d.current_version, 'stale', 'indexed')"
-const STATE_SQL = "CASE WHEN p.open_delete THEN 'removing' WHEN p.open_any THEN 'pending' " +
-  `WHEN p.verdict IS NULL THEN IF(p.found IS NULL, 'none', ${HELD}) WHEN p.verdict = 'failed' THEN 'failed' WHEN p.found IS NULL THEN 'none' ELSE ${HELD} END`
-// JSON_VALUE: scalars only (a number or a non-empty string; strings cut to 100 characters, as the API shows them).
-const CHUNKS_SQL = "CASE WHEN JSON_TYPE(JSON_EXTRACT(p.result, '$.chunks')) = 'INTEGER' AND JSON_VALUE(p.result, '$.chunks') BETWEEN 0 AND 2147483647 THEN JSON_VALUE(p.result, '$.chunks') END"
-const PIPELINE_VERSION_SQL = "CASE WHEN JSON_TYPE(JSON_EXTRACT(p.result, '$.pipelineVersion')) = 'STRING' AND JSON_VALUE(p.result, '$.pipelineVersion') <> '' THEN LEFT(JSON_VALUE(p.result, '$.pipelineVersion'), 100) END"
-const REFRESH_SQL = `UPDATE documents d JOIN (${PROJECTION_SQL}) p ON 1 = 1 SET ` +
-  `d.index_state = ${STATE_SQL}, d.index_version = p.version, d.index_chunks = ${CHUNKS_SQL}, d.index_pipeline = p.pipeline, ` +
-  `d.index_pipeline_version = ${PIPELINE_VERSION_SQL}, d.indexed_at = p.finished_at, ` +
-  "d.index_error = IF(NOT p.open_any AND p.verdict = 'failed', p.verdict_error, NULL) WHERE d.id = @quire_index_doc"
+// Statements, so that the projection rides in the transaction (and the round trip) of the change
+// that moves it (a final status: src/domain/ingestions/transitions.ts; a superseded one: the
+// dispatch's opening) instead of a transaction of its own after it. The document is the one in
+// @quire_index_doc (NULL: nothing is updated). Its row is locked first, by a locking read that
+// opens no snapshot, so the plain reads after it see every change committed before the lock:
+// two refreshes never interleave. Plain indexed reads into session variables, each set again
+// before it is read (connections are pooled), and one single-row UPDATE: no derived table, no
+// temporary table (a derived table holding `result` made MariaDB 10.11 spill it to an on-disk
+// Aria table, and crash on dropping it under load).
+const NOT_IGNORED = "(result IS NULL OR JSON_VALUE(result, '$.ignored') IS NULL)"
+const OPEN = `status IN (${OPEN_INGESTION_STATUSES.map(s => `'${s}'`).join(', ')})`
+const HELD = "IF(@qi_version < d.current_version, 'stale', 'indexed')"
+const PROJECTION: Statement[] = [
+  ['SELECT current_version INTO @qi_current FROM documents WHERE id = @quire_index_doc FOR UPDATE', []],
+  [`SELECT COUNT(*), COALESCE(SUM(operation = 'delete'), 0) INTO @qi_open, @qi_open_delete FROM ingestions WHERE document_id = @quire_index_doc AND ${OPEN}`, []],
+  ["SELECT MAX(id) INTO @qi_last_delete FROM ingestions WHERE document_id = @quire_index_doc AND status = 'succeeded' AND operation = 'delete'", []],
+  // what the index holds: the highest version upserted since the last delete (ignored answers left out)
+  ['SET @qi_holder = NULL, @qi_version = NULL, @qi_result = NULL, @qi_pipeline = NULL, @qi_at = NULL, @qi_verdict = NULL, @qi_verdict_error = NULL', []],
+  [`SELECT id INTO @qi_holder FROM ingestions WHERE document_id = @quire_index_doc AND status = 'succeeded' AND operation = 'upsert' AND ${NOT_IGNORED} AND id > COALESCE(@qi_last_delete, '') ORDER BY document_version DESC, id DESC LIMIT 1`, []],
+  ['SELECT COALESCE(document_version, 1), result, pipeline, finished_at INTO @qi_version, @qi_result, @qi_pipeline, @qi_at FROM ingestions WHERE id = @qi_holder', []],
+  // the newest final verdict
+  [`SELECT status, last_error INTO @qi_verdict, @qi_verdict_error FROM ingestions WHERE document_id = @quire_index_doc AND status IN ('succeeded', 'failed') AND ${NOT_IGNORED} ORDER BY id DESC LIMIT 1`, []],
+  ['UPDATE documents d SET ' +
+    "d.index_state = CASE WHEN @qi_open_delete > 0 THEN 'removing' WHEN @qi_open > 0 THEN 'pending' " +
+    `WHEN @qi_verdict IS NULL THEN IF(@qi_holder IS NULL, 'none', ${HELD}) WHEN @qi_verdict = 'failed' THEN 'failed' WHEN @qi_holder IS NULL THEN 'none' ELSE ${HELD} END, ` +
+    'd.index_version = @qi_version, ' +
+    // scalars only, as the API shows them: chunks an integer in range, pipelineVersion a non-empty string (cut to 100)
+    "d.index_chunks = CASE WHEN JSON_TYPE(JSON_EXTRACT(@qi_result, '$.chunks')) = 'INTEGER' AND JSON_VALUE(@qi_result, '$.chunks') BETWEEN 0 AND 2147483647 THEN JSON_VALUE(@qi_result, '$.chunks') END, " +
+    'd.index_pipeline = @qi_pipeline, ' +
+    "d.index_pipeline_version = CASE WHEN JSON_TYPE(JSON_EXTRACT(@qi_result, '$.pipelineVersion')) = 'STRING' AND JSON_VALUE(@qi_result, '$.pipelineVersion') <> '' THEN LEFT(JSON_VALUE(@qi_result, '$.pipelineVersion'), 100) END, " +
+    'd.indexed_at = @qi_at, ' +
+    "d.index_error = IF(@qi_open = 0 AND @qi_verdict = 'failed', @qi_verdict_error, NULL) " +
+    'WHERE d.id = @quire_index_doc', []],
+]
 
 /**
  * The statements that compute the projection of the document `documentOf` names, to be sent in
@@ -50,7 +55,7 @@ const REFRESH_SQL = `UPDATE documents d JOIN (${PROJECTION_SQL}) p ON 1 = 1 SET 
  * ingestion a guarded UPDATE changed; NULL leaves every document as it is).
  */
 export function indexRefreshStatements (documentOf: Statement): Statement[] {
-  return [documentOf, [REFRESH_SQL, []]]
+  return [documentOf, ...PROJECTION]
 }
 
 /** The projection of one document, in one transaction of its own; its new state (null: no such document). */

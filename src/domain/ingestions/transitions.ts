@@ -47,7 +47,8 @@ export async function transition (deps: Deps, id: string, t: Transition): Promis
     guardedEventsInsert(id, [...(t.before ?? []), t.event], now),
     ...(FINAL.has(t.to) ? ingestionEventStatements(id, `ingestion.${t.to as Final}`, { status: t.to, ...set, finishedAt: set.finishedAt?.toISOString() }, now) : []),
     // A final verdict moves the document's index fields (index-state.ts), in the same transaction.
-    ...(isFinal(t.to) ? indexRefreshStatements(['SET @quire_index_doc = (SELECT document_id FROM ingestions WHERE id = ? AND @quire_changed = 1)', [id]]) : []),
+    // (a locking read of the row this transaction holds: no snapshot is opened before the document's lock)
+    ...(isFinal(t.to) ? [['SET @quire_index_doc = NULL', []] as const, ...indexRefreshStatements(['SELECT document_id INTO @quire_index_doc FROM ingestions WHERE id = ? AND @quire_changed = 1 FOR UPDATE', [id]])] : []),
   ]) as [{ affectedRows: number }, ...unknown[]]
   if (res.affectedRows !== 1) return false
   // One connection writes the commands in call order: subscribers get them in this order.
