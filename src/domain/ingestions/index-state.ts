@@ -14,9 +14,8 @@ import type { Log } from './deps.js'
  * Computed under the document row's lock, so two refreshes never interleave.
  */
 
-// Statements, so that the projection rides in the transaction (and the round trip) of the change
-// that moves it (a final status: src/domain/ingestions/transitions.ts; a superseded one: the
-// dispatch's opening) instead of a transaction of its own after it. The document is the one in
+// The projection in one round trip (a multi-statement transaction) instead of eight (it followed
+// every final status of a bulk re-run: bench/ANALYSIS.md). The document is the one in
 // @quire_index_doc (NULL: nothing is updated). Its row is locked first, by a locking read that
 // opens no snapshot, so the plain reads after it see every change committed before the lock:
 // two refreshes never interleave. Plain indexed reads into session variables, each set again

@@ -4,7 +4,7 @@ import type { IngestionDeps } from './deps.js'
 import { addEvent, guardedEventsInsert, type IngestionRow, type NewEvent } from './store.js'
 import { canMove, isFinal, type IngestionStatus } from './state-machine.js'
 import { ingestionEventStatements } from '../webhooks/outbox.js'
-import { indexRefreshStatements } from './index-state.js'
+import { refreshIndexQuietly } from './index-state.js'
 
 type Deps = Pick<IngestionDeps, 'db' | 'redis' | 'key' | 'log' | 'clock'>
 /** The final statuses, each announced by a webhook event written in the transition's transaction. */
@@ -41,16 +41,19 @@ export async function transition (deps: Deps, id: string, t: Transition): Promis
   if (attemptsPlusOne === true) sets.push('attempts = attempts + 1')
   const query = `UPDATE ingestions SET ${sets.join(', ')} WHERE id = ? AND status IN (${t.from.map(() => '?').join(', ')})`
   // One round trip: the UPDATE, then its events only if it changed the row.
-  const [res] = await sqlAtomic(deps.db, [
+  const [res, ...rest] = await sqlAtomic(deps.db, [
     [query, [...params, id, ...t.from]],
     ['SET @quire_changed = ROW_COUNT()', []],
     guardedEventsInsert(id, [...(t.before ?? []), t.event], now),
     ...(FINAL.has(t.to) ? ingestionEventStatements(id, `ingestion.${t.to as Final}`, { status: t.to, ...set, finishedAt: set.finishedAt?.toISOString() }, now) : []),
-    // A final verdict moves the document's index fields (index-state.ts), in the same transaction.
-    // (a locking read of the row this transaction holds: no snapshot is opened before the document's lock)
-    ...(isFinal(t.to) ? [['SET @quire_index_doc = NULL', []] as const, ...indexRefreshStatements(['SELECT document_id INTO @quire_index_doc FROM ingestions WHERE id = ? AND @quire_changed = 1 FOR UPDATE', [id]])] : []),
-  ]) as [{ affectedRows: number }, ...unknown[]]
+    ['SELECT document_id FROM ingestions WHERE id = ? AND @quire_changed = 1', [id]],
+  ]) as [{ affectedRows: number }, unknown, unknown, ...unknown[]]
   if (res.affectedRows !== 1) return false
+  // A final verdict moves the document's index fields (index-state.ts): one round trip, in a
+  // transaction of its own that locks the document row first, as every writer of the row does
+  // (in the transition's, after its ingestion row, it deadlocked with a purge).
+  const documentId = (rest[rest.length - 1] as Array<{ document_id: string }>)[0]?.document_id
+  if (isFinal(t.to) && documentId !== undefined) await refreshIndexQuietly(deps, documentId)
   // One connection writes the commands in call order: subscribers get them in this order.
   const at = now.toISOString()
   await Promise.all([
