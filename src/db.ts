@@ -101,6 +101,39 @@ export async function sqlAtomic (db: Db, statements: readonly Statement[]): Prom
   }
 }
 const ER_LOCK_DEADLOCK = 1213
+
+/**
+ * A transaction that decides on what it read, in two round trips with a batch pool: `first`
+ * (after START TRANSACTION, e.g. a locking read), then the statements `decide` picks from their
+ * results, with the COMMIT. Without a batch pool, one statement at a time. An error (or a throw
+ * from `decide`) rolls it back.
+ */
+export async function sqlDecide<T> (db: Db, first: readonly Statement[], decide: (results: unknown[]) => { then: readonly Statement[], value: T }): Promise<T> {
+  const batch = db.$batch
+  if (batch === undefined) {
+    return await sqlTransaction(db, async (conn) => {
+      const results: unknown[] = []
+      for (const [sql, params] of first) results.push((await conn.query(sql, [...params]))[0])
+      const d = decide(results)
+      for (const [sql, params] of d.then) await conn.query(sql, [...params])
+      return d.value
+    })
+  }
+  const conn = await batch.getConnection()
+  let healthy = true
+  try {
+    const [read] = await conn.query(['START TRANSACTION', ...first.map(([sql, params]) => conn.format(sql, [...params]))].join(';\n')) as unknown as [unknown[]]
+    const d = decide(read.slice(1))
+    await conn.query([...d.then.map(([sql, params]) => conn.format(sql, [...params])), 'COMMIT'].join(';\n'))
+    return d.value
+  } catch (err) {
+    await conn.query('ROLLBACK').catch(() => { healthy = false })
+    throw err
+  } finally {
+    if (healthy) conn.release()
+    else conn.destroy()
+  }
+}
 const DEADLOCK_ATTEMPTS = 5
 
 /**

@@ -26,6 +26,7 @@ class Control:
         self.lock = threading.Lock()
         self.fail_next = 0
         self.fail_status = 503
+        self.fail_until = 0.0  # time.monotonic() before which every request is answered fail_status
         self.delay_ms = 0
         self.delete_delay_ms = None  # None: like delay_ms
         self.write_faults = 0
@@ -50,10 +51,12 @@ class Control:
     def take_failure(self):
         """The status to answer instead of working (an injected outage), or None."""
         with self.lock:
-            if self.fail_next <= 0:
-                return None
-            self.fail_next -= 1
-            return self.fail_status
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return self.fail_status
+            if time.monotonic() < self.fail_until:
+                return self.fail_status
+            return None
 
     def take_write_fault(self):
         with self.lock:
@@ -75,6 +78,7 @@ class Control:
         with self.lock:
             out = {"failNext": self.fail_next, "failStatus": self.fail_status, "delayMs": self.delay_ms,
                    "deleteDelayMs": self.delete_delay_ms, "writeFaults": self.write_faults,
+                   "failForMs": max(0, round((self.fail_until - time.monotonic()) * 1000)),
                    "pipelineVersion": self.pipeline_version}
             if with_received:
                 out["received"] = list(self.received)
@@ -88,7 +92,7 @@ class Control:
         changes = {}
         for key, attr, low, high in (("failNext", "fail_next", 0, 10 ** 6), ("failStatus", "fail_status", 500, 599),
                                      ("delayMs", "delay_ms", 0, 600000), ("deleteDelayMs", "delete_delay_ms", 0, 600000),
-                                     ("writeFaults", "write_faults", 0, 10 ** 6)):
+                                     ("writeFaults", "write_faults", 0, 10 ** 6), ("failForMs", "fail_until", 0, 600000)):
             if key not in body:
                 continue
             value = body[key]
@@ -105,6 +109,8 @@ class Control:
             changes["pipeline_version"] = pv
         if body.get("clearReceived") is True:
             changes["received"] = collections.deque(maxlen=1000)
+        if "fail_until" in changes:
+            changes["fail_until"] = time.monotonic() + changes["fail_until"] / 1000
         with self.lock:
             for attr, value in changes.items():
                 setattr(self, attr, value)

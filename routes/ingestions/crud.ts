@@ -25,11 +25,12 @@ const ingestionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.post('/', {
-    config: { permission: 'ingestions:trigger' },
+    // Either form's permission lets the request in; the domain asks for the one its form needs.
+    config: { permission: ['ingestions:trigger', 'ingestions:manage'] },
     schema: {
       tags: ['ingestions'],
       summary: 'Ingest several documents (1..100, no duplicates), or every document matching a filter',
-      description: 'With `documentIds`: all or nothing: every document is checked first; one invisible (or unknown) id answers 404 naming it, one that is readable but not writable answers 403, and nothing is created. ' +
+      description: 'With `documentIds` (needs `ingestions:trigger`, else 403): all or nothing: every document is checked first; one invisible (or unknown) id answers 404 naming it, one that is readable but not writable answers 403, and nothing is created. ' +
         'With `Idempotency-Key`, a repeated request returns the same ingestions (each document keyed `<key>#<documentId>`). 503 when the job queue is down (nothing is created). ' +
         'With `filter` (needs `ingestions:manage`, else 403): a bulk re-run of every live document matching it that the caller may write, answered 202 `{batchId, matched}` at once and expanded in the background (`GET /ingestion-batches/:id`).',
       headers: IdempotencyHeaders,

@@ -41,7 +41,7 @@ export default processorOf({
     }
     if (initial.operation !== 'delete' && (doc === null || doc.deletedAt !== null)) {
       const error = 'the document was deleted before it could be ingested'
-      await app.ingestions.transition(ingestionId, { from: ['queued', 'running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error } })
+      await app.ingestions.transition(ingestionId, { from: ['queued', 'running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error }, documentId: initial.documentId })
       throw new UnrecoverableError(error)
     }
     if (initial.operation !== 'delete' && doc !== null && (doc.status === 'scanning' || doc.status === 'infected')) {
@@ -49,7 +49,7 @@ export default processorOf({
       const error = doc.status === 'infected'
         ? `the document was found infected (${doc.error ?? 'malware'}); it is never ingested`
         : 'the document is being scanned for malware; trigger the ingestion again once it is ready'
-      await app.ingestions.transition(ingestionId, { from: ['queued', 'running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error } })
+      await app.ingestions.transition(ingestionId, { from: ['queued', 'running'], to: 'failed', set: { lastError: error, finishedAt: new Date() }, event: { type: 'failed', message: error }, documentId: initial.documentId })
       throw new UnrecoverableError(error)
     }
     if (opened.kind !== 'started') return { skipped: 'cancelled' }
@@ -77,9 +77,9 @@ export default processorOf({
       await app.ingestions.note(row, current?.status ?? 'running', attempt.type, attempt.message)
       return current
     }
-    // A final outcome writes the attempt and the new status in one transaction.
-    const finish = async (t: Omit<Transition, 'from' | 'before'>): Promise<boolean> => {
-      if (await app.ingestions.transition(row.id, { ...t, from: ['running'], before: [attempt] })) return true
+    // A final outcome writes the attempt, the new status and the document's index fields in one transaction.
+    const finish = async (t: Omit<Transition, 'from' | 'before' | 'documentId'>): Promise<boolean> => {
+      if (await app.ingestions.transition(row.id, { ...t, from: ['running'], before: [attempt], documentId: row.documentId })) return true
       await noteAttempt()
       return false
     }

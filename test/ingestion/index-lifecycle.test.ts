@@ -4,17 +4,34 @@ import { buildApp } from '../../src/build.js'
 import { startWorkers } from '../../src/worker-runner.js'
 import { testConfig, createUser } from '../helper.js'
 import { documents, ingestions } from '../../drizzle/schema/index.js'
-import { createDocument, eventually, waitForStatus } from './helpers.js'
-import { addVersion, indexBackend, indexEventually, indexOf } from './index-helpers.js'
+import { eventually, waitForStatus } from './helpers.js'
+import { newId } from '../../src/lib/ids.js'
+import { indexBackend, indexEventually, indexOf } from './index-helpers.js'
+import { addVersion as postVersion, upload } from '../documents/helpers.js'
 
 // The index follows every document (docs/ingestion.md, "Lifecycle" and "Ordering"), against a
-// slowed scripted backend that keeps an index by the contract.
+// slowed scripted backend that keeps an index by the contract. New versions go through the real
+// route (POST /documents/:id/versions), so its hook into the ingestions is what is tested.
 const backend = await indexBackend({ delayMs: 400 })
 t.teardown(backend.close)
 const app = await buildApp(testConfig({ INGESTION_URL: backend.url, INGESTION_BACKOFF_MS: 20, INGESTION_MAX_ATTEMPTS: 10 }))
 const workers = await startWorkers(app, ['ingestion'])
 t.teardown(async () => { await workers.close(); await app.close() })
 const ed = await createUser(app, 'editor')
+
+/** A document through the real upload route (POST /documents): its objects where the routes keep them. */
+async function uploadDocument (): Promise<{ id: string }> {
+  const res = await upload(app, ed.headers, { filename: 'notes.txt', contentType: 'text/plain', data: `hello world ${newId()}\n` })
+  if (res.statusCode !== 201) throw new Error(`POST /documents: ${res.statusCode} ${res.body}`)
+  return { id: res.json().id as string }
+}
+
+/** A new version through the real route (POST /documents/:id/versions, multipart): its number. */
+async function addVersion (documentId: string, content: string): Promise<number> {
+  const res = await postVersion(app, ed, documentId, content)
+  if (res.statusCode !== 201) throw new Error(`POST /documents/${documentId}/versions: ${res.statusCode} ${res.body}`)
+  return res.json().number as number
+}
 
 const ingestionsOf = async (documentId: string) => await app.db.select().from(ingestions).where(eq(ingestions.documentId, documentId)).orderBy(ingestions.id)
 const settled = async (documentId: string) => await eventually(async () => {
@@ -23,15 +40,15 @@ const settled = async (documentId: string) => await eventually(async () => {
 }, 60000)
 
 t.test('v1 -> v2 -> v3 faster than the backend: v2 superseded, the backend ends holding v3, indexed at v3', async (t) => {
-  const doc = await createDocument(app, ed.id)
+  const doc = await uploadDocument()
   backend.pause()
   const res = await app.inject({ method: 'POST', url: `/documents/${doc.id}/ingestions`, headers: ed.headers, payload: { pipeline: 'fast' } })
   t.equal(res.statusCode, 202)
   t.equal(res.json().documentVersion, 1, 'the trigger records the version it sends')
   t.equal((await indexOf(app, ed.headers, doc.id)).state, 'pending')
   await waitForStatus(app, ed.headers, res.json().id, ['running'])
-  t.equal(await addVersion(app, doc.id, ed.id, 'second'), 2)
-  t.equal(await addVersion(app, doc.id, ed.id, 'third'), 3)
+  t.equal(await addVersion(doc.id, 'second'), 2)
+  t.equal(await addVersion(doc.id, 'third'), 3)
   backend.resume()
   const rows = await settled(doc.id)
   t.same(rows.map(r => [r.operation, r.documentVersion, r.status]), [['upsert', 1, 'succeeded'], ['upsert', 2, 'superseded'], ['upsert', 3, 'succeeded']])
@@ -49,10 +66,10 @@ t.test('v1 -> v2 -> v3 faster than the backend: v2 superseded, the backend ends 
 })
 
 t.test('trash sends a delete, restore the current version again, purge a delete delivered after the row is gone', async (t) => {
-  const doc = await createDocument(app, ed.id)
+  const doc = await uploadDocument()
   const res = await app.inject({ method: 'POST', url: `/documents/${doc.id}/ingestions`, headers: ed.headers, payload: {} })
   await waitForStatus(app, ed.headers, res.json().id, ['succeeded'], 30000)
-  await addVersion(app, doc.id, ed.id, 'v2 bytes')
+  await addVersion(doc.id, 'v2 bytes')
   await settled(doc.id)
   t.equal(backend.held.get(doc.id), 2)
 
@@ -85,7 +102,7 @@ t.test('trash sends a delete, restore the current version again, purge a delete 
 
 t.test('a live document purged by a manager: the delete is delivered without the row', async (t) => {
   const admin = await createUser(app, 'admin')
-  const doc = await createDocument(app, ed.id)
+  const doc = await uploadDocument()
   const res = await app.inject({ method: 'POST', url: `/documents/${doc.id}/ingestions`, headers: ed.headers, payload: {} })
   await waitForStatus(app, ed.headers, res.json().id, ['succeeded'], 30000)
   t.equal((await app.inject({ method: 'DELETE', url: `/documents/${doc.id}?permanent=true`, headers: admin.headers })).statusCode, 204)
@@ -98,8 +115,8 @@ t.test('a live document purged by a manager: the delete is delivered without the
 })
 
 t.test('a document never ingested: no index traffic on new versions, trash or purge', async (t) => {
-  const doc = await createDocument(app, ed.id)
-  await addVersion(app, doc.id, ed.id, 'again')
+  const doc = await uploadDocument()
+  await addVersion(doc.id, 'again')
   t.equal((await app.inject({ method: 'DELETE', url: `/documents/${doc.id}`, headers: ed.headers })).statusCode, 204)
   t.equal((await app.inject({ method: 'POST', url: `/documents/${doc.id}/restore`, headers: ed.headers })).statusCode, 200)
   t.same(await ingestionsOf(doc.id), [])
@@ -107,13 +124,13 @@ t.test('a document never ingested: no index traffic on new versions, trash or pu
 })
 
 t.test('the backend answering 5xx for a while: the same end state, v2 never sent', async (t) => {
-  const doc = await createDocument(app, ed.id)
+  const doc = await uploadDocument()
   backend.setFailures(3)
   backend.pause()
   const res = await app.inject({ method: 'POST', url: `/documents/${doc.id}/ingestions`, headers: ed.headers, payload: {} })
   await waitForStatus(app, ed.headers, res.json().id, ['running'])
-  await addVersion(app, doc.id, ed.id, 'two')
-  await addVersion(app, doc.id, ed.id, 'three')
+  await addVersion(doc.id, 'two')
+  await addVersion(doc.id, 'three')
   backend.resume()
   const rows = await settled(doc.id)
   t.same(rows.map(r => r.status), ['succeeded', 'superseded', 'succeeded'])

@@ -106,6 +106,14 @@ t.test('injected failures and delays: --fail-first, POST /_control', async (t) =
     ['upsert:injected-failure', 'upsert:injected-failure', 'upsert:succeeded', 'delete:injected-failure', 'delete:succeeded', 'upsert:succeeded'])
   t.match(state.received[0], { idempotencyKey: key, ingestionId: key, documentId: id, version: 1, status: 503 })
 
+  // failForMs: an outage for a while (every request, however many), ended early by failForMs: 0
+  const outage = await controlPython(flaky, { failForMs: 600000, failStatus: 502 })
+  t.ok(outage.failForMs > 590000 && outage.failForMs <= 600000, `failForMs left: ${outage.failForMs}`)
+  t.same([(await c.upsert(id, 3, 'z')).status, (await c.remove(id, 3)).status, (await c.upsert(id, 3, 'z')).status], [502, 502, 502])
+  t.equal(files.hits(`/files/${id}/v3`), 0, 'nothing was worked during the outage')
+  t.match(await controlPython(flaky, { failForMs: 0, failStatus: 500 }), { failForMs: 0 })
+  t.match(await c.upsert(id, 3, 'z'), { status: 200, body: { result: { version: 3 } } })
+
   await controlPython(flaky, { delayMs: 300, deleteDelayMs: 0, clearReceived: true })
   let started = Date.now()
   await c.upsert(docId('delayed'), 1, 'slow')
@@ -126,6 +134,7 @@ t.test('injected failures and delays: --fail-first, POST /_control', async (t) =
   t.equal((await bad({ failStatus: 404 })).status, 400)
   t.equal((await bad({ delayMs: '5' })).status, 400)
   t.equal((await bad([1])).status, 400)
+  t.equal((await bad({ failForMs: 600001 })).status, 400)
   t.match(await controlPython(flaky, {}), { failNext: 0, failStatus: 500, delayMs: 300, pipelineVersion: 'p-8' }, 'a refused update changed nothing')
 })
 

@@ -1,10 +1,10 @@
-import { sqlAtomic } from '../../db.js'
+import { sqlAtomic, type Statement } from '../../db.js'
 import { eventsChannel, publishStatus, type StatusMessage } from '../ingestion-events.js'
 import type { IngestionDeps } from './deps.js'
 import { addEvent, guardedEventsInsert, type IngestionRow, type NewEvent } from './store.js'
 import { canMove, isFinal, type IngestionStatus } from './state-machine.js'
 import { ingestionEventStatements } from '../webhooks/outbox.js'
-import { refreshIndexQuietly } from './index-state.js'
+import { indexRefreshStatements, refreshIndexQuietly } from './index-state.js'
 
 type Deps = Pick<IngestionDeps, 'db' | 'redis' | 'key' | 'log' | 'clock'>
 /** The final statuses, each announced by a webhook event written in the transition's transaction. */
@@ -18,6 +18,12 @@ export interface Transition {
   event: NewEvent
   /** Events recorded just before `event`, in the same transaction (e.g. the attempt that led to it). */
   before?: NewEvent[]
+  /**
+   * The ingestion's document, when the caller knows it (the dispatch job): a final status then
+   * moves the document's index fields in the transition's own transaction, the document row
+   * locked before the ingestion's (the order of every other writer of both: a purge, a trigger).
+   */
+  documentId?: string
 }
 
 /**
@@ -40,18 +46,24 @@ export async function transition (deps: Deps, id: string, t: Transition): Promis
   if (set.enqueuedAt !== undefined) { sets.push('enqueued_at = ?'); params.push(set.enqueuedAt) }
   if (attemptsPlusOne === true) sets.push('attempts = attempts + 1')
   const query = `UPDATE ingestions SET ${sets.join(', ')} WHERE id = ? AND status IN (${t.from.map(() => '?').join(', ')})`
-  // One round trip: the UPDATE, then its events only if it changed the row.
-  const [res, ...rest] = await sqlAtomic(deps.db, [
+  const fold = isFinal(t.to) && t.documentId !== undefined
+  const head: Statement[] = fold ? [['SELECT id FROM documents WHERE id = ? FOR UPDATE', [t.documentId!]]] : []
+  const body: Statement[] = [
     [query, [...params, id, ...t.from]],
     ['SET @quire_changed = ROW_COUNT()', []],
     guardedEventsInsert(id, [...(t.before ?? []), t.event], now),
-    ['SELECT document_id FROM ingestions WHERE id = ? AND @quire_changed = 1', [id]],
     ...(FINAL.has(t.to) ? ingestionEventStatements(id, `ingestion.${t.to as Final}`, { status: t.to, ...set, finishedAt: set.finishedAt?.toISOString() }, now) : []),
-  ]) as [{ affectedRows: number }, unknown, unknown, Array<{ document_id: string }>]
-  if (res.affectedRows !== 1) return false
-  // A final verdict moves the document's index fields (index-state.ts).
-  const documentId = rest[2][0]?.document_id
-  if (isFinal(t.to) && documentId !== undefined) await refreshIndexQuietly(deps, documentId)
+    ['SELECT document_id FROM ingestions WHERE id = ? AND @quire_changed = 1', [id]],
+  ]
+  const tail = fold ? indexRefreshStatements(['SET @quire_index_doc = IF(@quire_changed = 1, ?, NULL)', [t.documentId!]]) : []
+  // One round trip: the UPDATE, then its events only if it changed the row.
+  const results = await sqlAtomic(deps.db, [...head, ...body, ...tail])
+  if ((results[head.length] as { affectedRows: number }).affectedRows !== 1) return false
+  // A final verdict moves the document's index fields (index-state.ts): folded in above, or one
+  // round trip of its own that locks the document row first, as every writer of the row does (in
+  // the transition's transaction after its ingestion row, it deadlocked with a purge).
+  const documentId = (results[head.length + body.length - 1] as Array<{ document_id: string }>)[0]?.document_id
+  if (isFinal(t.to) && !fold && documentId !== undefined) await refreshIndexQuietly(deps, documentId)
   // One connection writes the commands in call order: subscribers get them in this order.
   const at = now.toISOString()
   await Promise.all([

@@ -4,7 +4,7 @@ import { and, eq, inArray } from 'drizzle-orm'
 import { sqlAtomic, sqlAtomicGrouped } from '../../db.js'
 import { auditEvents, ingestionEvents, ingestions } from '../../../drizzle/schema/index.js'
 import { newId, isId } from '../../lib/ids.js'
-import { AppError, conflict, forbidden, notFound, unavailable } from '../../lib/errors.js'
+import { AppError, conflict, forbidden, missingPermission, notFound, unavailable } from '../../lib/errors.js'
 import { loadDocumentFor } from '../document-access.js'
 import { assertContentAvailable, BLOCKED_STATUSES } from '../document-scan.js'
 import { ruleSql } from '../access/document-sql.js'
@@ -168,6 +168,8 @@ async function triggerMany (deps: Deps, ctx: ActorContext, documentIds: string[]
 
 /** POST /ingestions: several documents, all or nothing, with one audit row naming them all. */
 export async function triggerIngestions (deps: Deps, ctx: ActorContext, documentIds: string[], input: TriggerInput): Promise<IngestionDto[]> {
+  // The route lets ingestions:trigger or ingestions:manage in (the filter form needs the latter); this form needs the former.
+  if (!ctx.can('ingestions:trigger')) throw missingPermission('ingestions:trigger')
   const items = await triggerMany(deps, ctx, documentIds, input, true)
   await recordAudit(deps, ctx, { action: 'ingestion.trigger', subject: null, payload: { bulk: true, ingestionIds: items.map(i => i.id), documentIds } })
   return items

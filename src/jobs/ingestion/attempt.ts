@@ -1,6 +1,6 @@
 import { and, eq } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import { sqlTransaction } from '../../db.js'
+import { sqlDecide } from '../../db.js'
 import { ingestions } from '../../../drizzle/schema/index.js'
 import { isId } from '../../lib/ids.js'
 import { toDocumentRow, type DocumentRow, type RawDocumentRow } from '../../domain/document-access.js'
@@ -21,6 +21,7 @@ export type Opening =
 // document decide one after the other.
 const SIBLINGS_SQL = "SELECT id, status, operation, document_version FROM ingestions WHERE document_id = ? AND (status IN ('queued', 'running') OR id > ?) ORDER BY id FOR UPDATE"
 interface Sibling { id: string, status: string, operation: string, document_version: number | null }
+type Decided = { kind: 'idle' } | { kind: 'busy', other: string } | { kind: 'superseded', other: string } | { kind: 'started', status: string }
 
 // Starts an attempt: queued|running -> running, attempts + 1, started_at kept from the first one.
 const OPEN_SQL = "UPDATE ingestions SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, ?), updated_at = ? WHERE id = ? AND status IN ('queued', 'running')"
@@ -58,20 +59,25 @@ export async function openAttempt (app: FastifyInstance, id: string): Promise<Op
   const open = row.status === 'queued' || row.status === 'running'
   if (!open || (row.operation !== 'delete' && (doc === null || doc.deletedAt !== null))) return { kind: 'idle', row, doc }
   const now = new Date()
-  const outcome = await sqlTransaction(app.db, async (conn) => {
-    const [siblings] = await conn.query(SIBLINGS_SQL, [row.documentId, row.id]) as unknown as [Sibling[]]
+  // Two round trips: the lock and read of the siblings, then the decision's writes with the COMMIT.
+  const outcome = await sqlDecide<Decided>(app.db, [[SIBLINGS_SQL, [row.documentId, row.id]]], ([read]) => {
+    const siblings = read as Sibling[]
     const self = siblings.find(s => s.id === row.id)
-    if (self === undefined || (self.status !== 'queued' && self.status !== 'running')) return { kind: 'idle' as const }
+    if (self === undefined || (self.status !== 'queued' && self.status !== 'running')) return { then: [], value: { kind: 'idle' } }
     const current = { ...row, status: self.status }
     const d = decide(current, siblings)
-    if (d?.kind === 'busy') return { kind: 'busy' as const, other: d.other }
+    if (d?.kind === 'busy') return { then: [], value: { kind: 'busy', other: d.other } }
     if (d?.kind === 'superseded') {
-      await conn.query(SUPERSEDE_SQL, [now, now, row.id])
-      await conn.query(INSERT_EVENT_SQL, eventValues(row.id, now, { type: 'superseded', message: `superseded by ingestion ${d.other} of the same document; not sent`, data: { by: d.other } }))
-      return { kind: 'superseded' as const, other: d.other }
+      return {
+        then: [
+          [SUPERSEDE_SQL, [now, now, row.id]],
+          [INSERT_EVENT_SQL, eventValues(row.id, now, { type: 'superseded', message: `superseded by ingestion ${d.other} of the same document; not sent`, data: { by: d.other } })],
+        ],
+        value: { kind: 'superseded', other: d.other },
+      }
     }
-    const [res] = await conn.query(OPEN_SQL, [now, now, row.id]) as unknown as [{ affectedRows: number }]
-    return res.affectedRows === 1 ? { kind: 'started' as const, status: self.status } : { kind: 'idle' as const }
+    // The row is locked (FOR UPDATE above) and open: the UPDATE changes it.
+    return { then: [[OPEN_SQL, [now, now, row.id]]], value: { kind: 'started', status: self.status } }
   })
   if (outcome.kind === 'idle') return { kind: 'idle', row: (await app.ingestions.find(id)) ?? row, doc }
   if (outcome.kind === 'busy') return { kind: 'busy', row, doc, blocker: outcome.other }
