@@ -102,6 +102,17 @@ export const catalogue = {
     options: { attempts: 20, backoff: { type: 'exponential', delay: 5_000, jitter: 0.5 }, removeOnComplete: { age: 3600, count: 1000 } },
     jobId: d => `${d.deliveryId}.${d.window}`,
   }),
+  /**
+   * New deliveries of one endpoint, in id order (src/domain/webhooks/batch.ts), as the relay
+   * queued them: the fast path; what it does not deliver goes on as `webhook-deliver` jobs. Id:
+   * first delivery, count and the first one's retry window end (`window`, ms).
+   */
+  'webhook-batch': spec({
+    queue: 'webhooks',
+    payload: Type.Object({ endpointId: JobId, deliveryIds: Type.Array(JobId, { minItems: 1, maxItems: 1000 }), window: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+    options: { attempts: 20, backoff: { type: 'exponential', delay: 5_000, jitter: 0.5 }, removeOnComplete: { age: 3600, count: 1000 } },
+    jobId: d => `b.${d.deliveryIds[0]}.${d.deliveryIds.length}.${d.window}`,
+  }),
 } as const
 
 export type Catalogue = typeof catalogue

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, isNull, lt, ne, notExists, sql } from 'drizzle-orm'
+import { and, asc, eq, gt, inArray, isNull, lt, ne, notExists, sql } from 'drizzle-orm'
 import type { Db } from '../../db.js'
 import { ingestions, webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from '../../../drizzle/schema/index.js'
 import { dtosOf } from '../ingestions/store.js'
@@ -8,9 +8,15 @@ export interface RelayDeps {
   db: Db
   retryMs: number
   clock: () => Date
-  /** adds the delivery's BullMQ job (src/jobs/catalogue.ts `webhook-deliver`) */
-  enqueueDelivery: (d: { id: string, endpointId: string, retryUntil: Date }) => Promise<void>
+  /** adds batch jobs (src/jobs/catalogue.ts `webhook-batch`), one round trip; resolves to their job ids */
+  enqueueBatches: (batches: Batch[]) => Promise<string[]>
+  /** which of these BullMQ job ids still exist in Redis */
+  jobsExist: (jobIds: string[]) => Promise<Set<string>>
+  /** the sweep for lost jobs: at most every WEBHOOK_SWEEP_INTERVAL_MS per process, from where it stopped */
+  sweep: { intervalMs: number, last: number, cursor: string }
 }
+
+export interface Batch { endpointId: string, deliveryIds: string[], window: number }
 
 /**
  * The relay: outbox rows (src/domain/webhooks/outbox.ts) become one delivery per subscribed
@@ -55,14 +61,55 @@ async function hydrate (tx: Tx, events: EventRow[]): Promise<void> {
   }
 }
 
-/** Adds the jobs of deliveries not queued yet (new ones, and those a Redis outage left behind). */
-export async function queueDeliveries (deps: RelayDeps, limit = 1000): Promise<number> {
-  const rows = await deps.db.select({ id: webhookDeliveries.id, endpointId: webhookDeliveries.endpointId, retryUntil: webhookDeliveries.retryUntil }).from(webhookDeliveries)
-    .where(and(eq(webhookDeliveries.enqueued, false), eq(webhookDeliveries.status, 'pending'))).orderBy(asc(webhookDeliveries.id)).limit(limit)
-  if (rows.length === 0) return 0
-  await Promise.all(rows.map(async r => await deps.enqueueDelivery(r)))
-  await deps.db.update(webhookDeliveries).set({ enqueued: true }).where(inArray(webhookDeliveries.id, rows.map(r => r.id)))
-  return rows.length
+/**
+ * Queues the deliveries not queued yet (new ones, and those a Redis outage or a lost job left
+ * behind): one `webhook-batch` job per endpoint for up to `limit` of them, in id order. The rows
+ * are locked (SKIP LOCKED) until they are marked, so two relays do not queue them twice.
+ */
+export async function queueDeliveries (deps: RelayDeps, limit = 500): Promise<number> {
+  return await deps.db.transaction(async (tx) => {
+    const rows = await tx.select({ id: webhookDeliveries.id, endpointId: webhookDeliveries.endpointId, retryUntil: webhookDeliveries.retryUntil }).from(webhookDeliveries)
+      .where(and(eq(webhookDeliveries.enqueued, false), eq(webhookDeliveries.status, 'pending'))).orderBy(asc(webhookDeliveries.id)).limit(limit).for('update', { skipLocked: true })
+    if (rows.length === 0) return 0
+    const byEndpoint = new Map<string, typeof rows>()
+    for (const r of rows) byEndpoint.set(r.endpointId, [...(byEndpoint.get(r.endpointId) ?? []), r])
+    const batches = [...byEndpoint].map(([endpointId, rs]) => ({ endpointId, deliveryIds: rs.map(r => r.id), window: rs[0]!.retryUntil.getTime() }))
+    const jobIds = await deps.enqueueBatches(batches)
+    for (const [i, b] of batches.entries()) {
+      await tx.update(webhookDeliveries).set({ enqueued: true, jobId: jobIds[i] ?? null }).where(inArray(webhookDeliveries.id, b.deliveryIds))
+    }
+    return rows.length
+  })
+}
+
+/** The id of the job carrying a delivery: its batch's, or its own. */
+export const jobIdOf = (d: { id: string, jobId: string | null, retryUntil: Date }): string => d.jobId ?? `${d.id}.${d.retryUntil.getTime()}`
+
+/**
+ * Pending deliveries whose job is gone (a Redis that lost its data: a restart without
+ * persistence, a failover, an eviction) would wait forever: the sweep looks their jobs up
+ * (`limit` deliveries per page, from where the last sweep stopped) and hands the lost ones back to
+ * the relay (`enqueued = false`, guarded on the job read), which queues them again.
+ */
+export async function sweepLostJobs (deps: RelayDeps, limit = 1000, pages = 5): Promise<number> {
+  const s = deps.sweep
+  let lost = 0
+  for (let page = 0; page < pages; page++) {
+    const rows = await deps.db.select({ id: webhookDeliveries.id, jobId: webhookDeliveries.jobId, retryUntil: webhookDeliveries.retryUntil }).from(webhookDeliveries)
+      .where(and(eq(webhookDeliveries.status, 'pending'), eq(webhookDeliveries.enqueued, true), gt(webhookDeliveries.id, s.cursor))).orderBy(asc(webhookDeliveries.id)).limit(limit)
+    s.cursor = rows.length < limit ? '' : rows.at(-1)!.id
+    const ids = [...new Set(rows.map(jobIdOf))]
+    const alive = ids.length === 0 ? new Set<string>() : await deps.jobsExist(ids)
+    const gone = new Map<string | null, string[]>()
+    for (const r of rows) if (!alive.has(jobIdOf(r))) gone.set(r.jobId, [...(gone.get(r.jobId) ?? []), r.id])
+    for (const [jobId, dids] of gone) {
+      const [res] = await deps.db.update(webhookDeliveries).set({ enqueued: false, jobId: null })
+        .where(and(inArray(webhookDeliveries.id, dids), eq(webhookDeliveries.status, 'pending'), jobId === null ? isNull(webhookDeliveries.jobId) : eq(webhookDeliveries.jobId, jobId)))
+      lost += res.affectedRows
+    }
+    if (s.cursor === '') break
+  }
+  return lost
 }
 
 /**

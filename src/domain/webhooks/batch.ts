@@ -1,0 +1,114 @@
+import { acquireSlots, afterAttempt, busy, isSuccess, ORDER_WAIT_MS, sendEvent, type DeliverDeps, type Outcome } from './deliver.js'
+import type { AttemptResult } from './send.js'
+import { earliestUnsettled, failMany, findEndpoint, loadBatch, markOwnJobs, recordDelivered, type DeliveryRow, type EventRow } from './store.js'
+
+/** Adds jobs of their own (`webhook-deliver`, id `<delivery>.<retry_until ms>`) for deliveries a batch hands on, each delayed. */
+export type EnqueueOwn = (items: Array<{ id: string, endpointId: string, retryUntil: Date, delayMs: number }>) => Promise<void>
+
+export type BatchOutcome =
+  | { outcome: 'done', delivered: number, handedOn: number, failed: number }
+  | { outcome: 'busy', delayMs: number }
+
+interface Item { delivery: DeliveryRow, event: EventRow }
+
+/** Successes are written this many at a time (one transaction each); the rest at the end of the batch. */
+const FLUSH_EVERY = 200
+
+/**
+ * One batch of an endpoint's new deliveries (src/jobs/webhook-batch.ts; the relay makes them):
+ * the fast path of a healthy endpoint. The batch's events are sent as chains, one per document in
+ * sequence order, on as many keep-alive lanes as the endpoint's free slots (at most
+ * WEBHOOK_ENDPOINT_CONCURRENCY across all workers); a chain goes on only after a 2xx. Successes
+ * are logged in bulk. Whatever is not plainly delivered leaves the fast path for jobs of their
+ * own (src/domain/webhooks/deliver.ts, backoff and all): the first failure stops the batch (the
+ * failed delivery retries with its backoff, the rest of the batch follows in order), as does
+ * running past WEBHOOK_TIMEOUT_MS, so a slow endpoint holds a worker slot about as long as one
+ * attempt; events with an earlier event of their document unsettled outside the batch wait for it.
+ * One batch per endpoint runs at a time in a process; a few more wait here for it, the others are
+ * put back in the queue (busy), as are batches finding every slot of the endpoint taken.
+ */
+export async function runBatch (deps: DeliverDeps & { enqueueOwn: EnqueueOwn }, endpointId: string, ids: string[]): Promise<BatchOutcome> {
+  const leave = await deps.gate.enter(`batch:${endpointId}`, 1, Math.max(1, Math.floor(deps.config.WEBHOOK_CONCURRENCY / 4)))
+  if (leave === null) return busy() as BatchOutcome
+  try {
+    return await drain(deps, endpointId, ids)
+  } finally {
+    leave()
+  }
+}
+
+async function drain (deps: DeliverDeps & { enqueueOwn: EnqueueOwn }, endpointId: string, ids: string[]): Promise<BatchOutcome> {
+  const none = { outcome: 'done' as const, delivered: 0, handedOn: 0, failed: 0 }
+  const endpoint = await findEndpoint(deps.db, endpointId)
+  if (endpoint === null) return none // deleted, with its deliveries
+  const items = (await loadBatch(deps.db, endpointId, ids)).filter(i => i.delivery.status === 'pending')
+  if (items.length === 0) return none
+  if (endpoint.status === 'disabled') {
+    await failMany(deps.db, items.map(i => i.delivery.id), 'the endpoint is disabled', deps.clock())
+    return { ...none, failed: items.length }
+  }
+
+  // Chains: a subject's events in sequence order, up to the first one that must wait for an event outside the batch.
+  const subjects = [...new Set(items.flatMap(i => i.delivery.subject !== null && i.delivery.seq !== null ? [i.delivery.subject] : []))]
+  const earliest = await earliestUnsettled(deps.db, endpointId, subjects, items.map(i => i.delivery.id))
+  const chains = new Map<string, Item[]>()
+  const handOn: Array<{ item: Item, delayMs: number }> = []
+  for (const it of items) {
+    const { subject, seq } = it.delivery
+    if (subject === null || seq === null) { chains.set(it.delivery.id, [it]); continue }
+    if (seq > (earliest.get(subject) ?? Infinity)) { handOn.push({ item: it, delayMs: ORDER_WAIT_MS }); continue }
+    const chain = chains.get(subject)
+    if (chain === undefined) chains.set(subject, [it])
+    else chain.push(it)
+  }
+  const queue = [...chains.values()].map(c => c.sort((a, b) => (a.delivery.seq ?? 0) - (b.delivery.seq ?? 0)))
+
+  const releases = queue.length === 0 ? [] : await acquireSlots(deps, endpointId, Math.min(deps.config.WEBHOOK_ENDPOINT_CONCURRENCY, queue.length))
+  if (queue.length > 0 && releases.length === 0) return busy() as BatchOutcome
+
+  let stop = false
+  let failed = 0
+  let delivered = 0
+  const deadline = Date.now() + deps.config.WEBHOOK_TIMEOUT_MS
+  let done: Array<{ id: string, result: AttemptResult, at: Date }> = []
+  const flush = async (): Promise<void> => {
+    const take = done
+    done = []
+    delivered += take.length
+    await recordDelivered(deps.db, endpointId, take, deps.clock())
+  }
+  const lane = async (): Promise<void> => {
+    for (let chain = queue.shift(); chain !== undefined; chain = queue.shift()) {
+      for (let i = 0; i < chain.length; i++) {
+        const it = chain[i]!
+        if (stop || Date.now() > deadline) {
+          handOn.push(...chain.slice(i).map(item => ({ item, delayMs: 0 })))
+          break
+        }
+        const result = await sendEvent(deps, endpoint, it.event)
+        if (isSuccess(result.statusCode)) {
+          done.push({ id: it.delivery.id, result, at: deps.clock() })
+          if (done.length >= FLUSH_EVERY) await flush()
+          continue
+        }
+        stop = true
+        const r: Outcome = await afterAttempt(deps, it.delivery, endpoint, result)
+        if (r.outcome === 'retry') handOn.push({ item: it, delayMs: r.delayMs })
+        else failed++
+        handOn.push(...chain.slice(i + 1).map(item => ({ item, delayMs: ORDER_WAIT_MS })))
+        break
+      }
+    }
+  }
+  try {
+    await Promise.all(releases.map(async () => { await lane() }))
+  } finally {
+    await Promise.all(releases.map(async r => { await r() }))
+  }
+  await flush()
+  if (handOn.length > 0) {
+    await deps.enqueueOwn(handOn.map(h => ({ id: h.item.delivery.id, endpointId, retryUntil: h.item.delivery.retryUntil, delayMs: h.delayMs })))
+    await markOwnJobs(deps.db, handOn.map(h => h.item.delivery.id))
+  }
+  return { outcome: 'done', delivered, handedOn: handOn.length, failed }
+}
