@@ -1,4 +1,5 @@
-import { acquireSlots, afterAttempt, busy, isSuccess, ORDER_WAIT_MS, sendEvent, type DeliverDeps, type Outcome } from './deliver.js'
+import { acquireSlots, afterAttempt, busy, isSuccess, ORDER_WAIT_MS, sendEvent, senderOf, type DeliverDeps, type Outcome } from './deliver.js'
+import { checkDestination } from './destination.js'
 import type { AttemptResult } from './send.js'
 import { earliestUnsettled, failMany, findEndpoint, loadBatch, markOwnJobs, recordDelivered, type DeliveryRow, type EventRow } from './store.js'
 
@@ -11,8 +12,9 @@ export type BatchOutcome =
 
 interface Item { delivery: DeliveryRow, event: EventRow }
 
-/** Successes are written this many at a time (one transaction each); the rest at the end of the batch. */
+/** Successes are written this many at a time (one transaction each), or once this old; the rest at the end of the batch. */
 const FLUSH_EVERY = 200
+const FLUSH_AFTER_MS = 200
 
 /**
  * One batch of an endpoint's new deliveries (src/jobs/webhook-batch.ts; the relay makes them):
@@ -66,12 +68,19 @@ async function drain (deps: DeliverDeps & { enqueueOwn: EnqueueOwn }, endpointId
   const releases = queue.length === 0 ? [] : await acquireSlots(deps, endpointId, Math.min(deps.config.WEBHOOK_ENDPOINT_CONCURRENCY, queue.length))
   if (queue.length > 0 && releases.length === 0) return busy() as BatchOutcome
 
+  // The secret opened and the destination checked (DNS, SSRF) once for the whole batch, which lasts at most one attempt's timeout.
+  const to = senderOf(deps, endpoint)
+  try {
+    to.checked = await checkDestination(new URL(endpoint.url), deps.config.WEBHOOK_ALLOW_PRIVATE)
+  } catch { /* an invalid URL: each attempt reports it */ }
   let stop = false
   let failed = 0
   let delivered = 0
   const deadline = Date.now() + deps.config.WEBHOOK_TIMEOUT_MS
   let done: Array<{ id: string, result: AttemptResult, at: Date }> = []
+  let flushed = Date.now()
   const flush = async (): Promise<void> => {
+    flushed = Date.now()
     const take = done
     done = []
     delivered += take.length
@@ -85,10 +94,10 @@ async function drain (deps: DeliverDeps & { enqueueOwn: EnqueueOwn }, endpointId
           handOn.push(...chain.slice(i).map(item => ({ item, delayMs: 0 })))
           break
         }
-        const result = await sendEvent(deps, endpoint, it.event)
+        const result = await sendEvent(deps, to, it.event)
         if (isSuccess(result.statusCode)) {
           done.push({ id: it.delivery.id, result, at: deps.clock() })
-          if (done.length >= FLUSH_EVERY) await flush()
+          if (done.length >= FLUSH_EVERY || Date.now() - flushed > FLUSH_AFTER_MS) await flush()
           continue
         }
         stop = true

@@ -8,6 +8,7 @@ import type { RecordAudit } from '../audit.js'
 import type { SecretBox } from './secrets.js'
 import type { EndpointGate } from './gate.js'
 import { postWebhook, type AttemptResult } from './send.js'
+import type { Checked } from './destination.js'
 import { earlierPending, loadDelivery, recordAttempt, settleDelivery, type DeliveryRow, type EndpointRow, type EventRow } from './store.js'
 
 export interface DeliverDeps {
@@ -81,24 +82,31 @@ async function attemptDelivery (deps: DeliverDeps, deliveryId: string): Promise<
   if (slot === undefined) return busy()
   let result: AttemptResult
   try {
-    result = await sendEvent(deps, endpoint, event)
+    result = await sendEvent(deps, senderOf(deps, endpoint), event)
   } finally {
     await slot()
   }
   return await afterAttempt(deps, delivery, endpoint, result)
 }
 
-/** One signed POST of the event to the endpoint (Standard Webhooks headers, signed now). */
-export async function sendEvent (deps: Pick<DeliverDeps, 'box' | 'clock' | 'config'>, endpoint: Pick<EndpointRow, 'url' | 'secret'>, event: EventRow): Promise<AttemptResult> {
+/** What every attempt to one endpoint needs: its URL, its secret opened (null: it cannot be), and optionally its checked destination. */
+export interface Sender { url: string, webhook: Webhook | null, checked?: Checked }
+
+export function senderOf (deps: Pick<DeliverDeps, 'box'>, endpoint: Pick<EndpointRow, 'url' | 'secret'>): Sender {
+  const secret = openSecret(deps.box, endpoint.secret)
+  return { url: endpoint.url, webhook: secret === null ? null : new Webhook(secret) }
+}
+
+/** One signed POST of the event (Standard Webhooks headers, signed now). */
+export async function sendEvent (deps: Pick<DeliverDeps, 'clock' | 'config'>, to: Sender, event: EventRow): Promise<AttemptResult> {
+  if (to.webhook === null) return { statusCode: null, durationMs: 0, error: 'the signing secret cannot be decrypted (JWT_SECRET changed?): rotate it with PATCH /webhooks/:id {rotateSecret: true}', response: null }
   const body = payloadOf(event)
   const sentAt = deps.clock()
-  const secret = openSecret(deps.box, endpoint.secret)
-  if (secret === null) return { statusCode: null, durationMs: 0, error: 'the signing secret cannot be decrypted (JWT_SECRET changed?): rotate it with PATCH /webhooks/:id {rotateSecret: true}', response: null }
-  return await postWebhook(endpoint.url, body, {
+  return await postWebhook(to.url, body, {
     'webhook-id': event.id,
     'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
-    'webhook-signature': new Webhook(secret).sign(event.id, sentAt, body),
-  }, { timeoutMs: deps.config.WEBHOOK_TIMEOUT_MS, allowPrivate: deps.config.WEBHOOK_ALLOW_PRIVATE, userAgent: 'Quire-Webhooks/1' })
+    'webhook-signature': to.webhook.sign(event.id, sentAt, body),
+  }, { timeoutMs: deps.config.WEBHOOK_TIMEOUT_MS, allowPrivate: deps.config.WEBHOOK_ALLOW_PRIVATE, userAgent: 'Quire-Webhooks/1', checked: to.checked })
 }
 
 export const isSuccess = (code: number | null): boolean => code !== null && code >= 200 && code < 300

@@ -1,8 +1,10 @@
 import { and, asc, eq, gt, inArray, isNull, lt, ne, notExists, sql } from 'drizzle-orm'
-import type { Db } from '../../db.js'
-import { ingestions, webhookAttempts, webhookDeliveries, webhookEndpoints, webhookEvents } from '../../../drizzle/schema/index.js'
+import { drizzle } from 'drizzle-orm/mysql2'
+import { schema, sqlTransaction, type Db, type DbOrTx } from '../../db.js'
+import { newId } from '../../lib/ids.js'
+import { ingestions, webhookAttempts, webhookDeliveries, webhookEvents } from '../../../drizzle/schema/index.js'
 import { dtosOf } from '../ingestions/store.js'
-import { newDelivery, subscribes, type EventRow } from './store.js'
+import { subscribes, type EventRow } from './store.js'
 
 export interface RelayDeps {
   db: Db
@@ -25,39 +27,42 @@ export interface Batch { endpointId: string, deliveryIds: string[], window: numb
  * outage leaves them `enqueued = false` and the next run queues them: nothing is lost.
  */
 export async function relayOutbox (deps: RelayDeps, limit = 500): Promise<{ events: number, deliveries: number }> {
-  const { db } = deps
-  return await db.transaction(async (tx) => {
-    const events = await tx.select().from(webhookEvents).where(isNull(webhookEvents.relayedAt)).orderBy(asc(webhookEvents.id)).limit(limit).for('update', { skipLocked: true })
+  // Plain SQL on one connection (no query builder): the relay writes every delivery row, in bulk.
+  return await sqlTransaction(deps.db, async (conn) => {
+    const [events] = await conn.query('SELECT id, type, subject, seq, hydrate, created_at AS createdAt FROM webhook_events WHERE relayed_at IS NULL ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED', [limit]) as unknown as [RelayedEvent[]]
     if (events.length === 0) return { events: 0, deliveries: 0 }
     const now = deps.clock()
-    await hydrate(tx, events)
-    const endpoints = await tx.select({ id: webhookEndpoints.id, events: webhookEndpoints.events, createdAt: webhookEndpoints.createdAt })
-      .from(webhookEndpoints).where(ne(webhookEndpoints.status, 'disabled'))
+    if (events.some(e => e.hydrate?.startsWith('ingestion:') === true)) await hydrate(drizzle(conn, { schema, mode: 'default' }) as unknown as DbOrTx, events)
+    const [endpoints] = await conn.query("SELECT id, events, created_at AS createdAt FROM webhook_endpoints WHERE status <> 'disabled'") as unknown as [Array<{ id: string, events: string[] | string, createdAt: Date }>]
+    for (const w of endpoints) if (typeof w.events === 'string') w.events = JSON.parse(w.events) as string[] // MariaDB: JSON is text
+    const until = new Date(now.getTime() + deps.retryMs)
     const rows = events.flatMap(e => endpoints
-      .filter(w => subscribes(w, e.type) && w.createdAt <= e.createdAt)
-      .map(w => newDelivery(w.id, e, now, deps.retryMs)))
-    for (let i = 0; i < rows.length; i += 500) await tx.insert(webhookDeliveries).ignore().values(rows.slice(i, i + 500))
-    await tx.update(webhookEvents).set({ relayedAt: now }).where(inArray(webhookEvents.id, events.map(e => e.id)))
+      .filter(w => subscribes(w as { events: string[] }, e.type) && w.createdAt <= e.createdAt)
+      .map(w => [newId(), w.id, e.id, e.subject, e.seq, 'pending', 0, false, now, now, until]))
+    for (let i = 0; i < rows.length; i += 1000) {
+      await conn.query('INSERT IGNORE INTO webhook_deliveries (id, endpoint_id, event_id, subject, seq, status, attempts, enqueued, created_at, updated_at, retry_until) VALUES ?', [rows.slice(i, i + 1000)])
+    }
+    await conn.query('UPDATE webhook_events SET relayed_at = ? WHERE id IN (?)', [now, events.map(e => e.id)])
     return { events: events.length, deliveries: rows.length }
   })
 }
 
-type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
+type RelayedEvent = Pick<EventRow, 'id' | 'type' | 'subject' | 'seq' | 'hydrate' | 'createdAt'>
 
 /**
  * Completes the data of ingestion events: the ingestion as the API returns it, under what its
  * transition wrote (status, result, error, finish time), frozen into the row.
  */
-async function hydrate (tx: Tx, events: EventRow[]): Promise<void> {
+async function hydrate (tx: DbOrTx, events: RelayedEvent[]): Promise<void> {
   const pending = events.filter(e => e.hydrate?.startsWith('ingestion:') === true)
-  if (pending.length === 0) return
   const ids = [...new Set(pending.map(e => e.hydrate!.slice('ingestion:'.length)))]
   const dtos = new Map((await dtosOf(tx, await tx.select().from(ingestions).where(inArray(ingestions.id, ids)))).map(d => [d.id, d]))
+  const known = new Map((await tx.select({ id: webhookEvents.id, data: webhookEvents.data }).from(webhookEvents).where(inArray(webhookEvents.id, pending.map(e => e.id)))).map(r => [r.id, r.data]))
   for (const e of pending) {
     const dto = dtos.get(e.hydrate!.slice('ingestion:'.length))
-    e.data = { ...(dto ?? { id: e.hydrate!.slice('ingestion:'.length) }), ...e.data }
+    const data = { ...(dto ?? { id: e.hydrate!.slice('ingestion:'.length) }), ...known.get(e.id) }
     e.hydrate = null
-    await tx.update(webhookEvents).set({ data: e.data, hydrate: null }).where(eq(webhookEvents.id, e.id))
+    await tx.update(webhookEvents).set({ data, hydrate: null }).where(eq(webhookEvents.id, e.id))
   }
 }
 

@@ -1,7 +1,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import type { LookupFunction } from 'node:net'
-import { checkDestination } from './destination.js'
+import { checkDestination, type Checked } from './destination.js'
 
 export interface AttemptResult {
   /** the answer's status, null when there was none (refused, unreachable, timed out) */
@@ -43,9 +43,10 @@ function agentFor (protocol: string, address: string, family: number): http.Agen
 /**
  * One POST of a signed webhook. The destination is checked (src/domain/webhooks/destination.ts)
  * and the connection goes to the checked address (the `lookup` hook answers with it); redirects
- * are answers like any other (not followed); the whole attempt is bounded by `timeoutMs`.
+ * are answers like any other (not followed); the whole attempt is bounded by `timeoutMs`. A batch
+ * checks its endpoint once and passes the result (`checked`) to each of its attempts.
  */
-export async function postWebhook (target: string, body: string, headers: Record<string, string>, opts: { timeoutMs: number, allowPrivate: boolean, userAgent: string }): Promise<AttemptResult> {
+export async function postWebhook (target: string, body: string, headers: Record<string, string>, opts: { timeoutMs: number, allowPrivate: boolean, userAgent: string, checked?: Checked }): Promise<AttemptResult> {
   const started = performance.now()
   const done = (r: Omit<AttemptResult, 'durationMs'>): AttemptResult => ({ ...r, durationMs: Math.round(performance.now() - started) })
   let url: URL
@@ -54,7 +55,7 @@ export async function postWebhook (target: string, body: string, headers: Record
   } catch {
     return done({ statusCode: null, error: 'the URL is not valid', response: null })
   }
-  const checked = await checkDestination(url, opts.allowPrivate)
+  const checked = opts.checked ?? await checkDestination(url, opts.allowPrivate)
   if (!checked.ok) return done({ statusCode: null, error: `refused: ${checked.reason}`, response: null })
   const { address, family } = checked.to
   const pinned: LookupFunction = (_host, options, cb) => {
