@@ -3,15 +3,14 @@ import { secretBox } from '../../src/domain/webhooks/secrets.js'
 import { webhookService } from '../../src/domain/webhooks/service.js'
 import type { WebhookService } from '../../src/domain/webhooks/service.js'
 import type { RelayDeps } from '../../src/domain/webhooks/relay.js'
-import type { DeliverDeps } from '../../src/domain/webhooks/deliver.js'
-import type { EnqueueOwn } from '../../src/domain/webhooks/batch.js'
+import type { BatchDeps, EnqueueBatch, EnqueueOwn } from '../../src/domain/webhooks/batch.js'
 import { endpointGate } from '../../src/domain/webhooks/gate.js'
 import { bulkJobs } from '../../src/jobs/enqueue.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** Outbound webhooks (docs/webhooks.md): the endpoints' service (routes), the relay's and the deliveries' deps (worker). */
-    webhooks: { service: WebhookService, relay: RelayDeps, deliver: DeliverDeps & { enqueueOwn: EnqueueOwn } }
+    webhooks: { service: WebhookService, relay: RelayDeps, deliver: BatchDeps }
   }
 }
 
@@ -34,6 +33,11 @@ export default fp(async (fastify) => {
     await queue.addBulk(jobs)
     return jobs.map(j => String(j.opts.jobId))
   }
+  const enqueueBatch: EnqueueBatch = async (b, delayMs) => {
+    const [job] = bulkJobs('webhook-batch', [b], config)
+    await queue.add(job!.name, job!.data, { ...job!.opts, delay: delayMs })
+    return String(job!.opts.jobId)
+  }
   const jobsExist: RelayDeps['jobsExist'] = async (ids) => {
     // The jobs' hashes (`<prefix>:webhooks:<id>`), on the queues' Redis; one round trip.
     const res = await ids.reduce((p, id) => p.exists(queue.toKey(id)), fastify.redis.pipeline()).exec()
@@ -42,6 +46,6 @@ export default fp(async (fastify) => {
   fastify.decorate('webhooks', {
     service: webhookService({ db: fastify.db, box, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, retryMs, enqueueDelivery, clock, log: fastify.log, audit: fastify.recordAudit }),
     relay: { db: fastify.db, retryMs, clock, enqueueBatches, jobsExist, sweep: { intervalMs: config.WEBHOOK_SWEEP_INTERVAL_MS, last: 0, cursor: '' } },
-    deliver: { db: fastify.db, redis: fastify.redis, key: fastify.redisKey, box, config, clock, audit: fastify.recordAudit, gate: endpointGate(), enqueueOwn },
+    deliver: { db: fastify.db, redis: fastify.redis, key: fastify.redisKey, box, config, clock, audit: fastify.recordAudit, gate: endpointGate(), enqueueOwn, enqueueBatch },
   })
 }, { name: 'webhooks', dependencies: ['config', 'db', 'redis', 'audit', 'queue'] })

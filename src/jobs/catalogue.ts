@@ -104,14 +104,15 @@ export const catalogue = {
   }),
   /**
    * New deliveries of one endpoint, in id order (src/domain/webhooks/batch.ts), as the relay
-   * queued them: the fast path; what it does not deliver goes on as `webhook-deliver` jobs. Id:
-   * first delivery, count and the first one's retry window end (`window`, ms).
+   * queued them: the fast path; a delivery to retry goes on as a `webhook-deliver` job, those
+   * that had to wait as a follow-up batch (`round` + 1). Id: first delivery, count, the first
+   * one's retry window end (`window`, ms) and the round.
    */
   'webhook-batch': spec({
     queue: 'webhooks',
-    payload: Type.Object({ endpointId: JobId, deliveryIds: Type.Array(JobId, { minItems: 1, maxItems: 1000 }), window: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+    payload: Type.Object({ endpointId: JobId, deliveryIds: Type.Array(JobId, { minItems: 1, maxItems: 1000 }), window: Type.Integer({ minimum: 0 }), round: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false }),
     options: { attempts: 20, backoff: { type: 'exponential', delay: 5_000, jitter: 0.5 }, removeOnComplete: { age: 3600, count: 1000 } },
-    jobId: d => `b.${d.deliveryIds[0]}.${d.deliveryIds.length}.${d.window}`,
+    jobId: d => `b.${d.deliveryIds[0]}.${d.deliveryIds.length}.${d.window}${d.round !== undefined ? `.${d.round}` : ''}`,
   }),
 } as const
 

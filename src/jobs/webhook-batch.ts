@@ -6,7 +6,7 @@ import { runBatch } from '../domain/webhooks/batch.js'
 export default processorOf({
   name: 'webhook-batch',
   async process (app, job) {
-    const r = await runBatch(app.webhooks.deliver, job.data.endpointId, job.data.deliveryIds)
+    const r = await runBatch(app.webhooks.deliver, job.data.endpointId, job.data.deliveryIds, job.data.round ?? 0)
     if (r.outcome === 'busy') {
       await job.moveToDelayed(Date.now() + r.delayMs, job.token)
       throw new DelayedError()

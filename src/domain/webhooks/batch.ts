@@ -1,13 +1,21 @@
 import { acquireSlots, afterAttempt, busy, isSuccess, ORDER_WAIT_MS, sendEvent, senderOf, type DeliverDeps, type Outcome } from './deliver.js'
 import { checkDestination } from './destination.js'
 import type { AttemptResult } from './send.js'
-import { earliestUnsettled, failMany, findEndpoint, loadBatch, markOwnJobs, recordDelivered, type DeliveryRow, type EventRow } from './store.js'
+import { earliestUnsettled, failMany, findEndpoint, loadBatch, markJobs, recordDelivered, type DeliveryRow, type EventRow } from './store.js'
 
 /** Adds jobs of their own (`webhook-deliver`, id `<delivery>.<retry_until ms>`) for deliveries a batch hands on, each delayed. */
 export type EnqueueOwn = (items: Array<{ id: string, endpointId: string, retryUntil: Date, delayMs: number }>) => Promise<void>
 
+/** Adds a batch job (`webhook-batch`), delayed; resolves to its job id. */
+export type EnqueueBatch = (b: { endpointId: string, deliveryIds: string[], window: number, round?: number }, delayMs: number) => Promise<string>
+
+export interface BatchDeps extends DeliverDeps { enqueueOwn: EnqueueOwn, enqueueBatch: EnqueueBatch }
+
+/** A follow-up batch (the events that had to wait) runs after ORDER_WAIT_MS, doubling per round, at most this long. */
+const FOLLOW_UP_MAX_MS = 10_000
+
 export type BatchOutcome =
-  | { outcome: 'done', delivered: number, handedOn: number, failed: number }
+  | { outcome: 'done', delivered: number, retrying: number, followUp: number, failed: number }
   | { outcome: 'busy', delayMs: number }
 
 interface Item { delivery: DeliveryRow, event: EventRow }
@@ -29,18 +37,18 @@ const FLUSH_AFTER_MS = 200
  * One batch per endpoint runs at a time in a process; a few more wait here for it, the others are
  * put back in the queue (busy), as are batches finding every slot of the endpoint taken.
  */
-export async function runBatch (deps: DeliverDeps & { enqueueOwn: EnqueueOwn }, endpointId: string, ids: string[]): Promise<BatchOutcome> {
+export async function runBatch (deps: BatchDeps, endpointId: string, ids: string[], round = 0): Promise<BatchOutcome> {
   const leave = await deps.gate.enter(`batch:${endpointId}`, 1, Math.max(1, Math.floor(deps.config.WEBHOOK_CONCURRENCY / 4)))
   if (leave === null) return busy() as BatchOutcome
   try {
-    return await drain(deps, endpointId, ids)
+    return await drain(deps, endpointId, ids, round)
   } finally {
     leave()
   }
 }
 
-async function drain (deps: DeliverDeps & { enqueueOwn: EnqueueOwn }, endpointId: string, ids: string[]): Promise<BatchOutcome> {
-  const none = { outcome: 'done' as const, delivered: 0, handedOn: 0, failed: 0 }
+async function drain (deps: BatchDeps, endpointId: string, ids: string[], round: number): Promise<BatchOutcome> {
+  const none = { outcome: 'done' as const, delivered: 0, retrying: 0, followUp: 0, failed: 0 }
   const endpoint = await findEndpoint(deps.db, endpointId)
   if (endpoint === null) return none // deleted, with its deliveries
   const items = (await loadBatch(deps.db, endpointId, ids)).filter(i => i.delivery.status === 'pending')
@@ -54,11 +62,12 @@ async function drain (deps: DeliverDeps & { enqueueOwn: EnqueueOwn }, endpointId
   const subjects = [...new Set(items.flatMap(i => i.delivery.subject !== null && i.delivery.seq !== null ? [i.delivery.subject] : []))]
   const earliest = await earliestUnsettled(deps.db, endpointId, subjects, items.map(i => i.delivery.id))
   const chains = new Map<string, Item[]>()
-  const handOn: Array<{ item: Item, delayMs: number }> = []
+  const later: Item[] = [] // a follow-up batch
+  const retrying: Array<{ item: Item, delayMs: number }> = [] // their own jobs, with backoff
   for (const it of items) {
     const { subject, seq } = it.delivery
     if (subject === null || seq === null) { chains.set(it.delivery.id, [it]); continue }
-    if (seq > (earliest.get(subject) ?? Infinity)) { handOn.push({ item: it, delayMs: ORDER_WAIT_MS }); continue }
+    if (seq > (earliest.get(subject) ?? Infinity)) { later.push(it); continue }
     const chain = chains.get(subject)
     if (chain === undefined) chains.set(subject, [it])
     else chain.push(it)
@@ -91,7 +100,7 @@ async function drain (deps: DeliverDeps & { enqueueOwn: EnqueueOwn }, endpointId
       for (let i = 0; i < chain.length; i++) {
         const it = chain[i]!
         if (stop || Date.now() > deadline) {
-          handOn.push(...chain.slice(i).map(item => ({ item, delayMs: 0 })))
+          later.push(...chain.slice(i))
           break
         }
         const result = await sendEvent(deps, to, it.event)
@@ -102,9 +111,9 @@ async function drain (deps: DeliverDeps & { enqueueOwn: EnqueueOwn }, endpointId
         }
         stop = true
         const r: Outcome = await afterAttempt(deps, it.delivery, endpoint, result)
-        if (r.outcome === 'retry') handOn.push({ item: it, delayMs: r.delayMs })
+        if (r.outcome === 'retry') retrying.push({ item: it, delayMs: r.delayMs })
         else failed++
-        handOn.push(...chain.slice(i + 1).map(item => ({ item, delayMs: ORDER_WAIT_MS })))
+        later.push(...chain.slice(i + 1))
         break
       }
     }
@@ -115,9 +124,15 @@ async function drain (deps: DeliverDeps & { enqueueOwn: EnqueueOwn }, endpointId
     await Promise.all(releases.map(async r => { await r() }))
   }
   await flush()
-  if (handOn.length > 0) {
-    await deps.enqueueOwn(handOn.map(h => ({ id: h.item.delivery.id, endpointId, retryUntil: h.item.delivery.retryUntil, delayMs: h.delayMs })))
-    await markOwnJobs(deps.db, handOn.map(h => h.item.delivery.id))
+  if (retrying.length > 0) {
+    await deps.enqueueOwn(retrying.map(h => ({ id: h.item.delivery.id, endpointId, retryUntil: h.item.delivery.retryUntil, delayMs: h.delayMs })))
+    await markJobs(deps.db, retrying.map(h => h.item.delivery.id), null)
   }
-  return { outcome: 'done', delivered, handedOn: handOn.length, failed }
+  if (later.length > 0) {
+    const rest = later.sort((a, b) => a.delivery.id < b.delivery.id ? -1 : 1)
+    const jobId = await deps.enqueueBatch({ endpointId, deliveryIds: rest.map(i => i.delivery.id), window: rest[0]!.delivery.retryUntil.getTime(), round: round + 1 },
+      Math.min(ORDER_WAIT_MS * 2 ** Math.min(round, 10), FOLLOW_UP_MAX_MS))
+    await markJobs(deps.db, rest.map(i => i.delivery.id), jobId)
+  }
+  return { outcome: 'done', delivered, retrying: retrying.length, followUp: later.length, failed }
 }

@@ -16,6 +16,8 @@ export interface RelayDeps {
   jobsExist: (jobIds: string[]) => Promise<Set<string>>
   /** the sweep for lost jobs: at most every WEBHOOK_SWEEP_INTERVAL_MS per process, from where it stopped */
   sweep: { intervalMs: number, last: number, cursor: string }
+  /** a relay run is under way in this process */
+  running?: boolean
 }
 
 export interface Batch { endpointId: string, deliveryIds: string[], window: number }

@@ -172,8 +172,8 @@ export async function failMany (db: Db, ids: string[], error: string, now: Date)
   await db.update(webhookDeliveries).set({ status: 'failed', lastError: error, updatedAt: now }).where(and(inArray(webhookDeliveries.id, ids), eq(webhookDeliveries.status, 'pending')))
 }
 
-/** The deliveries now carried by jobs of their own (`<id>.<retry_until ms>`, job_id null). */
-export async function markOwnJobs (db: Db, ids: string[]): Promise<void> {
+/** The job now carrying these deliveries: a batch job's id, or null for jobs of their own (`<id>.<retry_until ms>`). */
+export async function markJobs (db: Db, ids: string[], jobId: string | null): Promise<void> {
   if (ids.length === 0) return
-  await db.update(webhookDeliveries).set({ jobId: null }).where(inArray(webhookDeliveries.id, ids))
+  await db.update(webhookDeliveries).set({ jobId }).where(inArray(webhookDeliveries.id, ids))
 }
