@@ -22,13 +22,12 @@ test('a pending delivery whose job Redis lost is queued again by the sweep and d
   // Both pending, the first attempted (500): its job waits in Redis for the next retry, the second's for the first.
   const pending = async () => (await app.inject({ method: 'GET', url: `/webhooks/${hook.id}/deliveries?status=pending`, headers: admin.headers })).json().items as Array<{ id: string, attempts: unknown[] }>
   await eventually(async () => { const p = await pending(); return p.length === 2 && p.some(d => d.attempts.length >= 1) }, 30_000)
-  const [rows] = await app.db.$client.query("SELECT id, job_id AS jobId, retry_until AS retryUntil FROM webhook_deliveries WHERE endpoint_id = ? AND status = 'pending'", [hook.id]) as unknown as [Array<{ id: string, jobId: string | null, retryUntil: Date }>]
-  t.equal(rows.length, 2)
 
   await redis.kill()
   await redis.start()
-  const keys = await app.redis.keys('*')
-  t.notOk(keys.some(k => rows.some(r => k.includes(r.id))), 'the jobs are gone with the data')
+  await eventually(async () => app.redis.status === 'ready', 30_000)
+  // (No check that the jobs are gone: a job in flight at the kill may still put itself back.
+  // Without the sweep, WEBHOOK_SWEEP_INTERVAL_MS=0, this test times out below.)
   const before = rx.received.length
   status = 204
 
