@@ -1,7 +1,8 @@
 import { acquireSlots, afterAttempt, busy, isSuccess, ORDER_WAIT_MS, sendEvent, senderOf, type DeliverDeps, type Outcome } from './deliver.js'
 import { checkDestination } from './destination.js'
 import type { AttemptResult } from './send.js'
-import { earliestUnsettled, failMany, findEndpoint, loadBatch, markJobs, recordDelivered, type DeliveryRow, type EventRow } from './store.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { earliestUnsettled, failMany, findEndpoint, loadBatch, markJobs, recordDelivered, type DeliveryRow, type EndpointRow, type EventRow } from './store.js'
 
 /** Adds jobs of their own (`webhook-deliver`, id `<delivery>.<retry_until ms>`) for deliveries a batch hands on, each delayed. */
 export type EnqueueOwn = (items: Array<{ id: string, endpointId: string, retryUntil: Date, delayMs: number }>) => Promise<void>
@@ -23,6 +24,9 @@ interface Item { delivery: DeliveryRow, event: EventRow }
 /** Successes are written this many at a time (one transaction each), or once this old; the rest at the end of the batch. */
 const FLUSH_EVERY = 200
 const FLUSH_AFTER_MS = 200
+/** A batch finding every slot of its endpoint taken polls this long for one, then goes back to the queue (busy). */
+const SLOT_WAIT_MS = 2000
+const SLOT_POLL_MS = 25
 
 /**
  * One batch of an endpoint's new deliveries (src/jobs/webhook-batch.ts; the relay makes them):
@@ -38,7 +42,7 @@ const FLUSH_AFTER_MS = 200
  * put back in the queue (busy), as are batches finding every slot of the endpoint taken.
  */
 export async function runBatch (deps: BatchDeps, endpointId: string, ids: string[], round = 0): Promise<BatchOutcome> {
-  const leave = await deps.gate.enter(`batch:${endpointId}`, 1, Math.max(1, Math.floor(deps.config.WEBHOOK_CONCURRENCY / 4)))
+  const leave = await deps.gate.enter(`batch:${endpointId}`, deps.config.WEBHOOK_ENDPOINT_CONCURRENCY, Math.max(1, Math.floor(deps.config.WEBHOOK_CONCURRENCY / 4)))
   if (leave === null) return busy() as BatchOutcome
   try {
     return await drain(deps, endpointId, ids, round)
@@ -58,8 +62,31 @@ async function drain (deps: BatchDeps, endpointId: string, ids: string[], round:
     return { ...none, failed: items.length }
   }
 
-  // Chains: a subject's events in sequence order, up to the first one that must wait for an event outside the batch.
+  // Slots first (waiting a little for a batch ahead to finish: it keeps them until its successes
+  // are written), then the order: what an earlier batch delivered meanwhile no longer holds us up.
   const subjects = [...new Set(items.flatMap(i => i.delivery.subject !== null && i.delivery.seq !== null ? [i.delivery.subject] : []))]
+  const wanted = Math.min(deps.config.WEBHOOK_ENDPOINT_CONCURRENCY, subjects.length + items.filter(i => i.delivery.subject === null || i.delivery.seq === null).length)
+  const releases = await slotsWaiting(deps, endpointId, wanted)
+  if (releases.length === 0) return busy() as BatchOutcome
+  try {
+    return await send(deps, endpoint, items, subjects, releases, round)
+  } finally {
+    await Promise.all(releases.map(async r => { await r() }))
+  }
+}
+
+/** Up to `wanted` of the endpoint's slots, polling for SLOT_WAIT_MS while none is free. */
+async function slotsWaiting (deps: BatchDeps, endpointId: string, wanted: number): Promise<Array<() => Promise<void>>> {
+  const end = Date.now() + SLOT_WAIT_MS
+  for (;;) {
+    const got = await acquireSlots(deps, endpointId, wanted)
+    if (got.length > 0 || Date.now() >= end) return got
+    await sleep(SLOT_POLL_MS)
+  }
+}
+
+async function send (deps: BatchDeps, endpoint: EndpointRow, items: Item[], subjects: string[], releases: Array<() => Promise<void>>, round: number): Promise<BatchOutcome> {
+  const endpointId = endpoint.id
   const earliest = await earliestUnsettled(deps.db, endpointId, subjects, items.map(i => i.delivery.id))
   const chains = new Map<string, Item[]>()
   const later: Item[] = [] // a follow-up batch
@@ -74,8 +101,8 @@ async function drain (deps: BatchDeps, endpointId: string, ids: string[], round:
   }
   const queue = [...chains.values()].map(c => c.sort((a, b) => (a.delivery.seq ?? 0) - (b.delivery.seq ?? 0)))
 
-  const releases = queue.length === 0 ? [] : await acquireSlots(deps, endpointId, Math.min(deps.config.WEBHOOK_ENDPOINT_CONCURRENCY, queue.length))
-  if (queue.length > 0 && releases.length === 0) return busy() as BatchOutcome
+  // Slots beyond the chains' number go back at once.
+  for (const r of releases.splice(Math.max(queue.length, 0))) await r()
 
   // The secret opened and the destination checked (DNS, SSRF) once for the whole batch, which lasts at most one attempt's timeout.
   const to = senderOf(deps, endpoint)
@@ -118,12 +145,8 @@ async function drain (deps: BatchDeps, endpointId: string, ids: string[], round:
       }
     }
   }
-  try {
-    await Promise.all(releases.map(async () => { await lane() }))
-  } finally {
-    await Promise.all(releases.map(async r => { await r() }))
-  }
-  await flush()
+  await Promise.all(releases.map(async () => { await lane() }))
+  await flush() // before the slots go (the caller's finally): a batch waiting for them then sees these delivered
   if (retrying.length > 0) {
     await deps.enqueueOwn(retrying.map(h => ({ id: h.item.delivery.id, endpointId, retryUntil: h.item.delivery.retryUntil, delayMs: h.delayMs })))
     await markJobs(deps.db, retrying.map(h => h.item.delivery.id), null)
