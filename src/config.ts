@@ -83,6 +83,7 @@ export const ConfigSchema = Type.Object({
   WEBHOOK_ENDPOINT_CONCURRENCY: Type.Integer({ minimum: 1, default: 8, description: 'attempts in flight to one endpoint, across all workers' }),
   WEBHOOK_LOG_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 30, description: 'settled webhook deliveries (with their attempts and events) are deleted after this many days; 0 = kept forever' }),
   WEBHOOK_RELAY_INTERVAL_MS: Type.Integer({ minimum: 0, default: 1000, description: 'how often the worker moves new webhook events from the outbox to the queue; 0 = never' }),
+  WEBHOOK_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60_000, description: 'how often the relay looks for pending webhook deliveries whose job Redis lost (a restart without persistence) and queues them again; 0 = never' }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10000 }),
   HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 20000, description: 'a client must have sent its complete request headers within this long (408 and close)' }),
   HTTP_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 120000, description: 'a socket with no byte in either direction for this long is closed (a stalled body, a client that stopped reading); 0 = off' }),

@@ -8,7 +8,7 @@ import { newId } from '../../src/lib/ids.js'
 import { newSigningSecret, secretBox } from '../../src/domain/webhooks/secrets.js'
 import { fmt, load, procCpu, sleep, startChild, summarize } from '../lib.js'
 import { ingestPath, log, probe, sections, serverEnv, targetLine, type Ctx, type Scenario } from '../runner/harness.js'
-import { CONNECTIONS, DATABASE_URL, E2E_INGESTIONS, here, jwtSecret, QUICK, REDIS_PREFIX, REDIS_URL, SERVER_CPU, WORKER_FLAGS } from '../runner/options.js'
+import { argv, CONNECTIONS, OUT_DIR, DATABASE_URL, E2E_INGESTIONS, here, jwtSecret, QUICK, REDIS_PREFIX, REDIS_URL, SERVER_CPU, WORKER_FLAGS } from '../runner/options.js'
 
 async function run (ctx: Ctx): Promise<void> {
   const { server, seeded, token } = ctx
@@ -35,7 +35,7 @@ async function run (ctx: Ctx): Promise<void> {
     const worker = await startChild('webhook worker', join(here, 'worker.ts'), {
       cpus: SERVER_CPU,
       env: serverEnv({ JWT_SECRET: jwtSecret, BENCH_WORKER_QUEUES: 'webhooks', WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_RELAY_INTERVAL_MS: '100' }),
-      nodeArgs: WORKER_FLAGS,
+      nodeArgs: [...WORKER_FLAGS, ...(argv.profile === true ? ['--cpu-prof', `--cpu-prof-dir=${join(OUT_DIR, 'worker-webhooks')}`] : [])],
     })
     for (let r = 0; r < rounds; r++) {
       await queue.pause()

@@ -56,6 +56,8 @@ export const webhookDeliveries = mysqlTable('webhook_deliveries', {
   attempts: int('attempts').notNull().default(0),
   /** false until its BullMQ job was added (the relay adds it again while false) */
   enqueued: boolean('enqueued').notNull().default(false),
+  /** the BullMQ job that carries it: a batch job's id, or null for its own job (`<id>.<retry_until ms>`); the sweep re-adds it when the job is gone */
+  jobId: exactText('job_id', 120),
   lastStatusCode: int('last_status_code'),
   lastError: varchar('last_error', { length: 1000 }),
   createdAt: ts('created_at').notNull(),
@@ -68,6 +70,7 @@ export const webhookDeliveries = mysqlTable('webhook_deliveries', {
   index('webhook_deliveries_list_idx').on(t.endpointId, t.id),
   index('webhook_deliveries_order_idx').on(t.endpointId, t.subject, t.seq),
   index('webhook_deliveries_enqueue_idx').on(t.enqueued, t.id),
+  index('webhook_deliveries_status_idx').on(t.status, t.id),
 ])
 
 /** Every HTTP attempt of a delivery. */

@@ -8,7 +8,8 @@ import { badRequest, conflict, notFound } from '../lib/errors.js'
 import { isId, newId } from '../lib/ids.js'
 import { effectivePermissions, type Permission, type Role } from './permissions.js'
 import { revokeUserSessions } from './sessions.js'
-import { recordEvent, userSubject } from './webhooks/outbox.js'
+import { documentSubject, recordEvent, recordEvents, userSubject } from './webhooks/outbox.js'
+import { toDocument } from './documents.js'
 import { revokeUserKeys } from './api-keys/store.js'
 import { chargeUsage } from './quota.js'
 
@@ -196,6 +197,9 @@ export async function deleteUser (db: Db, id: string, transferTo?: string): Prom
     const revokedKeys = await revokeUserKeys(tx, id, 'user_deleted', now)
     let documentsTransferred = 0
     let documentsTrashed = 0
+    // The documents this deletion changes, locked: each gets its event (document.updated with its new owner, or document.trashed).
+    const affected = (await tx.select({ id: documents.id }).from(documents)
+      .where(transferTo !== undefined ? eq(documents.ownerId, id) : and(eq(documents.ownerId, id), isNull(documents.deletedAt))).for('update')).map(d => d.id)
     if (transferTo !== undefined) {
       // The heir owns these now: a share they held on them is redundant.
       await tx.delete(documentShares).where(and(eq(documentShares.userId, transferTo),
@@ -214,6 +218,10 @@ export async function deleteUser (db: Db, id: string, transferTo?: string): Prom
     await tx.delete(refreshTokens).where(inArray(refreshTokens.sessionId, tx.select({ id: sessions.id }).from(sessions).where(eq(sessions.userId, id))))
     await tx.delete(sessions).where(eq(sessions.userId, id))
     await tx.delete(users).where(eq(users.id, id))
+    for (let i = 0; i < affected.length; i += 500) {
+      const rows = await tx.select().from(documents).where(inArray(documents.id, affected.slice(i, i + 500)))
+      await recordEvents(tx, rows.map(r => ({ type: transferTo !== undefined ? 'document.updated' : 'document.trashed', subject: documentSubject(r.id), data: toDocument(r) })), now)
+    }
     await recordEvent(tx, { type: 'user.deleted', subject: userSubject(id), data: toUserView(target) }, now)
     return { revokedSessions, revokedKeys, documentsTransferred, documentsTrashed }
   })

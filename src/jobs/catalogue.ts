@@ -106,6 +106,18 @@ export const catalogue = {
     options: { attempts: 20, backoff: { type: 'exponential', delay: 5_000, jitter: 0.5 }, removeOnComplete: { age: 3600, count: 1000 } },
     jobId: d => `${d.deliveryId}.${d.window}`,
   }),
+  /**
+   * New deliveries of one endpoint, in id order (src/domain/webhooks/batch.ts), as the relay
+   * queued them: the fast path; a delivery to retry goes on as a `webhook-deliver` job, those
+   * that had to wait as a follow-up batch (`round` + 1). Id: first delivery, count, the first
+   * one's retry window end (`window`, ms) and the round.
+   */
+  'webhook-batch': spec({
+    queue: 'webhooks',
+    payload: Type.Object({ endpointId: JobId, deliveryIds: Type.Array(JobId, { minItems: 1, maxItems: 1000 }), window: Type.Integer({ minimum: 0 }), round: Type.Optional(Type.Integer({ minimum: 0 })) }, { additionalProperties: false }),
+    options: { attempts: 20, backoff: { type: 'exponential', delay: 5_000, jitter: 0.5 }, removeOnComplete: { age: 3600, count: 1000 } },
+    jobId: d => `b.${d.deliveryIds[0]}.${d.deliveryIds.length}.${d.window}${d.round !== undefined ? `.${d.round}` : ''}`,
+  }),
 } as const
 
 export type Catalogue = typeof catalogue

@@ -16,6 +16,7 @@ import storageReconcile from './storage-reconcile.js'
 import versionsPrune from './versions-prune.js'
 import webhookRelay from './webhook-relay.js'
 import webhookDeliver from './webhook-deliver.js'
+import webhookBatch from './webhook-batch.js'
 import webhookPurge from './webhook-purge.js'
 
 /**
@@ -40,5 +41,6 @@ export const processors: { [N in JobName]: JobDefinition<any> } = {
   'versions-prune': versionsPrune,
   'webhook-relay': webhookRelay,
   'webhook-deliver': webhookDeliver,
+  'webhook-batch': webhookBatch,
   'webhook-purge': webhookPurge,
 }

@@ -8,7 +8,8 @@ import type { RecordAudit } from '../audit.js'
 import type { SecretBox } from './secrets.js'
 import type { EndpointGate } from './gate.js'
 import { postWebhook, type AttemptResult } from './send.js'
-import { earlierPending, loadDelivery, recordAttempt, settleDelivery, type EventRow } from './store.js'
+import type { Checked } from './destination.js'
+import { earlierPending, loadDelivery, recordAttempt, settleDelivery, type DeliveryRow, type EndpointRow, type EventRow } from './store.js'
 
 export interface DeliverDeps {
   db: Db
@@ -44,7 +45,7 @@ export function backoffMs (attempt: number, base: number, max: number): number {
   return Math.round(full / 2 + Math.random() * full / 2)
 }
 
-const ORDER_WAIT_MS = 500
+export const ORDER_WAIT_MS = 500
 const BUSY_WAIT_MS = 250
 
 /**
@@ -65,7 +66,7 @@ export async function runDelivery (deps: DeliverDeps, deliveryId: string, endpoi
   }
 }
 
-const busy = (): Outcome => ({ outcome: 'busy', delayMs: BUSY_WAIT_MS + Math.round(Math.random() * BUSY_WAIT_MS) })
+export const busy = (): Outcome => ({ outcome: 'busy', delayMs: BUSY_WAIT_MS + Math.round(Math.random() * BUSY_WAIT_MS) })
 
 async function attemptDelivery (deps: DeliverDeps, deliveryId: string): Promise<Outcome> {
   const loaded = await loadDelivery(deps.db, deliveryId)
@@ -77,26 +78,48 @@ async function attemptDelivery (deps: DeliverDeps, deliveryId: string): Promise<
     return { outcome: 'failed' }
   }
   if (await earlierPending(deps.db, delivery)) return { outcome: 'wait', delayMs: ORDER_WAIT_MS }
-  const slot = await acquireSlot(deps, endpoint.id)
-  if (slot === null) return busy()
+  const [slot] = await acquireSlots(deps, endpoint.id, 1)
+  if (slot === undefined) return busy()
   let result: AttemptResult
   try {
-    const body = payloadOf(event)
-    const sentAt = deps.clock()
-    const secret = openSecret(deps.box, endpoint.secret)
-    result = secret === null
-      ? { statusCode: null, durationMs: 0, error: 'the signing secret cannot be decrypted (JWT_SECRET changed?): rotate it with PATCH /webhooks/:id {rotateSecret: true}', response: null }
-      : await postWebhook(endpoint.url, body, {
-        'webhook-id': event.id,
-        'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
-        'webhook-signature': new Webhook(secret).sign(event.id, sentAt, body),
-      }, { timeoutMs: deps.config.WEBHOOK_TIMEOUT_MS, allowPrivate: deps.config.WEBHOOK_ALLOW_PRIVATE, userAgent: 'Quire-Webhooks/1' })
+    result = await sendEvent(deps, senderOf(deps, endpoint), event)
   } finally {
     await slot()
   }
+  return await afterAttempt(deps, delivery, endpoint, result)
+}
+
+/** What every attempt to one endpoint needs: its URL, its secret opened (null: it cannot be), and optionally its checked destination. */
+export interface Sender { url: string, webhook: Webhook | null, checked?: Checked }
+
+export function senderOf (deps: Pick<DeliverDeps, 'box'>, endpoint: Pick<EndpointRow, 'url' | 'secret'>): Sender {
+  const secret = openSecret(deps.box, endpoint.secret)
+  return { url: endpoint.url, webhook: secret === null ? null : new Webhook(secret) }
+}
+
+/** One signed POST of the event (Standard Webhooks headers, signed now). */
+export async function sendEvent (deps: Pick<DeliverDeps, 'clock' | 'config'>, to: Sender, event: EventRow): Promise<AttemptResult> {
+  if (to.webhook === null) return { statusCode: null, durationMs: 0, error: 'the signing secret cannot be decrypted (JWT_SECRET changed?): rotate it with PATCH /webhooks/:id {rotateSecret: true}', response: null }
+  const body = payloadOf(event)
+  const sentAt = deps.clock()
+  return await postWebhook(to.url, body, {
+    'webhook-id': event.id,
+    'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
+    'webhook-signature': to.webhook.sign(event.id, sentAt, body),
+  }, { timeoutMs: deps.config.WEBHOOK_TIMEOUT_MS, allowPrivate: deps.config.WEBHOOK_ALLOW_PRIVATE, userAgent: 'Quire-Webhooks/1', checked: to.checked })
+}
+
+export const isSuccess = (code: number | null): boolean => code !== null && code >= 200 && code < 300
+
+/**
+ * Logs an attempt and decides what comes next: 2xx delivered, 410 disables the endpoint, anything
+ * else is retried with backoff until the delivery's retry window ends (then failed, and the
+ * endpoint `failing` if it answered no 2xx in that window).
+ */
+export async function afterAttempt (deps: DeliverDeps, delivery: DeliveryRow, endpoint: EndpointRow, result: AttemptResult): Promise<Outcome> {
   const now = deps.clock()
   const code = result.statusCode
-  if (code !== null && code >= 200 && code < 300) {
+  if (isSuccess(code)) {
     await recordAttempt(deps.db, delivery.id, result, 'delivered', now, endpoint.id)
     return { outcome: 'delivered', statusCode: code }
   }
@@ -135,21 +158,20 @@ async function markEndpoint (deps: DeliverDeps, id: string, status: 'failing' | 
 }
 
 /**
- * A slot among the endpoint's WEBHOOK_ENDPOINT_CONCURRENCY attempts in flight (all workers), or
- * null when they are taken. Slots are members of a sorted set scored by start time: a worker that
- * dies holding one loses it after twice the attempt timeout. Returns the release.
+ * Up to `wanted` slots among the endpoint's WEBHOOK_ENDPOINT_CONCURRENCY attempts in flight (all
+ * workers); none when they are taken. Slots are members of a sorted set scored by start time: a
+ * worker that dies holding one loses it after twice the attempt timeout. Returns their releases.
  */
-async function acquireSlot (deps: DeliverDeps, endpointId: string): Promise<(() => Promise<void>) | null> {
+export async function acquireSlots (deps: Pick<DeliverDeps, 'redis' | 'key' | 'config'>, endpointId: string, wanted: number): Promise<Array<() => Promise<void>>> {
   const key = deps.key('webhooks', 'inflight', endpointId)
-  const member = randomUUID()
+  const members = Array.from({ length: Math.max(1, wanted) }, () => randomUUID())
   const now = Date.now()
   const ttl = deps.config.WEBHOOK_TIMEOUT_MS * 2 + 5000
-  const res = await deps.redis.multi().zremrangebyscore(key, '-inf', now - ttl).zadd(key, now, member).zcard(key).pexpire(key, ttl).exec()
+  const res = await deps.redis.multi().zremrangebyscore(key, '-inf', now - ttl).zadd(key, ...members.flatMap(m => [now, m])).zcard(key).pexpire(key, ttl).exec()
   const inFlight = res?.[2]?.[1]
-  const release = async (): Promise<void> => { await deps.redis.zrem(key, member).catch(() => undefined) }
-  if (typeof inFlight !== 'number' || inFlight > deps.config.WEBHOOK_ENDPOINT_CONCURRENCY) {
-    await release()
-    return null
-  }
-  return release
+  const release = (m: string) => async (): Promise<void> => { await deps.redis.zrem(key, m).catch(() => undefined) }
+  const over = typeof inFlight !== 'number' ? members.length : Math.max(0, inFlight - deps.config.WEBHOOK_ENDPOINT_CONCURRENCY)
+  const dropped = members.splice(members.length - Math.min(over, members.length))
+  if (dropped.length > 0) await deps.redis.zrem(key, ...dropped).catch(() => undefined)
+  return members.map(release)
 }

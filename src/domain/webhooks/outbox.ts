@@ -33,6 +33,27 @@ export async function recordEvent (tx: DbOrTx, e: OutboxEvent, at = new Date()):
 }
 
 /**
+ * Writes many events of distinct subjects in `tx` (a change of many documents at once: a user's
+ * deletion): 500 at a time, each 500 in three statements (the counters bumped with one multi-row
+ * upsert, read back under their row locks, the events in one multi-row INSERT).
+ */
+export async function recordEvents (tx: DbOrTx, events: OutboxEvent[], at = new Date()): Promise<void> {
+  if (new Set(events.map(e => e.subject)).size !== events.length) {
+    for (const e of events) await recordEvent(tx, e, at)
+    return
+  }
+  for (let i = 0; i < events.length; i += 500) {
+    const chunk = events.slice(i, i + 500)
+    const subjects = sql.join(chunk.map(e => sql`${e.subject}`), sql`, `)
+    await tx.execute(sql`INSERT INTO webhook_sequences (subject, seq) VALUES ${sql.join(chunk.map(e => sql`(${e.subject}, 1)`), sql`, `)} ON DUPLICATE KEY UPDATE seq = seq + 1`)
+    const [rows] = await tx.execute(sql`SELECT subject, seq FROM webhook_sequences WHERE subject IN (${subjects}) FOR UPDATE`) as unknown as [Array<{ subject: string, seq: number | string }>]
+    const seqOf = new Map(rows.map(r => [r.subject, Number(r.seq)]))
+    await tx.execute(sql`INSERT INTO webhook_events (id, type, subject, seq, data, hydrate, created_at) VALUES ${sql.join(chunk.map(e =>
+      sql`(${newId()}, ${e.type}, ${e.subject}, ${seqOf.get(e.subject) ?? null}, ${JSON.stringify(e.data)}, NULL, ${at})`), sql`, `)}`)
+  }
+}
+
+/**
  * The event of an ingestion's final transition, for the transition's own batch
  * (src/domain/ingestions/transitions.ts): written only when the guarded UPDATE before it changed
  * the row (`@quire_changed`). `known` holds what the transition set; the relay completes `data`

@@ -1,7 +1,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import type { LookupFunction } from 'node:net'
-import { checkDestination } from './destination.js'
+import { checkDestination, type Checked } from './destination.js'
 
 export interface AttemptResult {
   /** the answer's status, null when there was none (refused, unreachable, timed out) */
@@ -15,11 +15,38 @@ export interface AttemptResult {
 const RESPONSE_BYTES = 1024
 
 /**
+ * Keep-alive connections, one pool per checked address (and scheme): a pooled socket is only
+ * reused for a request whose destination check answered that same address, so connection reuse
+ * never bypasses the SSRF check (a name that re-resolves elsewhere gets another pool). Idle
+ * sockets close after IDLE_MS, before the usual 5 s keep-alive of servers, so a reused socket is
+ * rarely one the receiver is closing. The pools are dropped when there are too many of them.
+ */
+const IDLE_MS = 4000
+const MAX_POOLS = 256
+const pools = new Map<string, http.Agent>()
+
+function agentFor (protocol: string, address: string, family: number): http.Agent {
+  const key = `${protocol}//${family}/${address}`
+  let agent = pools.get(key)
+  if (agent === undefined) {
+    if (pools.size >= MAX_POOLS) {
+      for (const a of pools.values()) a.destroy()
+      pools.clear()
+    }
+    const opts = { keepAlive: true, timeout: IDLE_MS, maxSockets: 64, maxFreeSockets: 64, scheduling: 'lifo' as const }
+    agent = protocol === 'https:' ? new https.Agent(opts) : new http.Agent(opts)
+    pools.set(key, agent)
+  }
+  return agent
+}
+
+/**
  * One POST of a signed webhook. The destination is checked (src/domain/webhooks/destination.ts)
  * and the connection goes to the checked address (the `lookup` hook answers with it); redirects
- * are answers like any other (not followed); the whole attempt is bounded by `timeoutMs`.
+ * are answers like any other (not followed); the whole attempt is bounded by `timeoutMs`. A batch
+ * checks its endpoint once and passes the result (`checked`) to each of its attempts.
  */
-export async function postWebhook (target: string, body: string, headers: Record<string, string>, opts: { timeoutMs: number, allowPrivate: boolean, userAgent: string }): Promise<AttemptResult> {
+export async function postWebhook (target: string, body: string, headers: Record<string, string>, opts: { timeoutMs: number, allowPrivate: boolean, userAgent: string, checked?: Checked }): Promise<AttemptResult> {
   const started = performance.now()
   const done = (r: Omit<AttemptResult, 'durationMs'>): AttemptResult => ({ ...r, durationMs: Math.round(performance.now() - started) })
   let url: URL
@@ -28,7 +55,7 @@ export async function postWebhook (target: string, body: string, headers: Record
   } catch {
     return done({ statusCode: null, error: 'the URL is not valid', response: null })
   }
-  const checked = await checkDestination(url, opts.allowPrivate)
+  const checked = opts.checked ?? await checkDestination(url, opts.allowPrivate)
   if (!checked.ok) return done({ statusCode: null, error: `refused: ${checked.reason}`, response: null })
   const { address, family } = checked.to
   const pinned: LookupFunction = (_host, options, cb) => {
@@ -38,17 +65,19 @@ export async function postWebhook (target: string, body: string, headers: Record
   const client = url.protocol === 'https:' ? https : http
   return await new Promise<AttemptResult>((resolve) => {
     let settled = false
+    let complete = false
     const finish = (r: Omit<AttemptResult, 'durationMs'>) => {
       if (settled) return
       settled = true
       clearTimeout(timer)
-      req.destroy()
+      // An answer read to its end leaves the socket to the pool; anything else closes it.
+      if (!complete) req.destroy()
       resolve(done(r))
     }
     const req = client.request(url, {
       method: 'POST',
       lookup: pinned,
-      agent: false,
+      agent: agentFor(url.protocol, address, family),
       headers: { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'user-agent': opts.userAgent },
     }, (res) => {
       const chunks: Buffer[] = []
@@ -59,7 +88,7 @@ export async function postWebhook (target: string, body: string, headers: Record
         size += c.length
         if (size >= RESPONSE_BYTES) answer()
       })
-      res.on('end', answer)
+      res.on('end', () => { complete = true; answer() })
       res.on('error', answer)
     })
     const timer = setTimeout(() => finish({ statusCode: null, error: `no answer within ${opts.timeoutMs} ms`, response: null }), opts.timeoutMs)

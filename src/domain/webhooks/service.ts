@@ -138,7 +138,7 @@ export function webhookService (deps: WebhookServiceDeps) {
     const now = deps.clock()
     const retryUntil = new Date(now.getTime() + deps.retryMs)
     // Guarded on the status read: of two redeliveries at once, one wins.
-    const [res] = await db.update(webhookDeliveries).set({ status: 'pending', enqueued: false, updatedAt: now, retryUntil })
+    const [res] = await db.update(webhookDeliveries).set({ status: 'pending', enqueued: false, jobId: null, updatedAt: now, retryUntil })
       .where(and(eq(webhookDeliveries.id, d.id), eq(webhookDeliveries.status, d.status)))
     if (res.affectedRows !== 1) throw pending()
     await enqueue({ id: d.id, endpointId: row.id, retryUntil })

@@ -119,3 +119,61 @@ export async function listDeliveries (db: Db, endpointId: string, q: { limit: nu
     nextCursor: page.nextCursor,
   }
 }
+
+/** Deliveries of one endpoint with their events (a batch job's), in the order given. */
+export async function loadBatch (db: Db, endpointId: string, ids: string[]): Promise<Array<{ delivery: DeliveryRow, event: EventRow }>> {
+  if (ids.length === 0) return []
+  const rows = await db.select({ d: webhookDeliveries, e: webhookEvents }).from(webhookDeliveries)
+    .innerJoin(webhookEvents, eq(webhookEvents.id, webhookDeliveries.eventId))
+    .where(and(eq(webhookDeliveries.endpointId, endpointId), inArray(webhookDeliveries.id, ids)))
+  const byId = new Map(rows.map(r => [r.d.id, { delivery: r.d, event: r.e }]))
+  return ids.flatMap(id => byId.get(id) ?? [])
+}
+
+/**
+ * Per subject, the lowest sequence number still unsettled for this endpoint outside `exclude`:
+ * a pending delivery, or an event not relayed yet. A batch sends a subject's events below it only.
+ */
+export async function earliestUnsettled (db: Db, endpointId: string, subjects: string[], exclude: string[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>()
+  if (subjects.length === 0) return out
+  const marks = (n: number): string => Array.from({ length: n }, () => '?').join(',')
+  const [rows] = await db.$client.query(
+    `SELECT subject, MIN(seq) AS seq FROM webhook_deliveries WHERE endpoint_id = ? AND subject IN (${marks(subjects.length)}) AND status = 'pending'${exclude.length > 0 ? ` AND id NOT IN (${marks(exclude.length)})` : ''} GROUP BY subject
+     UNION ALL SELECT subject, MIN(seq) AS seq FROM webhook_events WHERE subject IN (${marks(subjects.length)}) AND relayed_at IS NULL GROUP BY subject`,
+    [endpointId, ...subjects, ...exclude, ...subjects]) as unknown as [Array<{ subject: string, seq: number | string | null }>]
+  for (const r of rows) {
+    if (r.seq === null) continue
+    const seq = Number(r.seq)
+    out.set(r.subject, Math.min(seq, out.get(r.subject) ?? Infinity))
+  }
+  return out
+}
+
+/** Many deliveries answered 2xx: their attempts in one multi-row INSERT, the deliveries and the endpoint's last success, one transaction. */
+export async function recordDelivered (db: Db, endpointId: string, done: Array<{ id: string, result: AttemptResult, at: Date }>, now: Date): Promise<void> {
+  if (done.length === 0) return
+  const statements: Statement[] = [[
+    `INSERT INTO webhook_attempts (delivery_id, at, status_code, duration_ms, error, response) VALUES ${done.map(() => '(?, ?, ?, ?, NULL, ?)').join(', ')}`,
+    done.flatMap(d => [d.id, d.at, d.result.statusCode, d.result.durationMs, d.result.response?.slice(0, 1024) ?? null]),
+  ]]
+  const byCode = new Map<number | null, string[]>()
+  for (const d of done) byCode.set(d.result.statusCode, [...(byCode.get(d.result.statusCode) ?? []), d.id])
+  for (const [code, ids] of byCode) {
+    statements.push([`UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, last_status_code = ?, last_error = NULL, updated_at = ?, delivered_at = ? WHERE id IN (${ids.map(() => '?').join(',')}) AND status = 'pending'`, [code, now, now, ...ids]])
+  }
+  statements.push(["UPDATE webhook_endpoints SET status_reason = IF(status = 'failing', NULL, status_reason), status = IF(status = 'failing', 'active', status), last_success_at = ? WHERE id = ?", [now, endpointId]])
+  await sqlAtomic(db, statements)
+}
+
+/** Settles pending deliveries as failed (their endpoint is disabled). */
+export async function failMany (db: Db, ids: string[], error: string, now: Date): Promise<void> {
+  if (ids.length === 0) return
+  await db.update(webhookDeliveries).set({ status: 'failed', lastError: error, updatedAt: now }).where(and(inArray(webhookDeliveries.id, ids), eq(webhookDeliveries.status, 'pending')))
+}
+
+/** The job now carrying these deliveries: a batch job's id, or null for jobs of their own (`<id>.<retry_until ms>`). */
+export async function markJobs (db: Db, ids: string[], jobId: string | null): Promise<void> {
+  if (ids.length === 0) return
+  await db.update(webhookDeliveries).set({ jobId }).where(inArray(webhookDeliveries.id, ids))
+}
