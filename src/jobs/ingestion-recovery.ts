@@ -1,5 +1,5 @@
 import { defineJob } from './types.js'
-import { recoverIngestions } from './ingestion/recovery.js'
+import { recoverIngestions, reindexStale } from './ingestion/recovery.js'
 
 export const RECOVERY_JOB = 'ingestion-recovery'
 
@@ -10,6 +10,8 @@ export default defineJob<Record<string, never>>({
   async process (app) {
     const res = await recoverIngestions(app, app.config.INGESTION_RECOVERY_GRACE_MS)
     if (res.requeued + res.failed + res.rearmed > 0) app.log.warn(res, 'ingestion recovery sweep acted')
-    return res
+    const reindexed = await reindexStale(app, app.config.INGESTION_RECOVERY_GRACE_MS)
+    if (reindexed > 0) app.log.warn({ reindexed }, 'ingestion recovery sweep: stale documents sent to the index again')
+    return { ...res, reindexed }
   },
 })

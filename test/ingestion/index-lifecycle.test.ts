@@ -8,6 +8,7 @@ import { eventually, waitForStatus } from './helpers.js'
 import { newId } from '../../src/lib/ids.js'
 import { indexBackend, indexEventually, indexOf } from './index-helpers.js'
 import { addVersion as postVersion, upload } from '../documents/helpers.js'
+import { reindexStale } from '../../src/jobs/ingestion/recovery.js'
 
 // The index follows every document (docs/ingestion.md, "Lifecycle" and "Ordering"), against a
 // slowed scripted backend that keeps an index by the contract. New versions go through the real
@@ -137,4 +138,25 @@ t.test('the backend answering 5xx for a while: the same end state, v2 never sent
   t.equal(backend.held.get(doc.id), 3)
   t.notOk(backend.sent.some(s => s.documentId === doc.id && s.version === 2))
   await indexEventually(app, ed.headers, doc.id, { state: 'indexed', version: 3 })
+})
+
+t.test('a new version whose upsert was never created (the hook lost it): the recovery sweep sends it', async (t) => {
+  const doc = await uploadDocument()
+  const res = await app.inject({ method: 'POST', url: `/documents/${doc.id}/ingestions`, headers: ed.headers, payload: {} })
+  t.equal(res.statusCode, 202)
+  await indexEventually(app, ed.headers, doc.id, { state: 'indexed', version: 1 })
+  // A process whose hook does nothing (AUTO_REINGEST off there) adds v2: the index falls behind.
+  const quiet = await buildApp(testConfig({ INGESTION_URL: backend.url, AUTO_REINGEST: false, STORAGE_DIR: app.config.STORAGE_DIR }))
+  t.teardown(async () => await quiet.close())
+  const v2 = await postVersion(quiet, ed, doc.id, 'second, unannounced')
+  t.equal(v2.statusCode, 201)
+  await indexEventually(app, ed.headers, doc.id, { state: 'stale', version: 1 })
+  t.equal(await reindexStale(app, 60_000, { ids: [doc.id] }), 0, 'left alone within the grace period')
+  t.equal(await reindexStale(quiet, 0, { ids: [doc.id] }), 0, 'nothing to do where AUTO_REINGEST is off')
+  t.equal(await reindexStale(app, 0, { ids: [doc.id] }), 1, 'the sweep creates the upsert of v2')
+  t.equal(await reindexStale(app, 0, { ids: [doc.id] }), 0, 'once: the document is pending now')
+  const rows = await settled(doc.id)
+  t.same(rows.map(r => [r.operation, r.documentVersion, r.status]), [['upsert', 1, 'succeeded'], ['upsert', 2, 'succeeded']])
+  t.equal(backend.held.get(doc.id), 2)
+  await indexEventually(app, ed.headers, doc.id, { state: 'indexed', version: 2 })
 })

@@ -1,7 +1,7 @@
 import { OPEN_INGESTION_STATUSES } from '../../constants.js'
-import { and, eq, inArray, lt } from 'drizzle-orm'
+import { and, eq, inArray, isNull, lt } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import { ingestionBatches, ingestions } from '../../../drizzle/schema/index.js'
+import { documents, ingestionBatches, ingestions } from '../../../drizzle/schema/index.js'
 import { callbackTimeoutJobId, dispatchJobId } from '../../domain/ingestions/jobs.js'
 import { armCallbackTimeout } from './attempt.js'
 import { LIVE_STATES } from '../requeue.js'
@@ -63,4 +63,29 @@ export async function recoverIngestions (app: FastifyInstance, graceMs: number, 
     for (const b of stuck) await app.enqueue('ingestion-batch', { batchId: b.id })
   }
   return out
+}
+
+/**
+ * Documents whose index fell behind and that nothing will bring back: `stale` (a newer version than
+ * the one indexed) with no open ingestion, while AUTO_REINGEST is on, untouched for `graceMs`. The
+ * upsert a new version queues (src/domain/ingestions/follow.ts documentChanged) is created after its
+ * version committed, by a hook that logs its failures (a deadlock, a lost connection) and goes on:
+ * such a document is given its upsert here. Not while the version is being scanned or is infected.
+ * `opts.ids` limits the sweep to those documents (tests share one database between files).
+ */
+export async function reindexStale (app: FastifyInstance, graceMs: number, opts: { ids?: readonly string[] } = {}): Promise<number> {
+  if (!app.config.AUTO_REINGEST || opts.ids?.length === 0) return 0
+  const rows = await app.db.select({ id: documents.id }).from(documents)
+    .where(and(
+      eq(documents.indexState, 'stale'),
+      isNull(documents.deletedAt),
+      inArray(documents.status, ['ready', 'processing']),
+      lt(documents.updatedAt, new Date(Date.now() - graceMs)),
+      opts.ids !== undefined ? inArray(documents.id, [...opts.ids]) : undefined
+    )).limit(100)
+  let created = 0
+  for (const { id } of rows) {
+    if (await app.ingestions.documentChanged({ actorId: null, requestId: null }, id) !== null) created++
+  }
+  return created
 }
