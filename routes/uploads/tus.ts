@@ -13,7 +13,8 @@ import { isId } from '../../src/lib/ids.js'
 import { AppError, unavailable } from '../../src/lib/errors.js'
 
 /** The request a tus hook runs for (the hooks get srvx's copy of the request, not Fastify's). */
-interface TusCall { request: FastifyRequest, creation?: TusCreation }
+/** One tus request: `uploadId` is the id from the route's params, checked (lower case) and owned by the caller. */
+interface TusCall { request: FastifyRequest, creation?: TusCreation, uploadId?: string }
 
 const TUS_PATH = '/uploads/tus'
 const UploadParams = Type.Object({ uploadId: Id() }, { additionalProperties: false })
@@ -53,7 +54,13 @@ const tusRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       return c.key
     },
     generateUrl: (_req, { proto, host, path, id }) => `${proto}://${host}${path}/${stagingUploadId(id) ?? ''}`,
-    getFileIdFromRequest: (_req, last) => last !== undefined && isId(last) ? stagingKey(last) : undefined,
+    // The upload tus works on is the one the route checked (requireOwn), never one read from the
+    // raw URL again: tus' own parser takes the last `/` segment of the URL with its query string
+    // (`/uploads/tus/<own>?x=/<another>`) and keeps the id's letter case.
+    getFileIdFromRequest: () => {
+      const { uploadId } = call()
+      return uploadId !== undefined && isId(uploadId) ? stagingKey(uploadId) : undefined
+    },
     onUploadCreate: async () => {
       const { request, creation } = call()
       if (creation !== undefined) await tusUploads.register(request.user, creation)
@@ -86,9 +93,9 @@ const tusRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   // tus bodies stream into the store: no parser reads them here.
   fastify.addContentTypeParser('application/offset+octet-stream', (_request, _payload, done) => { done(null) })
 
-  async function serve (request: FastifyRequest, reply: FastifyReply, creation?: TusCreation): Promise<void> {
+  async function serve (request: FastifyRequest, reply: FastifyReply, opts: { creation?: TusCreation, uploadId?: string } = {}): Promise<void> {
     reply.hijack()
-    await calls.run({ request, creation }, async () => { await tus.handle(request.raw, reply.raw) })
+    await calls.run({ request, ...opts }, async () => { await tus.handle(request.raw, reply.raw) })
   }
 
   /**
@@ -133,7 +140,7 @@ const tusRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     const creation = await tusUploads.prepare(request.user, {
       uploadLength: one(h['upload-length']), deferLength: one(h['upload-defer-length']), concat: one(h['upload-concat']), metadata: one(h['upload-metadata']),
     })
-    await serve(request, reply, creation)
+    await serve(request, reply, { creation })
   })
 
   for (const method of ['HEAD', 'PATCH', 'DELETE'] as const) {
@@ -158,7 +165,7 @@ const tusRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
           await terminate(request, uploadId)
           return await reply.code(204).header('tus-resumable', '1.0.0').send(null)
         }
-        await serve(request, reply)
+        await serve(request, reply, { uploadId })
       },
     })
   }

@@ -114,7 +114,22 @@ for (const driver of ['local', 's3'] as const) {
       t.equal((await app.inject({ method: 'HEAD', url: path, headers: { ...other.headers, ...TUS } })).statusCode, 404, 'HEAD: status only')
       assertErrorShape(t, await app.inject({ method: 'PATCH', url: path, headers: { ...other.headers, ...TUS, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }, payload: 'hello' }), 404, 'not_found')
       assertErrorShape(t, await app.inject({ method: 'DELETE', url: path, headers: { ...other.headers, ...TUS } }), 404, 'not_found')
-      t.equal((await app.inject({ method: 'HEAD', url: path.toUpperCase().replace('/UPLOADS/TUS/', '/uploads/tus/'), headers: { ...ed.headers, ...TUS } })).statusCode, 404, 'an upper-case id is another (unknown) id')
+      const upper = await app.inject({ method: 'HEAD', url: path.toUpperCase().replace('/UPLOADS/TUS/', '/uploads/tus/'), headers: { ...ed.headers, ...TUS } })
+      t.equal(upper.statusCode, 200, 'an id in upper case names the same upload (ids are case-insensitive)')
+      t.equal(upper.headers['upload-offset'], '0')
+      // the other's own upload, with the victim's id smuggled into the query string: tus works on the checked id only
+      const victimId = path.split('/').pop() ?? ''
+      const own = await post({ ...other.headers, 'upload-length': '5', 'upload-metadata': metadataHeader({ title: 'mine' }) })
+      const ownPath = new URL(String(own.headers.location)).pathname
+      const smuggled = `${ownPath}?x=/${victimId}`
+      const peek = await app.inject({ method: 'HEAD', url: smuggled, headers: { ...other.headers, ...TUS } })
+      t.equal(peek.statusCode, 200)
+      t.match(String(peek.headers['upload-metadata']), /title/, 'HEAD answers about the caller\'s own upload')
+      t.equal(String(peek.headers['upload-metadata']).includes(Buffer.from('mine').toString('base64')), true)
+      const write = await app.inject({ method: 'PATCH', url: smuggled, headers: { ...other.headers, ...TUS, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }, payload: 'evil' })
+      t.equal(write.statusCode, 204, 'the bytes went to the caller\'s own upload')
+      const ownHead = await app.inject({ method: 'HEAD', url: ownPath, headers: { ...other.headers, ...TUS } })
+      t.equal(ownHead.headers['upload-offset'], '4')
       const head = await app.inject({ method: 'HEAD', url: path, headers: { ...ed.headers, ...TUS } })
       t.equal(head.statusCode, 200)
       t.equal(head.headers['upload-offset'], '0', 'nothing was written by the others')
