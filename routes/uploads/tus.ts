@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 import type { SwaggerTransform } from '@fastify/swagger'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Server } from '@tus/server'
+import { ERRORS } from '@tus/utils'
 import { Id, NoContent, authErrors, errors } from '../../src/schemas/common.js'
 import { auditContext } from '../../plugins/app/audit.js'
 import { stagingKey, stagingUploadId } from '../../src/domain/upload-staging.js'
@@ -82,8 +83,10 @@ const tusRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
     // Quire's own errors (from the hooks) in the API's error shape; tus' protocol errors stay as tus words them.
     onResponseError: (_req, err) => {
-      if (!(err instanceof Error)) return undefined
       const { request } = call()
+      // Another request holds the upload (tus words it as a 500): busy, retry.
+      if (err === ERRORS.ERR_LOCK_TIMEOUT) return { status_code: 503, body: JSON.stringify(toErrorBody(unavailable('The upload is busy (another request holds it); retry'), request)) }
+      if (!(err instanceof Error)) return undefined
       const body = toErrorBody(err, request)
       if (body.statusCode >= 500) request.log.error({ err, requestId: request.id }, 'tus request failed')
       return { status_code: body.statusCode, body: JSON.stringify(body) }

@@ -179,7 +179,11 @@ export function tusUploadService (deps: TusUploadDeps) {
 
   /** DELETE (tus termination), under the upload's lock: the row is cancelled and everything the store holds removed. */
   async function terminated (actor: Actor, id: string): Promise<void> {
-    await cancelUpload(db, storage, actor.id, id)
+    if (!await cancelUpload(db, storage, actor.id, id)) {
+      // No longer pending (a PATCH that held the lock completed it meanwhile): 409/410, not 204.
+      await requireOwn(actor, id)
+      throw new AppError(409, 'conflict', 'This upload can no longer be terminated')
+    }
     await deps.purge(stagingKey(id))
   }
 
