@@ -51,6 +51,13 @@ type TusSettings = Pick<Config, 'STORAGE_DRIVER' | 'STORAGE_DIR' | 'UPLOAD_URL_T
  * a `.json` beside the file); S3: @tus/s3-store in S3_BUCKET (multipart; `.info` objects), its
  * metadata cache in Redis (`<REDIS_PREFIX>:tus:s3:`), not in one process' memory.
  */
+/**
+ * FileStore creates its directory in its constructor and throws from a callback when it cannot (an
+ * uncaught exception: the process dies). Quire creates it itself, above, without that.
+ */
+class QuietFileStore extends FileStore {}
+Object.defineProperty(QuietFileStore.prototype, 'checkOrCreateDirectory', { value: () => undefined })
+
 export async function createTusStore (config: TusSettings, storage: Storage, redis: RedisClient, redisPrefix: string): Promise<TusStore> {
   const expirationPeriodInMilliseconds = config.UPLOAD_URL_TTL * 1000
   if (config.STORAGE_DRIVER === 's3') {
@@ -71,8 +78,9 @@ export async function createTusStore (config: TusSettings, storage: Storage, red
     return { datastore: store, purge: async (key) => await purgeWith(store, storage, key, ['.info', '.part'], cache) }
   }
   const root = (storage as LocalStorage).root ?? config.STORAGE_DIR
-  await mkdir(join(root, 'uploads'), { recursive: true })
-  const store = new FileStore({ directory: root, expirationPeriodInMilliseconds })
+  // An unusable directory must not stop the process: /health/ready names storage as failing.
+  await mkdir(join(root, 'uploads'), { recursive: true }).catch(() => undefined)
+  const store = new QuietFileStore({ directory: root, expirationPeriodInMilliseconds })
   return { datastore: store, purge: async (key) => await purgeWith(store, storage, key, ['.json']) }
 }
 
