@@ -97,6 +97,9 @@ const tusRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.addContentTypeParser('application/offset+octet-stream', (_request, _payload, done) => { done(null) })
 
   async function serve (request: FastifyRequest, reply: FastifyReply, opts: { creation?: TusCreation, uploadId?: string } = {}): Promise<void> {
+    // tus writes the raw response: the headers every answer carries (X-Request-Id, security
+    // headers) are copied there first.
+    for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) reply.raw.setHeader(name, value)
     reply.hijack()
     await calls.run({ request, ...opts }, async () => { await tus.handle(request.raw, reply.raw) })
   }
