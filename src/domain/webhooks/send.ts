@@ -19,7 +19,7 @@ const RESPONSE_BYTES = 1024
  * reused for a request whose destination check answered that same address, so connection reuse
  * never bypasses the SSRF check (a name that re-resolves elsewhere gets another pool). Idle
  * sockets close after IDLE_MS, before the usual 5 s keep-alive of servers, so a reused socket is
- * rarely one the receiver is closing. The pools are dropped when there are too many of them.
+ * rarely one the receiver is closing. Past MAX_POOLS, the least recently used idle pools are closed.
  */
 const IDLE_MS = 4000
 const MAX_POOLS = 256
@@ -28,16 +28,27 @@ const pools = new Map<string, http.Agent>()
 function agentFor (protocol: string, address: string, family: number): http.Agent {
   const key = `${protocol}//${family}/${address}`
   let agent = pools.get(key)
-  if (agent === undefined) {
-    if (pools.size >= MAX_POOLS) {
-      for (const a of pools.values()) a.destroy()
-      pools.clear()
-    }
+  if (agent !== undefined) {
+    // most recently used last: eviction takes the oldest first
+    pools.delete(key)
+    pools.set(key, agent)
+  } else {
+    if (pools.size >= MAX_POOLS) evictIdle()
     const opts = { keepAlive: true, timeout: IDLE_MS, maxSockets: 64, maxFreeSockets: 64, scheduling: 'lifo' as const }
     agent = protocol === 'https:' ? new https.Agent(opts) : new http.Agent(opts)
     pools.set(key, agent)
   }
   return agent
+}
+
+/** Too many pools: the least recently used ones with nothing in flight are closed (never a socket carrying a request). */
+function evictIdle (): void {
+  for (const [key, a] of pools) {
+    if (pools.size < MAX_POOLS) return
+    if (Object.keys(a.sockets).length > 0 || Object.keys(a.requests).length > 0) continue
+    a.destroy()
+    pools.delete(key)
+  }
 }
 
 /**
