@@ -56,6 +56,12 @@ type TusSettings = Pick<Config, 'STORAGE_DRIVER' | 'STORAGE_DIR' | 'UPLOAD_URL_T
  * uncaught exception: the process dies). Quire creates it itself, above, without that.
  */
 class QuietFileStore extends FileStore {}
+
+/** What OPTIONS advertises (Tus-Extension): not the deferred length and concatenation Quire refuses (the quota needs the length up front). */
+function offered<S extends DataStore> (store: S): S {
+  store.extensions = store.extensions.filter(e => e !== 'creation-defer-length' && e !== 'concatenation')
+  return store
+}
 Object.defineProperty(QuietFileStore.prototype, 'checkOrCreateDirectory', { value: () => undefined })
 
 export async function createTusStore (config: TusSettings, storage: Storage, redis: RedisClient, redisPrefix: string): Promise<TusStore> {
@@ -75,13 +81,13 @@ export async function createTusStore (config: TusSettings, storage: Storage, red
       expirationPeriodInMilliseconds,
       cache,
     })
-    return { datastore: store, purge: async (key) => await purgeWith(store, storage, key, ['.info', '.part'], cache) }
+    return { datastore: offered(store), purge: async (key) => await purgeWith(store, storage, key, ['.info', '.part'], cache) }
   }
   const root = (storage as LocalStorage).root ?? config.STORAGE_DIR
   // An unusable directory must not stop the process: /health/ready names storage as failing.
   await mkdir(join(root, 'uploads'), { recursive: true }).catch(() => undefined)
   const store = new QuietFileStore({ directory: root, expirationPeriodInMilliseconds })
-  return { datastore: store, purge: async (key) => await purgeWith(store, storage, key, ['.json']) }
+  return { datastore: offered(store), purge: async (key) => await purgeWith(store, storage, key, ['.json']) }
 }
 
 /**

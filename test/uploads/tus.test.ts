@@ -101,6 +101,10 @@ for (const driver of ['local', 's3'] as const) {
       assertErrorShape(t, await post({ ...ed.headers, 'upload-length': '5', 'upload-metadata': metadataHeader({ visibility: 'everyone' }) }), 400, 'validation_failed')
       assertErrorShape(t, await post({ ...ed.headers, 'upload-length': '5', 'upload-metadata': metadataHeader({ title: '' }) }), 400, 'validation_failed')
       assertErrorShape(t, await post({ ...ed.headers, 'upload-length': '5', 'upload-metadata': metadataHeader({ filetype: 'application/pdf' }) }), 415, 'unsupported_media_type')
+      const options = await app.inject({ method: 'OPTIONS', url: '/uploads/tus' })
+      t.equal(options.statusCode, 204)
+      t.notMatch(String(options.headers['tus-extension']), /defer-length|concatenation/, 'OPTIONS offers only what is accepted')
+      t.match(String(options.headers['tus-extension']), /creation/)
       const noTus = await app.inject({ method: 'POST', url: '/uploads/tus', headers: { ...ed.headers, 'upload-length': '5' } })
       t.equal(noTus.statusCode, 412, 'Tus-Resumable is required')
 
