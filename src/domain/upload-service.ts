@@ -17,7 +17,7 @@ import { newId } from '../lib/ids.js'
 import type { QuotaService, Reservation } from './quota.js'
 
 /*
- * Every way bytes come in (a multipart POST, a pre-signed upload's complete; tus later) ends in the
+ * Every way bytes come in (a multipart POST, a pre-signed upload's complete, the last PATCH of a tus upload) ends in the
  * same two steps: a checked object at its final key (sha256, size, sniffed type, limits; deleted on
  * any failure), then a document (documentService.create) or a new version of one
  * (versionService.add). Framework-free: a multipart request is any async iterable of parts shaped
