@@ -1,6 +1,7 @@
 import type { Db } from '../db.js'
 import { AppError } from '../lib/errors.js'
 import { withTimeout } from '../lib/timeout.js'
+import { covers, type Flavour } from './gtid.js'
 
 /**
  * Read routing for an optional MySQL/MariaDB read replica (DATABASE_REPLICA_URL).
@@ -22,7 +23,11 @@ import { withTimeout } from '../lib/timeout.js'
  *
  * Cost: the primary's position is one tiny query shared by every read that arrives while one is in
  * flight (a read joins the next query that starts after it arrived, never an older one), and the
- * replica's wait is skipped when it is known to have reached that position already.
+ * replica's wait is skipped when it is known to have reached that position already. While no
+ * write comes in (the last read found the replica already there), a read runs its list on the
+ * replica alongside the position query rather than after it: the list is kept only when a
+ * position the replica had applied before the list began covers the primary's; otherwise it is
+ * discarded and the read takes the fence as above (`stats().discarded`).
  */
 export type ReplicaState = 'ok' | 'lagging' | 'down' | 'unsupported'
 
@@ -31,8 +36,8 @@ export interface ReadRouter {
   read: <T>(fn: (db: Db) => Promise<T>) => Promise<T>
   /** null without a replica. */
   state: () => ReplicaState | null
-  /** Reads served by each side since start. */
-  stats: () => { replica: number, primary: number }
+  /** Reads served by each side since start, and lists run ahead of the fence and thrown away. */
+  stats: () => { replica: number, primary: number, discarded: number }
   /** Health: the replica answers and is not lagging (or null without a replica). */
   check: () => Promise<ReplicaState | null>
 }
@@ -52,62 +57,14 @@ export function primaryOnly (primary: Db): ReadRouter {
   return {
     read: async (fn) => { n++; return await fn(primary) },
     state: () => null,
-    stats: () => ({ replica: 0, primary: n }),
+    stats: () => ({ replica: 0, primary: n, discarded: 0 }),
     check: async () => null,
   }
 }
 
-export type Flavour = 'mariadb' | 'mysql'
 const POSITION: Record<Flavour, string> = { mariadb: 'SELECT @@GLOBAL.gtid_binlog_pos AS p', mysql: 'SELECT @@GLOBAL.gtid_executed AS p' }
 /** 0 when reached; MariaDB answers -1 on timeout, MySQL 1. */
 const WAIT: Record<Flavour, string> = { mariadb: 'SELECT MASTER_GTID_WAIT(?, ?) AS r', mysql: 'SELECT WAIT_FOR_EXECUTED_GTID_SET(?, ?) AS r' }
-
-/**
- * Whether GTID position `have` includes everything in `want`. MariaDB: `domain-server-seq` per
- * domain, sequence numbers growing within a domain; MySQL: GTID sets, `uuid:1-5:7,uuid2:1-3`.
- * Unparsable text covers only the same text.
- */
-export function covers (flavour: Flavour, have: string, want: string): boolean {
-  if (have === want) return true
-  const items = (s: string): string[] => s.split(',').map(x => x.trim()).filter(x => x !== '')
-  if (flavour === 'mariadb') {
-    const seqs = new Map<string, bigint>()
-    for (const g of items(have)) {
-      const m = /^(\d+)-\d+-(\d+)$/.exec(g)
-      if (m === null) return false
-      seqs.set(m[1]!, BigInt(m[2]!))
-    }
-    return items(want).every((g) => {
-      const m = /^(\d+)-\d+-(\d+)$/.exec(g)
-      if (m === null) return false
-      const seq = seqs.get(m[1]!)
-      return seq !== undefined && seq >= BigInt(m[2]!)
-    })
-  }
-  const sets = (s: string): Map<string, Array<[bigint, bigint]>> | null => {
-    const out = new Map<string, Array<[bigint, bigint]>>()
-    for (const g of items(s)) {
-      const [uuid, ...ranges] = g.split(':')
-      if (uuid === undefined || ranges.length === 0) return null
-      const list = out.get(uuid.toLowerCase()) ?? []
-      for (const r of ranges) {
-        const m = /^(\d+)(?:-(\d+))?$/.exec(r)
-        if (m === null) return null
-        list.push([BigInt(m[1]!), BigInt(m[2] ?? m[1]!)])
-      }
-      out.set(uuid.toLowerCase(), list)
-    }
-    return out
-  }
-  const h = sets(have)
-  const w = sets(want)
-  if (h === null || w === null) return false
-  for (const [uuid, ranges] of w) {
-    const own = h.get(uuid) ?? []
-    for (const [lo, hi] of ranges) if (!own.some(([a, b]) => a <= lo && hi <= b)) return false
-  }
-  return true
-}
 
 async function scalar (db: Db, sql: string, params: unknown[] = []): Promise<unknown> {
   const [rows] = await db.$client.query(sql, params) as unknown as [Array<Record<string, unknown>>]
@@ -148,7 +105,9 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
   let probing = false
   let reached: string | null = null
   const waits = new Map<string, Promise<boolean>>()
-  const counts = { replica: 0, primary: 0 }
+  const counts = { replica: 0, primary: 0, discarded: 0 }
+  /** The last fence found the replica there already: the next read may run its list ahead of the position. */
+  let quiet = false
 
   /** The primary's flavour, and whether it keeps GTIDs at all (without them nothing can be fenced). */
   async function detect (): Promise<Flavour | null> {
@@ -192,7 +151,7 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
   }
 
   /** Whether this read may use the replica: the breaker is closed (or this read is its probe) and the replica caught up. */
-  async function fence (): Promise<boolean> {
+  async function fence (known?: string): Promise<boolean> {
     let probe = false
     if (state !== 'ok') {
       if (unsupported || probing || now() < openUntil) return false
@@ -203,10 +162,11 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
       if (f === null) return false
       let pos: string
       try {
-        pos = await position()
+        pos = known ?? await position()
       } catch {
         return false // the primary's trouble: the read on the primary reports it
       }
+      quiet = reached !== null && covers(f, reached, pos)
       let ok: boolean
       try {
         ok = await waitFor(f, pos)
@@ -230,7 +190,29 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
 
   return {
     read: async (fn) => {
-      if (await fence()) {
+      let known: string | undefined
+      if (quiet && state === 'ok' && flavour !== null && reached !== null) {
+        const have = reached // applied on the replica before the list below begins
+        const [pos, out] = await Promise.allSettled([position(), fn(replica)])
+        if (pos.status === 'fulfilled' && covers(flavour, have, pos.value)) {
+          if (out.status === 'fulfilled') {
+            counts.replica++
+            return out.value
+          }
+          if (out.reason instanceof AppError) throw out.reason
+          trip('down', out.reason)
+        } else if (pos.status === 'fulfilled') {
+          // A write came in: the list may predate it. The fence below, with this position.
+          counts.discarded++
+          quiet = false
+          known = pos.value
+        }
+        if (known === undefined) {
+          counts.primary++
+          return await fn(primary)
+        }
+      }
+      if (await fence(known)) {
         try {
           const out = await fn(replica)
           counts.replica++

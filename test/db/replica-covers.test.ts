@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { covers } from '../../src/db/replica.js'
+import { covers } from '../../src/db/gtid.js'
 
 // The replica's known position spares the GTID wait only when it really includes the primary's (src/db/replica.ts).
 test('MariaDB positions: per domain, the sequence number decides', async (t) => {
