@@ -41,6 +41,8 @@ export async function startWorkers (app: FastifyInstance, only: readonly QueueNa
         return await processors[job.name].process(app, job, token)
       } finally {
         running.jobs--
+        // With a read replica: lists see what the job wrote once it ended (src/db/replica.ts).
+        await app.reads.afterWrite().catch((err: unknown) => { app.log.error({ err }, 'could not publish the primary\'s position for the read replica') })
       }
     }, { connection, prefix, concurrency, limiter, settings: { backoffStrategy: backoffStrategy(app.config) }, autorun: true, lockDuration: app.config.WORKER_LOCK_MS, stalledInterval: app.config.WORKER_LOCK_MS })
     worker.on('completed', (job) => app.metrics.jobOutcomes.inc({ queue, job: job.name, outcome: 'completed' }))

@@ -98,12 +98,17 @@ export async function probe (url: string, init: RequestInit, expect: number): Pr
 }
 
 /** Warm up each target, then alternate them for ROUNDS rounds. */
-export async function alternate (base: string, targets: LoadTarget[], opts: { rounds: number, seconds: number, connections: number, pid: number }): Promise<Map<string, LoadResult[]>> {
+/**
+ * Each target in turn, `rounds` times. `reverseOddRounds`: every other round runs the targets in the
+ * reverse order (A B, B A, ...), so a pair compared within a round is not always measured in the
+ * same order (whatever the first of two targets leaves behind, or gets, evens out).
+ */
+export async function alternate (base: string, targets: LoadTarget[], opts: { rounds: number, seconds: number, connections: number, pid: number, reverseOddRounds?: boolean }): Promise<Map<string, LoadResult[]>> {
   for (const t of targets) await load(base, t, { seconds: Math.min(1, opts.seconds), connections: opts.connections })
   const out = new Map<string, LoadResult[]>(targets.map(t => [t.name, []]))
   for (let r = 0; r < opts.rounds; r++) {
     const line: string[] = []
-    for (const t of targets) {
+    for (const t of opts.reverseOddRounds === true && r % 2 === 1 ? [...targets].reverse() : targets) {
       const profiling = argv.profile === true && r === opts.rounds - 1
       if (profiling) await fetch(`${base}/__bench/profile/start`, { method: 'POST' })
       const before = { mysql: MYSQLD_PID !== null ? procCpu(MYSQLD_PID) : NaN, machine: machineBusy() }

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { Pool } from 'mysql2/promise'
 import { createDb, createPool, type Db } from '../../src/db.js'
 import { primaryOnly, replicaRouter, type ReadRouter } from '../../src/db/replica.js'
+import { redisPosition } from '../../src/db/replica-fence.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -12,6 +13,14 @@ declare module 'fastify' {
      * the primary, else on the primary (src/db/replica.ts). Nothing that decides authorization.
      */
     reads: ReadRouter
+  }
+  interface FastifyRequest {
+    /** A list route's `reads.hint()`, started with the request's first Redis round trip (plugins/external/rate-limit.ts). */
+    readHint: Promise<string | null> | null
+  }
+  interface FastifyContextConfig {
+    /** A list that reads the replica: its request fetches the published position early (`readHint`). */
+    replicaRead?: boolean
   }
 }
 
@@ -28,6 +37,22 @@ export default fp(async (fastify) => {
   fastify.decorate('db', db)
   fastify.decorate('reads', replicaPool === null
     ? primaryOnly(db)
-    : replicaRouter(db, createDb(replicaPool), { maxWaitMs: config.DATABASE_REPLICA_MAX_WAIT_MS, retryMs: config.DATABASE_REPLICA_RETRY_MS, log: fastify.log }))
+    : replicaRouter(db, createDb(replicaPool), {
+      maxWaitMs: config.DATABASE_REPLICA_MAX_WAIT_MS,
+      retryMs: config.DATABASE_REPLICA_RETRY_MS,
+      log: fastify.log,
+      published: redisPosition(fastify.redis, fastify.redisKey('replica', 'position')),
+    }))
+  fastify.decorateRequest('readHint', null)
+  if (replicaPool !== null) {
+    // Every request that may have written publishes the primary's position before its answer
+    // goes out, so that a list on any process, arriving after that answer, waits for it.
+    fastify.addHook('onSend', async (request, reply, payload) => {
+      if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS') return payload
+      if (reply.statusCode === 401 || reply.statusCode === 429) return payload // turned away before any handler
+      await fastify.reads.afterWrite().catch((err: unknown) => { request.log.error({ err }, 'could not publish the primary\'s position for the read replica') })
+      return payload
+    })
+  }
   fastify.addHook('onClose', async () => { await Promise.all([pool.end(), batch.end(), replicaPool?.end()]) })
-}, { name: 'db', dependencies: ['config'] })
+}, { name: 'db', dependencies: ['config', 'redis'] })

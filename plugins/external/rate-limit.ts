@@ -52,6 +52,8 @@ export default fp(async (fastify) => {
   fastify.addHook('onRequest', async (request, reply) => {
     if (request.routeOptions.config?.rateLimit === false) return
     beginAuthentication?.(request)
+    // A list that may read the replica: the position it must see leaves in the same round trip.
+    if (request.routeOptions.config?.replicaRead === true) request.readHint = fastify.reads.hint()
     const auth = request.headers.authorization
     const perKey = auth !== undefined && KEY_BEARER.test(auth) ? keyLimit(request) : null
     perKey?.catch(() => { /* answered below */ })
@@ -65,4 +67,4 @@ export default fp(async (fastify) => {
       throw new AppError(429, 'rate_limited', `Rate limit of this API key exceeded (API_KEY_RATE_LIMIT_MAX), retry in ${res.ttlInSeconds} s`)
     }
   })
-}, { name: 'rate-limit', dependencies: ['config', 'redis'] })
+}, { name: 'rate-limit', dependencies: ['config', 'redis', 'db'] })

@@ -6,7 +6,7 @@ import { AuditEvent } from '../../src/schemas/auth.js'
 /** The audit log (`audit:read`): who did what, when, from where. */
 const auditRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/', {
-    config: { permission: 'audit:read' },
+    config: { permission: 'audit:read', replicaRead: true },
     schema: {
       tags: ['admin'],
       summary: 'Audit events, newest first',
@@ -19,7 +19,7 @@ const auditRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       }, { additionalProperties: false }),
       response: { 200: Page(AuditEvent), ...authErrors },
     },
-  }, async (request) => await fastify.reads.read(async db => await listAuditEvents(db, { ...request.query, limit: request.query.limit ?? 20 })))
+  }, async (request) => await fastify.reads.read(async db => await listAuditEvents(db, { ...request.query, limit: request.query.limit ?? 20 }), request.readHint))
 }
 
 export default auditRoutes

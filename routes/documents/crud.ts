@@ -18,7 +18,7 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, documentService: documents } = fastify
 
   fastify.get('/', {
-    config: { permission: 'documents:read' },
+    config: { permission: 'documents:read', replicaRead: true },
     schema: {
       tags: ['documents'],
       summary: 'Documents visible to me, newest first (cursor-paginated)',
@@ -29,7 +29,7 @@ const documentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     // The items arrive as JSON text matching the Document schema (see listDocuments): joined, not
     // re-serialized (Fastify sends a string with a JSON content type as it is; the cast is for the
     // type provider, which only knows objects).
-    const page = await fastify.reads.read(async db => await listDocuments(db, request.user, request.query))
+    const page = await fastify.reads.read(async db => await listDocuments(db, request.user, request.query), request.readHint)
     const body = `{"items":[${page.items.join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)}}` as unknown as Static<ReturnType<typeof Page<typeof Document>>>
     return await reply.type('application/json; charset=utf-8').send(body)
   })

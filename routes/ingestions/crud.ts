@@ -12,7 +12,7 @@ const CHANGE = ['ingestions:trigger', 'ingestions:manage'] as const
 
 const ingestionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/', {
-    config: { permission: 'ingestions:read' },
+    config: { permission: 'ingestions:read', replicaRead: true },
     schema: {
       tags: ['ingestions'],
       summary: 'List ingestions of documents I can see, newest first',
@@ -21,7 +21,7 @@ const ingestionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     },
   }, async (request) => {
     const q = request.query
-    return await fastify.ingestions.list(actorContext(request), { limit: q.limit ?? 20, cursor: q.cursor, documentId: q.documentId, status: q.status })
+    return await fastify.ingestions.list(actorContext(request), { limit: q.limit ?? 20, cursor: q.cursor, documentId: q.documentId, status: q.status }, request.readHint)
   })
 
   fastify.post('/', {

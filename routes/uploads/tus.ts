@@ -76,6 +76,8 @@ const tusRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       idle(0)
       const done = await tusUploads.finish(request.user, auditContext(request), stagingUploadId(upload.id) ?? '', upload.metadata)
         .finally(() => { idle(config.HTTP_IDLE_TIMEOUT_MS) })
+      // tus writes its answer itself (no onSend hook): the new document's position is published here.
+      await fastify.reads.afterWrite().catch((err: unknown) => { request.log.error({ err }, 'could not publish the primary\'s position for the read replica') })
       const headers: Record<string, string> = done.kind === 'document'
         ? { 'Quire-Document-Id': done.doc.id }
         : { 'Quire-Document-Id': done.documentId, 'Quire-Version': String(done.result.version.number) }

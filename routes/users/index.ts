@@ -14,14 +14,14 @@ const usersRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   await fastify.register(lookupRoutes)
 
   fastify.get('/', {
-    config,
+    config: { ...config, replicaRead: true },
     schema: {
       tags: ['users'],
       summary: 'List users, newest first',
       querystring: Type.Object({ ...PageQuery, role: Type.Optional(RoleName), kind: Type.Optional(UserKind), q: Type.Optional(Type.String({ maxLength: 254, description: 'substring of email or name' })) }, { additionalProperties: false }),
       response: { 200: Page(User), ...authErrors },
     },
-  }, async (request) => await fastify.reads.read(async db => await listUsers(db, { ...request.query, limit: request.query.limit ?? 20 })))
+  }, async (request) => await fastify.reads.read(async db => await listUsers(db, { ...request.query, limit: request.query.limit ?? 20 }), request.readHint))
 
   fastify.post('/', {
     config,

@@ -1,6 +1,36 @@
 /** GTID positions as MariaDB and MySQL print them, for the read replica's fence (src/db/replica.ts). */
 export type Flavour = 'mariadb' | 'mysql'
 
+const items = (s: string): string[] => s.split(',').map(x => x.trim()).filter(x => x !== '')
+
+/** MariaDB `domain-server-seq,...`: the sequence number of each domain; null when unparsable. */
+function mariadbSeqs (pos: string): Map<string, bigint> | null {
+  const seqs = new Map<string, bigint>()
+  for (const g of items(pos)) {
+    const m = /^(\d+)-\d+-(\d+)$/.exec(g)
+    if (m === null) return null
+    seqs.set(m[1]!, BigInt(m[2]!))
+  }
+  return seqs
+}
+
+/** MySQL `uuid:1-5:7,uuid2:1-3`: the intervals of each server uuid; null when unparsable. */
+function mysqlSets (pos: string): Map<string, Array<[bigint, bigint]>> | null {
+  const out = new Map<string, Array<[bigint, bigint]>>()
+  for (const g of items(pos)) {
+    const [uuid, ...ranges] = g.split(':')
+    if (uuid === undefined || ranges.length === 0) return null
+    const list = out.get(uuid.toLowerCase()) ?? []
+    for (const r of ranges) {
+      const m = /^(\d+)(?:-(\d+))?$/.exec(r)
+      if (m === null) return null
+      list.push([BigInt(m[1]!), BigInt(m[2] ?? m[1]!)])
+    }
+    out.set(uuid.toLowerCase(), list)
+  }
+  return out
+}
+
 /**
  * Whether GTID position `have` includes everything in `want`. MariaDB: `domain-server-seq` per
  * domain, sequence numbers growing within a domain; MySQL: GTID sets, `uuid:1-5:7,uuid2:1-3`.
@@ -8,42 +38,39 @@ export type Flavour = 'mariadb' | 'mysql'
  */
 export function covers (flavour: Flavour, have: string, want: string): boolean {
   if (have === want) return true
-  const items = (s: string): string[] => s.split(',').map(x => x.trim()).filter(x => x !== '')
   if (flavour === 'mariadb') {
-    const seqs = new Map<string, bigint>()
-    for (const g of items(have)) {
-      const m = /^(\d+)-\d+-(\d+)$/.exec(g)
-      if (m === null) return false
-      seqs.set(m[1]!, BigInt(m[2]!))
+    const seqs = mariadbSeqs(have)
+    const wanted = mariadbSeqs(want)
+    if (seqs === null || wanted === null) return false
+    for (const [domain, seq] of wanted) {
+      const own = seqs.get(domain)
+      if (own === undefined || own < seq) return false
     }
-    return items(want).every((g) => {
-      const m = /^(\d+)-\d+-(\d+)$/.exec(g)
-      if (m === null) return false
-      const seq = seqs.get(m[1]!)
-      return seq !== undefined && seq >= BigInt(m[2]!)
-    })
+    return true
   }
-  const sets = (s: string): Map<string, Array<[bigint, bigint]>> | null => {
-    const out = new Map<string, Array<[bigint, bigint]>>()
-    for (const g of items(s)) {
-      const [uuid, ...ranges] = g.split(':')
-      if (uuid === undefined || ranges.length === 0) return null
-      const list = out.get(uuid.toLowerCase()) ?? []
-      for (const r of ranges) {
-        const m = /^(\d+)(?:-(\d+))?$/.exec(r)
-        if (m === null) return null
-        list.push([BigInt(m[1]!), BigInt(m[2] ?? m[1]!)])
-      }
-      out.set(uuid.toLowerCase(), list)
-    }
-    return out
-  }
-  const h = sets(have)
-  const w = sets(want)
+  const h = mysqlSets(have)
+  const w = mysqlSets(want)
   if (h === null || w === null) return false
   for (const [uuid, ranges] of w) {
     const own = h.get(uuid) ?? []
     for (const [lo, hi] of ranges) if (!own.some(([a, b]) => a <= lo && hi <= b)) return false
   }
   return true
+}
+
+/**
+ * A number that grows with the position of one primary, to keep the newer of two positions it
+ * gave: MariaDB, the sum of the domains' sequence numbers; MySQL, the number of GTIDs in the set.
+ * -1 when unparsable (never kept over a parsable one).
+ */
+export function rank (flavour: Flavour, pos: string): number {
+  if (flavour === 'mariadb') {
+    const seqs = mariadbSeqs(pos)
+    return seqs === null ? -1 : Number([...seqs.values()].reduce((a, b) => a + b, 0n))
+  }
+  const sets = mysqlSets(pos)
+  if (sets === null) return -1
+  let n = 0n
+  for (const ranges of sets.values()) for (const [lo, hi] of ranges) n += hi - lo + 1n
+  return Number(n)
 }

@@ -1,7 +1,9 @@
 import type { Db } from '../db.js'
 import { AppError } from '../lib/errors.js'
 import { withTimeout } from '../lib/timeout.js'
+import { joinNext } from '../lib/join-next.js'
 import { covers, type Flavour } from './gtid.js'
+import type { PublishedPosition } from './replica-fence.js'
 
 /**
  * Read routing for an optional MySQL/MariaDB read replica (DATABASE_REPLICA_URL).
@@ -32,12 +34,22 @@ import { covers, type Flavour } from './gtid.js'
 export type ReplicaState = 'ok' | 'lagging' | 'down' | 'unsupported'
 
 export interface ReadRouter {
-  /** Runs `fn` on the replica when it is fresh enough, else (or when it fails there) on the primary. */
-  read: <T>(fn: (db: Db) => Promise<T>) => Promise<T>
+  /**
+   * Runs `fn` on the replica when it is fresh enough, else (or when it fails there) on the
+   * primary. `hint`: the request's `hint()`, started when the request arrived.
+   */
+  read: <T>(fn: (db: Db) => Promise<T>, hint?: Promise<string | null> | null) => Promise<T>
+  /** The published position, fetched now (null without a replica or a published position). */
+  hint: () => Promise<string | null> | null
+  /** After a write committed, before its answer: publishes the primary's position for the reads (with a replica). */
+  afterWrite: () => Promise<void>
   /** null without a replica. */
   state: () => ReplicaState | null
-  /** Reads served by each side since start, and lists run ahead of the fence and thrown away. */
-  stats: () => { replica: number, primary: number, discarded: number }
+  /**
+   * Reads served by each side since start; lists run ahead of the fence and thrown away; the
+   * primary's position asked (queries) and taken from the published one instead.
+   */
+  stats: () => { replica: number, primary: number, discarded: number, positions: number, published: number }
   /** Health: the replica answers and is not lagging (or null without a replica). */
   check: () => Promise<ReplicaState | null>
 }
@@ -49,6 +61,8 @@ export interface ReplicaOptions {
   retryMs: number
   log: { warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
   now?: () => number
+  /** Where writers publish the primary's position (Redis); without it every read asks the primary. */
+  published?: PublishedPosition
 }
 
 /** Without a replica every read is the primary's. */
@@ -56,8 +70,10 @@ export function primaryOnly (primary: Db): ReadRouter {
   let n = 0
   return {
     read: async (fn) => { n++; return await fn(primary) },
+    hint: () => null,
+    afterWrite: async () => {},
     state: () => null,
-    stats: () => ({ replica: 0, primary: n, discarded: 0 }),
+    stats: () => ({ replica: 0, primary: n, discarded: 0, positions: 0, published: 0 }),
     check: async () => null,
   }
 }
@@ -71,31 +87,6 @@ async function scalar (db: Db, sql: string, params: unknown[] = []): Promise<unk
   return Object.values(rows[0] ?? {})[0]
 }
 
-/**
- * The position query, shared: a caller joins a query that starts after it arrived (the one in
- * flight may have been sent before a commit the caller already saw).
- */
-function sharedPosition (fetch: () => Promise<string>): () => Promise<string> {
-  let inFlight: Promise<string> | null = null
-  let next: Promise<string> | null = null
-  const start = (): Promise<string> => {
-    const p = fetch().finally(() => {
-      inFlight = null
-      next = null
-    })
-    inFlight = p
-    return p
-  }
-  return async () => {
-    if (inFlight === null) return await start()
-    if (next === null) {
-      const after = inFlight
-      next = after.then(start, start)
-    }
-    return await next
-  }
-}
-
 export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): ReadRouter {
   const now = opts.now ?? Date.now
   let flavour: Flavour | null = null
@@ -105,7 +96,7 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
   let probing = false
   let reached: string | null = null
   const waits = new Map<string, Promise<boolean>>()
-  const counts = { replica: 0, primary: 0, discarded: 0 }
+  const counts = { replica: 0, primary: 0, discarded: 0, positions: 0, published: 0 }
   /** The last fence found the replica there already: the next read may run its list ahead of the position. */
   let quiet = false
 
@@ -126,7 +117,38 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
     return f
   }
 
-  const position = sharedPosition(async () => String(await scalar(primary, POSITION[flavour ?? 'mariadb']) ?? ''))
+  const position = joinNext(async () => {
+    counts.positions++
+    return String(await scalar(primary, POSITION[flavour ?? 'mariadb']) ?? '')
+  })
+  const published = opts.published
+  let publishing: { pos: string, done: Promise<void> } | null = null
+  /** Stores `pos` as the newest published position (one store per position, however many ask). */
+  async function publish (f: Flavour, pos: string): Promise<void> {
+    if (published === undefined) return
+    if (publishing?.pos !== pos) {
+      const done: Promise<void> = published.set(f, pos).finally(() => { if (publishing?.done === done) publishing = null })
+      publishing = { pos, done }
+    }
+    await publishing.done
+  }
+
+  /**
+   * What this read must see: the position the writers published, fetched with the request's first
+   * Redis round trip (`hint`); without one (none published, Redis lost it or failed), the
+   * primary's own, which is then published for the reads after it.
+   */
+  async function wanted (f: Flavour, hint?: Promise<string | null> | null): Promise<string> {
+    if (hint === undefined || hint === null) return await position()
+    const pub = await hint.catch(() => null)
+    if (pub !== null) {
+      counts.published++
+      return pub
+    }
+    const pos = await position()
+    publish(f, pos).catch(() => { /* the next read tries again */ })
+    return pos
+  }
 
   async function waitFor (f: Flavour, pos: string): Promise<boolean> {
     if (reached !== null && covers(f, reached, pos)) return true
@@ -151,7 +173,7 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
   }
 
   /** Whether this read may use the replica: the breaker is closed (or this read is its probe) and the replica caught up. */
-  async function fence (known?: string): Promise<boolean> {
+  async function fence (known: string | undefined, hint: Promise<string | null> | null | undefined): Promise<boolean> {
     let probe = false
     if (state !== 'ok') {
       if (unsupported || probing || now() < openUntil) return false
@@ -162,7 +184,7 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
       if (f === null) return false
       let pos: string
       try {
-        pos = known ?? await position()
+        pos = known ?? await wanted(f, hint)
       } catch {
         return false // the primary's trouble: the read on the primary reports it
       }
@@ -189,11 +211,11 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
   }
 
   return {
-    read: async (fn) => {
+    read: async (fn, hint) => {
       let known: string | undefined
       if (quiet && state === 'ok' && flavour !== null && reached !== null) {
         const have = reached // applied on the replica before the list below begins
-        const [pos, out] = await Promise.allSettled([position(), fn(replica)])
+        const [pos, out] = await Promise.allSettled([wanted(flavour, hint), fn(replica)])
         if (pos.status === 'fulfilled' && covers(flavour, have, pos.value)) {
           if (out.status === 'fulfilled') {
             counts.replica++
@@ -212,7 +234,7 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
           return await fn(primary)
         }
       }
-      if (await fence(known)) {
+      if (await fence(known, hint)) {
         try {
           const out = await fn(replica)
           counts.replica++
@@ -224,6 +246,13 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
       }
       counts.primary++
       return await fn(primary)
+    },
+    hint: () => published === undefined || unsupported ? null : published.get().catch(() => null),
+    afterWrite: async () => {
+      if (published === undefined) return
+      const f = await detect()
+      if (f === null) return
+      await publish(f, await position()) // a query that starts after the write committed
     },
     state: () => state,
     stats: () => ({ ...counts }),

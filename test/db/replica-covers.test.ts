@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { covers } from '../../src/db/gtid.js'
+import { covers, rank } from '../../src/db/gtid.js'
 
 // The replica's known position spares the GTID wait only when it really includes the primary's (src/db/replica.ts).
 test('MariaDB positions: per domain, the sequence number decides', async (t) => {
@@ -27,4 +27,17 @@ test('MySQL GTID sets: every interval of the wanted set inside the replica\'s', 
   t.notOk(covers('mysql', `${a}:1-5:7-9`, `${a}:6`))
   t.ok(covers('mysql', `${a.toUpperCase()}:1-3`, `${a}:2`))
   t.notOk(covers('mysql', `${a}`, `${a}:1`))
+})
+
+// The position writers publish in Redis keeps the newer of two (src/db/replica-fence.ts).
+test('rank: grows with the position of one primary', async (t) => {
+  t.equal(rank('mariadb', '0-1-10'), 10)
+  t.equal(rank('mariadb', '0-1-10,1-3-5'), 15)
+  t.ok(rank('mariadb', '0-2-12') > rank('mariadb', '0-1-11'), 'a failover keeps counting in the domain')
+  t.equal(rank('mariadb', ''), 0)
+  t.equal(rank('mariadb', 'garbage'), -1)
+  const a = '3e11fa47-71ca-11e1-9e33-c80aa9429562'
+  t.equal(rank('mysql', `${a}:1-100`), 100)
+  t.equal(rank('mysql', `${a}:1-5:7-9,\n4f22fb58-82db-22f2-0f44-d91bb0530673:1-3`), 11)
+  t.equal(rank('mysql', `${a}`), -1)
 })

@@ -116,6 +116,34 @@ t.test('a replica lagging by seconds never serves a stale authorization', async 
   t.equal((await ready(a)).checks.replica, 'ok')
 })
 
+t.test('lists take the position to wait for from Redis (the writers publish it), not from the primary', async (t) => {
+  const owner = await createUser(a, 'editor')
+  const id = await create(a, owner) // published by a before its answer
+  t.ok((await list(b, owner)).includes(id), 'the other process lists it at once')
+  const before = b.reads.stats()
+  for (let i = 0; i < 10; i++) t.ok((await list(b, owner)).includes(id))
+  const after = b.reads.stats()
+  t.equal(after.positions - before.positions, 0, 'no list asked the primary for its position')
+  t.equal(after.published - before.published, 10, 'each took the published one')
+  t.equal(after.replica - before.replica, 10, 'and read the replica')
+})
+
+t.test('Redis loses the published position: lists ask the primary, stay fresh, and publish it again', async (t) => {
+  const owner = await createUser(a, 'editor')
+  const key = `${overrides.REDIS_PREFIX}:replica:position`
+  await rep.pause()
+  t.teardown(async () => { await rep.resume().catch(() => undefined) })
+  const id = await create(a, owner)
+  t.ok(await a.redis.get(key), 'the write published a position')
+  await a.redis.del(key)
+  const before = b.reads.stats()
+  t.ok((await list(b, owner)).includes(id), 'the list has the document, though the replica lags and nothing is published')
+  t.ok(b.reads.stats().positions > before.positions, 'the primary was asked')
+  await eventually('the position is published again', async () => await a.redis.get(key) !== null)
+  await rep.resume()
+  await rep.caughtUp()
+})
+
 t.test('a list run alongside the position query is thrown away when a write came in before it', async (t) => {
   // The router alone, on a table of its own: while no write comes in, a read runs its list on the
   // replica next to the position query; a write just before a read makes that list stale.

@@ -26,7 +26,7 @@ export interface Log {
 export interface IngestionDeps {
   db: Db
   /** The list reads: on the read replica when it caught up (src/db/replica.ts), else on `db`. */
-  reads?: <T>(fn: (db: Db) => Promise<T>) => Promise<T>
+  reads?: <T>(fn: (db: Db) => Promise<T>, hint?: Promise<string | null> | null) => Promise<T>
   /** Status messages to SSE clients (published on `key('ingestion-events')`), the callbacks' replay claims. */
   redis: Pick<Redis, 'publish' | 'set' | 'get' | 'eval'>
   key: (...parts: string[]) => string

@@ -26,7 +26,7 @@ export function createIngestionService (deps: IngestionDeps) {
       if (found === null) throw notFound('Ingestion')
       return (await dtosOf(deps.db, [found.row]))[0]!
     },
-    list: async (ctx: Pick<ActorContext, 'actorId' | 'can'>, q: ListQuery) => deps.reads === undefined ? await listIngestions(deps.db, ctx, q) : await deps.reads(async db => await listIngestions(db, ctx, q)),
+    list: async (ctx: Pick<ActorContext, 'actorId' | 'can'>, q: ListQuery, hint?: Promise<string | null> | null) => deps.reads === undefined ? await listIngestions(deps.db, ctx, q) : await deps.reads(async db => await listIngestions(db, ctx, q), hint),
     trigger: async (ctx: ActorContext, documentId: string, input: TriggerInput): Promise<IngestionDto> => await triggerOne(deps, ctx, documentId, input),
     triggerMany: async (ctx: ActorContext, documentIds: string[], input: TriggerInput): Promise<IngestionDto[]> => await triggerIngestions(deps, ctx, documentIds, input),
     /** POST /ingestions with `filter`: a bulk re-run, expanded by the worker. */
