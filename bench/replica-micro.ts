@@ -1,7 +1,9 @@
 /**
  * Micro-benchmark: CPU per document listing (limit 20) in this process, on the primary directly
- * against through the read router (src/db/replica.ts) with a caught-up replica: the routing's own
- * cost (the shared GTID position query, the fence, the fallback bookkeeping), without HTTP.
+ * against through the read router (src/db/replica.ts) with a caught-up replica, without HTTP and
+ * without a published position: the cost of the router's fallback, which asks the primary for its
+ * GTID position (one query shared by the lists that arrive while one is in flight). The HTTP
+ * scenario (bench/scenarios/read-replica.ts) measures the published path.
  * Usage: taskset -c 0 npx tsx bench/replica-micro.ts  (starts and removes its own MariaDB pair on 7365/7366)
  */
 import { runMigrations } from '../drizzle/migrate.js'

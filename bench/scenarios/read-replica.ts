@@ -3,8 +3,9 @@
  * (issue 25: ≤ 5% overhead). Its own MariaDB primary and replica (scripts/mariadb-replica.ts, GTID
  * replication, ports 7360/7361) carry a smaller seed than the main scenarios; two API servers on the
  * same primary, one of them with the replica, are alternated within each round. Both databases are
- * on this box, so the figure is the cost of the routing (the primary's GTID position, the replica's
- * wait when it has not reached it yet, the fallback bookkeeping), not a gain from a second machine.
+ * on this box, so the figure is the cost of the routing (the published GTID position fetched with
+ * the request's Redis round trip, the replica's wait when it has not reached it yet, the fallback
+ * bookkeeping), not a gain from a second machine.
  */
 import { runMigrations } from '../../drizzle/migrate.js'
 import { startReplication } from '../../scripts/mariadb-replica.js'
@@ -41,8 +42,9 @@ async function run (_ctx: BaseCtx): Promise<void> {
   // Which side served the routed server's lists (its /metrics): the replica, or the fallback.
   const metrics = await (await fetch(`${routed.base}/metrics`)).text()
   const served = (target: string): string => [...metrics.matchAll(/quire_db_list_reads_total\{target="(\w+)"\} (\d+)/g)].find(m => m[1] === target)?.[2] ?? '?'
+  const source = (name: string): string => [...metrics.matchAll(/quire_db_replica_positions_total\{source="(\w+)"\} (\d+)/g)].find(m => m[1] === name)?.[2] ?? '?'
   const rows = targets.map(t => rowFor(t.name, res.get(t.name)!))
-  sections.push(`### List reads with a read replica\n\nTwo API servers on one MariaDB primary (${seeded.documents} documents, ${seeded.userIds.length} users), one of them with DATABASE_REPLICA_URL on a GTID replica (both databases local: the difference is the routing's cost), alternated within each round (every other round in reverse order); the client is an editor. ${CONNECTIONS} connections, ${rounds} rounds of ${SECONDS} s. The routed server's lists were served by the replica ${served('replica')} times, by the primary ${served('primary')} times. MySQL CPU is the shared server's (not these two), so read it as noise. The routing adds one round trip to the primary (its GTID position) before the replica's query: on a machine where the databases wait for a core, that latency, not CPU, is what a gap here measures (bench/replica-micro.ts measures the CPU alone).\n\n${table(rows)}`)
+  sections.push(`### List reads with a read replica\n\nTwo API servers on one MariaDB primary (${seeded.documents} documents, ${seeded.userIds.length} users), one of them with DATABASE_REPLICA_URL on a GTID replica (both databases local: the difference is the routing's cost), alternated within each round (every other round in reverse order); the client is an editor. ${CONNECTIONS} connections, ${rounds} rounds of ${SECONDS} s. The routed server's lists were served by the replica ${served('replica')} times, by the primary ${served('primary')} times; the position they waited for was the published one ${source('published')} times, asked of the primary ${source('primary')} times (nothing is written during the run, so the published position stays the same). MySQL CPU is the shared server's (not these two), so read it as noise.\n\n${table(rows)}`)
   for (const [name] of PATHS) {
     const base = res.get(`${name} (primary only)`)!
     const subj = res.get(`${name} (with the replica)`)!

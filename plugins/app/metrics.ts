@@ -10,6 +10,8 @@ declare module 'fastify' {
       jobOutcomes: Counter<'queue' | 'job' | 'outcome'>
       /** List and search reads by target (replica, primary): src/db/replica.ts. */
       listReads: Counter<'target'>
+      /** Where the replica's lists took the position they waited for (published, primary). */
+      replicaPositions: Counter<'source'>
       gauges: Gauge[]
     }
   }
@@ -108,6 +110,18 @@ export default fp(async (fastify) => {
       this.inc({ target: 'primary' }, s.primary)
     },
   })
+  const positions = new Counter({
+    name: 'quire_db_replica_positions_total',
+    help: 'Positions the replica\'s lists waited for, by source: published by the writers (Redis), or asked of the primary (none published)',
+    labelNames: ['source'] as const,
+    registers: [registry],
+    collect () {
+      const s = fastify.reads.stats()
+      this.reset()
+      this.inc({ source: 'published' }, s.published)
+      this.inc({ source: 'primary' }, s.positions)
+    },
+  })
   const replicaState = new Gauge({
     name: 'quire_db_replica_state',
     help: 'The read replica\'s state as this process sees it (1 for the current one): ok, lagging, down, unsupported; absent without DATABASE_REPLICA_URL',
@@ -120,7 +134,7 @@ export default fp(async (fastify) => {
     },
   })
 
-  fastify.decorate('metrics', { registry, jobOutcomes, listReads: reads, gauges: [queueDepth, ingestionStatus, dbPool, redisEvicts, replicaState] })
+  fastify.decorate('metrics', { registry, jobOutcomes, listReads: reads, replicaPositions: positions, gauges: [queueDepth, ingestionStatus, dbPool, redisEvicts, replicaState] })
 
   fastify.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? (request.is404 ? 'not_found' : 'unknown')
