@@ -86,7 +86,7 @@ t.test('two concurrent pre-signed uploads: one ticket, one 413; complete settles
   t.same(await usage(app, ed.id), { used: 2000, reserved: 0, reservations: 0 }, 'the uploads sweep releases an expired upload')
 
   // A reservation whose process died (no upload row): released after its own expiry.
-  const orphan = await app.quota.reserve(ed.id, 500)
+  const orphan = await app.quota.reserve(ed.id, 500, { heldBy: ed.id })
   t.equal((await usage(app, ed.id)).reserved, 500)
   await sweep.process(app, { data: { now: new Date(Date.now() + 2 * 24 * 3600_000).toISOString() } } as never)
   t.same(await usage(app, ed.id), { used: 2000, reserved: 0, reservations: 0 }, 'the sweep releases expired reservations')
