@@ -116,7 +116,8 @@ export function tusUploadService (deps: TusUploadDeps) {
     if (meta.documentId !== undefined) {
       if (!actor.can('documents:update')) throw forbidden('Uploading a new version requires the documents:update permission')
       if (Object.keys(fields).length > 0) throw badRequest('A new version takes no document fields; change them with PATCH /documents/:id', 'validation_failed')
-      const { doc } = await deps.versions.requireWritable(actor, meta.documentId)
+      // Ids are lower case (src/schemas/common.ts Id); metadata is not validated by a schema, so here.
+      const { doc } = await deps.versions.requireWritable(actor, meta.documentId.toLowerCase())
       documentId = doc.id
       ownerId = doc.ownerId
     }
