@@ -50,6 +50,7 @@ export const ConfigSchema = Type.Object({
   UPLOAD_URL_TTL: Type.Integer({ minimum: 10, default: 3600 }),
   QUOTA_DEFAULT_BYTES: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'storage quota of a user without one of their own (PATCH /users/:id quotaBytes), bytes; 0 = unlimited' }),
   DOWNLOAD_URL_TTL: Type.Integer({ minimum: 10, default: 300 }),
+  QUOTA_SHARED_RESERVE_MAX_BYTES: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'the most bytes one user may hold in unfinished uploads against the quota of another user whose documents they write to (a write share, documents:manage); unset = UPLOAD_MAX_BYTES (one largest upload at a time); 0 = no cap. Owners without a quota are not capped' })),
   TRASH_RETENTION_DAYS: Type.Integer({ minimum: 0, default: 30 }),
   VERSIONS_KEEP: Type.Integer({ minimum: 1, maximum: 10000, default: 20 }),
   THUMBNAIL_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 300_000, description: 'how often the worker queues again the thumbnail of documents left processing over 5 min without a live job (lost to a crash or a Redis restart); 0 = never (tests sharing one database)' }),
@@ -91,7 +92,8 @@ export const ConfigSchema = Type.Object({
   HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 72000, description: 'an idle keep-alive connection is closed after this long (above the load balancer\'s own idle timeout)' }),
 })
 
-export type Config = Static<typeof ConfigSchema>
+/** The schema's values, with the derived defaults `loadConfig` fills in always present. */
+export type Config = Static<typeof ConfigSchema> & { QUOTA_SHARED_RESERVE_MAX_BYTES: number }
 
 export class ConfigError extends Error {
   constructor (readonly problems: string[]) {
@@ -127,6 +129,7 @@ export function loadConfig (env: Record<string, string | undefined> = process.en
   }
   const config = withDefaults as Config
   if (config.PUBLIC_URL === '') config.PUBLIC_URL = listeningUrl(config.HOST, config.PORT)
+  config.QUOTA_SHARED_RESERVE_MAX_BYTES ??= config.UPLOAD_MAX_BYTES
   if (env.NODE_ENV === 'production') {
     const problems = defaultSecrets(config)
     if (problems.length > 0) throw new ConfigError(problems)

@@ -2,7 +2,7 @@ import { test } from 'tap'
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { ConfigError, loadConfig } from '../src/config.js'
+import { ConfigError, ConfigSchema, loadConfig } from '../src/config.js'
 import { ROOT, START_TIMEOUT_MS } from './helpers/processes.js'
 
 const base = { JWT_SECRET: 'x'.repeat(32), STORAGE_URL_SECRET: 's'.repeat(32), INGESTION_SECRET: 'y'.repeat(16) }
@@ -131,4 +131,23 @@ test('PUBLIC_URL defaults to http://HOST:PORT, wildcard addresses as 127.0.0.1',
   t.equal(loadConfig({ ...base, HOST: 'localhost', PORT: '4100' }).PUBLIC_URL, 'http://localhost:4100')
   t.equal(loadConfig({ ...base, HOST: '0.0.0.0', PORT: '4100', PUBLIC_URL: 'https://quire.example.test' }).PUBLIC_URL, 'https://quire.example.test')
   t.equal(loadConfig({ ...base, PORT: '4100', PUBLIC_URL: '' }).PUBLIC_URL, 'http://127.0.0.1:4100', 'empty counts as unset')
+})
+
+// QUOTA_SHARED_RESERVE_MAX_BYTES follows UPLOAD_MAX_BYTES when unset (a writer may always have one
+// largest upload in flight); an explicit value, 0 (no cap) included, is kept.
+test('QUOTA_SHARED_RESERVE_MAX_BYTES defaults to UPLOAD_MAX_BYTES; 0 and explicit values are kept; bad ones name it', async (t) => {
+  t.equal(loadConfig({ ...base }).QUOTA_SHARED_RESERVE_MAX_BYTES, 1024 * 1024 * 1024)
+  t.equal(loadConfig({ ...base, UPLOAD_MAX_BYTES: '5000', QUOTA_SHARED_RESERVE_MAX_BYTES: '' }).QUOTA_SHARED_RESERVE_MAX_BYTES, 5000, 'empty counts as unset')
+  t.equal(loadConfig({ ...base, QUOTA_SHARED_RESERVE_MAX_BYTES: '0' }).QUOTA_SHARED_RESERVE_MAX_BYTES, 0)
+  t.equal(loadConfig({ ...base, QUOTA_SHARED_RESERVE_MAX_BYTES: '123456' }).QUOTA_SHARED_RESERVE_MAX_BYTES, 123456)
+  for (const bad of ['-1', 'lots', '9007199254740992']) t.throws(() => loadConfig({ ...base, QUOTA_SHARED_RESERVE_MAX_BYTES: bad }), { name: 'ConfigError', message: /QUOTA_SHARED_RESERVE_MAX_BYTES/ }, bad)
+})
+
+test('every variable of the schema is documented in docs/configuration.md and listed in .env.example', async (t) => {
+  const docs = readFileSync(join(ROOT, 'docs/configuration.md'), 'utf8')
+  const example = new Set(readFileSync(join(ROOT, '.env.example'), 'utf8').split('\n').map(l => /^#?\s*([A-Z0-9_]+)=/.exec(l)?.[1]).filter(Boolean))
+  for (const name of Object.keys(ConfigSchema.properties)) {
+    t.ok(docs.includes(`\`${name}\``), `docs/configuration.md: ${name}`)
+    t.ok(example.has(name), `.env.example: ${name}`)
+  }
 })

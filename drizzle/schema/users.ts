@@ -1,4 +1,4 @@
-import { mysqlTable, varchar, boolean, json, int, datetime, char, bigint, index, uniqueIndex } from 'drizzle-orm/mysql-core'
+import { mysqlTable, varchar, boolean, json, int, datetime, char, bigint, index, uniqueIndex, primaryKey } from 'drizzle-orm/mysql-core'
 import { exactText, idColumn } from './columns.js'
 
 const ts = (name: string) => datetime(name, { mode: 'date', fsp: 3 })
@@ -78,10 +78,26 @@ export const auditEvents = mysqlTable('audit_events', {
 export const quotaReservations = mysqlTable('quota_reservations', {
   id: idColumn('id').primaryKey(),
   userId: idColumn('user_id').notNull(),
+  /** who started the upload (null: reserved before migration 0014); when not `userId`, its bytes count in quota_shared_holds too */
+  heldBy: idColumn('held_by'),
   bytes: bigint('bytes', { mode: 'number' }).notNull(),
   createdAt: ts('created_at').notNull(),
   /** released by the uploads sweep after this (an upload whose process died) */
   expiresAt: ts('expires_at').notNull(),
 }, (t) => [
   index('quota_reservations_expires_idx').on(t.expiresAt),
+])
+
+/**
+ * The bytes one user (`held_by`) holds in unfinished reservations against another user's quota
+ * (`user_id`, the owner of the documents they upload into): the sum of their quota_reservations
+ * rows, kept like `users.reserved_bytes` and capped by QUOTA_SHARED_RESERVE_MAX_BYTES
+ * (src/domain/quota.ts). A row goes when it is back at 0.
+ */
+export const quotaSharedHolds = mysqlTable('quota_shared_holds', {
+  userId: idColumn('user_id').notNull(),
+  heldBy: idColumn('held_by').notNull(),
+  bytes: bigint('bytes', { mode: 'number' }).notNull().default(0),
+}, (t) => [
+  primaryKey({ columns: [t.userId, t.heldBy] }),
 ])

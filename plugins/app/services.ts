@@ -48,7 +48,7 @@ export default fp(async (fastify) => {
     },
   }))
   fastify.decorate('queueAdmin', queueAdmin({ queues: fastify.queues, audit: fastify.recordAudit }))
-  fastify.decorate('quota', quotaService({ db: fastify.db, defaultBytes: fastify.config.QUOTA_DEFAULT_BYTES }))
+  fastify.decorate('quota', quotaService({ db: fastify.db, defaultBytes: fastify.config.QUOTA_DEFAULT_BYTES, sharedMaxBytes: fastify.config.QUOTA_SHARED_RESERVE_MAX_BYTES }))
   fastify.decorate('versionService', versionService({
     db: fastify.db,
     storage: fastify.storage,

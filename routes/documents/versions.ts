@@ -45,7 +45,8 @@ const versionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
         'Needs write access to the document (owner, write share, documents:manage); 409 when it is in the trash. ' +
         '201 with the new current version; 200 with the current version when the bytes are the same (nothing stored). ' +
         'The document\'s metadata `version` (its ETag) goes up by one with every new version. ' +
-        'The bytes count against the document owner\'s storage quota (reserved from Content-Length before any byte is stored): 413 `quota_exceeded` when they do not fit. ' +
+        'The bytes count against the document owner\'s storage quota (reserved from Content-Length before any byte is stored): 413 `quota_exceeded` when they do not fit; ' +
+        '413 `shared_upload_limit` when a caller who is not the owner would hold more than QUOTA_SHARED_RESERVE_MAX_BYTES of it in unfinished uploads. ' +
         'With malware scanning (CLAMD_URL) the document is `scanning` until the new version was found clean.',
       consumes: ['multipart/form-data'],
       params: IdParam,
@@ -63,7 +64,8 @@ const versionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: {
       tags: ['documents'],
       summary: 'Start a pre-signed upload of a new version; finish it with POST /uploads/:uploadId/complete',
-      description: 'Same body and answer as POST /uploads. Access is checked now and again at completion.',
+      description: 'Same body and answer as POST /uploads. Access is checked now and again at completion. ' +
+        'The size is reserved against the owner\'s quota; a caller who is not the owner may hold at most QUOTA_SHARED_RESERVE_MAX_BYTES of it in unfinished uploads (413 `shared_upload_limit`).',
       params: IdParam,
       body: CreateUpload,
       response: { 201: UploadTicket, ...authErrors, ...errors(404, 409, 413, 415) },
@@ -121,7 +123,7 @@ const versionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
       tags: ['documents'],
       summary: 'Make version n the content again, as a new current version (a copy inside the storage; If-Match honoured)',
       description: '201 with the new version; 200 with the current version when version n already is the current content (n is current, or has the same bytes). ' +
-        'The copy counts against the owner\'s storage quota (413 `quota_exceeded`); a version being scanned (409 `document_scanning`) or found infected (403 `document_infected`) is not restored.',
+        'The copy counts against the owner\'s storage quota (413 `quota_exceeded`; `shared_upload_limit` for a non-owner over QUOTA_SHARED_RESERVE_MAX_BYTES); a version being scanned (409 `document_scanning`) or found infected (403 `document_infected`) is not restored.',
       params: VersionParams,
       headers: IfMatch,
       response: { ...changed, ...authErrors, ...errors(404, 409, 412, 413) },

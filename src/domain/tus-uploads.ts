@@ -116,7 +116,8 @@ export function tusUploadService (deps: TusUploadDeps) {
     if (meta.documentId !== undefined) {
       if (!actor.can('documents:update')) throw forbidden('Uploading a new version requires the documents:update permission')
       if (Object.keys(fields).length > 0) throw badRequest('A new version takes no document fields; change them with PATCH /documents/:id', 'validation_failed')
-      const { doc } = await deps.versions.requireWritable(actor, meta.documentId)
+      // Ids are lower case (src/schemas/common.ts Id); metadata is not validated by a schema, so here.
+      const { doc } = await deps.versions.requireWritable(actor, meta.documentId.toLowerCase())
       documentId = doc.id
       ownerId = doc.ownerId
     }
@@ -130,8 +131,8 @@ export function tusUploadService (deps: TusUploadDeps) {
     const expiresAt = new Date(Date.now() + limits.urlTtl * 1000)
     // The declared length, before the row and any byte exist (413 quota_exceeded); the reservation
     // has the upload's id, as a pre-signed upload's: the complete settles it, termination, discard
-    // and the uploads sweep release it.
-    const reservation = await deps.quota.reserve(c.ownerId, c.size, { id: c.id, expiresAt: new Date(expiresAt.getTime() + PRESIGNED_RESERVATION_GRACE_MS) })
+    // and the uploads sweep release it. Held by the caller (capped when not the owner).
+    const reservation = await deps.quota.reserve(c.ownerId, c.size, { heldBy: actor.id, id: c.id, expiresAt: new Date(expiresAt.getTime() + PRESIGNED_RESERVATION_GRACE_MS) })
     try {
       await insertUpload(db, { id: c.id, userId: actor.id, documentId: c.documentId, filename: c.filename, mimeType: c.mimeType, size: c.size, sha256: c.sha256, storageKey: c.key, expiresAt })
     } catch (err) {

@@ -99,11 +99,11 @@ export function uploadService (deps: UploadServiceDeps) {
   /**
    * A multipart upload's quota reservation, before any byte is read: the request's declared size
    * (Content-Length, which is at least the file's) or, without one, UPLOAD_MAX_BYTES; settled to
-   * the file's real size with its row.
+   * the file's real size with its row. Held by the uploader (capped when it is not the owner).
    */
-  async function reserveMultipart (ownerId: string, declaredBytes: number | undefined): Promise<Reservation> {
+  async function reserveMultipart (ownerId: string, actor: Actor, declaredBytes: number | undefined): Promise<Reservation> {
     const bytes = declaredBytes !== undefined && Number.isSafeInteger(declaredBytes) && declaredBytes >= 0 ? Math.min(declaredBytes, limits.maxBytes) : limits.maxBytes
-    return await deps.quota.reserve(ownerId, bytes)
+    return await deps.quota.reserve(ownerId, bytes, { heldBy: actor.id })
   }
 
   const release = async (r: Reservation, requestId: string | null): Promise<void> => {
@@ -112,7 +112,7 @@ export function uploadService (deps: UploadServiceDeps) {
 
   /** POST /documents: one `file` part plus optional document fields, before or after it. `declaredBytes`: the request's Content-Length. */
   async function createFromParts (actor: Actor, ctx: AuditContext, parts: AsyncIterable<UploadPart>, declaredBytes?: number): Promise<DocumentRow> {
-    const reservation = await reserveMultipart(actor.id, declaredBytes)
+    const reservation = await reserveMultipart(actor.id, actor, declaredBytes)
     const id = newId()
     const key = originalKey(id)
     let stored = false
@@ -131,7 +131,7 @@ export function uploadService (deps: UploadServiceDeps) {
   /** POST /documents/:id/versions: one `file` part, no fields. Access and quota (the owner's) are checked before any byte is read. */
   async function addVersionFromParts (actor: Actor, ctx: AuditContext, documentId: string, parts: AsyncIterable<UploadPart>, expected?: number[] | 'any', declaredBytes?: number): Promise<VersionResult> {
     const { doc } = await deps.versions.requireWritable(actor, documentId)
-    const reservation = await reserveMultipart(doc.ownerId, declaredBytes)
+    const reservation = await reserveMultipart(doc.ownerId, actor, declaredBytes)
     const key = versionKey(doc.id, newId())
     let stored = false
     let object: Received['stored']
@@ -161,8 +161,9 @@ export function uploadService (deps: UploadServiceDeps) {
     const key = stagingKey(id)
     const expiresAt = new Date(Date.now() + limits.urlTtl * 1000)
     // The declared size against the quota of the owner-to-be, before a URL exists; the
-    // reservation has the upload's id (complete settles it, cancel, discard and the sweep release it).
-    const reservation = await deps.quota.reserve(target?.ownerId ?? actor.id, body.size, { id, expiresAt: new Date(expiresAt.getTime() + PRESIGNED_RESERVATION_GRACE_MS) })
+    // reservation has the upload's id (complete settles it, cancel, discard and the sweep release it)
+    // and is held by the caller (capped when that is not the owner: QUOTA_SHARED_RESERVE_MAX_BYTES).
+    const reservation = await deps.quota.reserve(target?.ownerId ?? actor.id, body.size, { heldBy: actor.id, id, expiresAt: new Date(expiresAt.getTime() + PRESIGNED_RESERVATION_GRACE_MS) })
     try {
       await insertUpload(db, { id, userId: actor.id, documentId: target?.id ?? null, filename: cleanFilename(body.filename), mimeType: type, size: body.size, sha256: body.sha256?.toLowerCase() ?? null, storageKey: key, expiresAt })
       const signed = await storage.presignPut(key, { expiresIn: limits.urlTtl, contentType: type, contentLength: body.size })

@@ -137,7 +137,7 @@ export function versionService (deps: VersionServiceDeps) {
     // Bytes that are being scanned, or were found infected, are not copied back into service.
     assertVersionAvailable(old)
     // The copy is stored bytes like any upload: against the owner's quota, reserved first.
-    const reservation = await deps.quota.reserve(doc.ownerId, old.size)
+    const reservation = await deps.quota.reserve(doc.ownerId, old.size, { heldBy: actor.id })
     const key = versionKey(doc.id, newId())
     try {
       await deps.storage.copy(old.storageKey, key)

@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   'already_trashed', 'not_trashed', 'document_trashed', 'document_not_ready', 'version_mismatch', 'checksum_mismatch',
   'size_mismatch', 'content_type_mismatch', 'document_scanning', 'document_infected', 'upload_aborted', 'upload_cancelled', 'upload_completed', 'upload_expired',
   'upload_gone', 'upload_incomplete', 'url_expired', 'invalid_signature', 'quota_exceeded',
+  'shared_upload_limit',
   // ingestions, jobs
   'idempotency_key_reused', 'ingestion_mismatch', 'ingestion_busy', 'invalid_transition', 'callback_replayed',
   'callback_in_progress', 'invalid_job_state',

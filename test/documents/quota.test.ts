@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { and, eq, sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
-import { auditEvents, documents, documentVersions, quotaReservations, uploads, users } from '../../drizzle/schema/index.js'
+import { auditEvents, documents, documentVersions, quotaReservations, quotaSharedHolds, uploads, users } from '../../drizzle/schema/index.js'
 import type { Config } from '../../src/config.js'
 import { assertErrorShape, createUser, type TestUser } from '../helper.js'
 import { addVersion, buildWith, objects, upload } from './helpers.js'
@@ -86,7 +86,7 @@ t.test('two concurrent pre-signed uploads: one ticket, one 413; complete settles
   t.same(await usage(app, ed.id), { used: 2000, reserved: 0, reservations: 0 }, 'the uploads sweep releases an expired upload')
 
   // A reservation whose process died (no upload row): released after its own expiry.
-  const orphan = await app.quota.reserve(ed.id, 500)
+  const orphan = await app.quota.reserve(ed.id, 500, { heldBy: ed.id })
   t.equal((await usage(app, ed.id)).reserved, 500)
   await sweep.process(app, { data: { now: new Date(Date.now() + 2 * 24 * 3600_000).toISOString() } } as never)
   t.same(await usage(app, ed.id), { used: 2000, reserved: 0, reservations: 0 }, 'the sweep releases expired reservations')
@@ -131,6 +131,102 @@ t.test('every upload path is refused with 413 before any byte is stored; a versi
   // Restoring version 1 would store 1500 more bytes: refused too.
   assertErrorShape(t, await app.inject({ method: 'POST', url: `/documents/${id}/versions/1/restore`, headers: owner.headers }), 413, 'quota_exceeded')
   t.same(await usage(app, owner.id), { used: 1800, reserved: 0, reservations: 0 })
+})
+
+// A user with a write share reserves against the owner's quota; QUOTA_SHARED_RESERVE_MAX_BYTES caps
+// what one such user holds there in unfinished uploads, so they cannot tie the owner's quota up.
+t.test('a writer who is not the owner holds at most QUOTA_SHARED_RESERVE_MAX_BYTES of the owner\'s quota; the owner is not capped', async (t) => {
+  const s = await setup(t, { QUOTA_DEFAULT_BYTES: 20_000, QUOTA_SHARED_RESERVE_MAX_BYTES: 3000 })
+  const { app } = s
+  const owner = await createUser(app, 'editor')
+  const writer = await createUser(app, 'editor')
+  const created = await upload(app, owner.headers, file(1000))
+  t.equal(created.statusCode, 201, created.body)
+  const id = created.json().id as string
+  t.ok((await app.inject({ method: 'PUT', url: `/documents/${id}/shares/${writer.id}`, headers: owner.headers, payload: { access: 'write' } })).statusCode < 300)
+  const hold = async (by: string) => (await app.db.select({ bytes: quotaSharedHolds.bytes }).from(quotaSharedHolds)
+    .where(and(eq(quotaSharedHolds.userId, owner.id), eq(quotaSharedHolds.heldBy, by))))[0]?.bytes ?? null
+  const tus = async (u: TestUser, size: number, documentId: string) => await app.inject({
+    method: 'POST', url: '/uploads/tus', headers: { ...u.headers, 'tus-resumable': '1.0.0', 'upload-length': String(size), 'upload-metadata': `documentId ${Buffer.from(documentId).toString('base64')}` },
+  })
+
+  // 1500 held; then 2000 and 1500 at once: 2000 never fits beside 1500 + 1500, so whichever
+  // runs first, exactly the 1500 one passes and 3000 are held.
+  const first = await start(app, writer, 1500, id)
+  t.equal(first.statusCode, 201, first.body)
+  const both = await Promise.all([start(app, writer, 2000, id), start(app, writer, 1500, id.toUpperCase())])
+  t.same(both.map(r => r.statusCode), [413, 201], both.map(r => r.body).join(' | '))
+  const refused = both[0]!
+  assertErrorShape(t, refused, 413, 'shared_upload_limit')
+  t.match(refused.json().message, /needs 2000 bytes .* hold (1500|3000) bytes .* at most 3000 .*QUOTA_SHARED_RESERVE_MAX_BYTES/)
+  t.same(await usage(app, owner.id), { used: 1000, reserved: 3000, reservations: 2 }, 'only the two that passed are held')
+  t.equal(await hold(writer.id), 3000)
+  t.equal((await app.db.select().from(uploads).where(eq(uploads.userId, writer.id))).length, 2, 'no upload row for the refused one')
+
+  // Every other path of the writer's is refused too, before a byte is stored; the quota itself has room.
+  const stored = await objects(app)
+  assertErrorShape(t, await addVersion(app, writer, id, randomBytes(100)), 413, 'shared_upload_limit')
+  assertErrorShape(t, await tus(writer, 100, id.toUpperCase()), 413, 'shared_upload_limit')
+  assertErrorShape(t, await start(app, writer, 1, id.toUpperCase()), 413, 'shared_upload_limit')
+  t.same(await objects(app), stored, 'nothing stored')
+  t.same(await usage(app, owner.id), { used: 1000, reserved: 3000, reservations: 2 })
+
+  // The owner is not capped: two uploads of their own above the cap, and a version.
+  const own = await Promise.all([start(app, owner, 4000), start(app, owner, 4000, id)])
+  t.same(own.map(r => r.statusCode), [201, 201], own.map(r => r.body).join(' | '))
+  const ownVersion = await addVersion(app, owner, id, randomBytes(3500))
+  t.equal(ownVersion.statusCode, 201, ownVersion.body)
+  t.same(await usage(app, owner.id), { used: 4500, reserved: 11_000, reservations: 4 })
+  // Restoring version 1 (1000 bytes, now an old one) would be a copy held by the writer: over the cap too.
+  assertErrorShape(t, await app.inject({ method: 'POST', url: `/documents/${id.toUpperCase()}/versions/1/restore`, headers: writer.headers }), 413, 'shared_upload_limit')
+  for (const r of own) t.equal((await app.inject({ method: 'DELETE', url: `/uploads/${(r.json() as Ticket).uploadId}`, headers: owner.headers })).statusCode, 204)
+  t.equal(await hold(owner.id), null, 'an owner\'s own uploads hold nothing of the kind')
+
+  // Cancel releases the writer's hold; then a tus upload (with an upper-case id) fits, and its termination releases it.
+  const [a, b] = [first.json() as Ticket, both[1]!.json() as Ticket]
+  t.equal((await app.inject({ method: 'DELETE', url: `/uploads/${a.uploadId}`, headers: writer.headers })).statusCode, 204)
+  t.equal(await hold(writer.id), 1500)
+  t.same(await usage(app, owner.id), { used: 4500, reserved: 1500, reservations: 1 })
+  const viaTus = await tus(writer, 1500, id.toUpperCase())
+  t.equal(viaTus.statusCode, 201, viaTus.body)
+  t.equal(await hold(writer.id), 3000)
+  t.equal((await app.inject({ method: 'DELETE', url: viaTus.headers.location as string, headers: { ...writer.headers, 'tus-resumable': '1.0.0' } })).statusCode, 204)
+  t.equal(await hold(writer.id), 1500, 'tus termination releases')
+
+  // Complete settles the other one: charged to the owner, nothing held any more.
+  t.equal(await put(s, b, randomBytes(1500)), 200)
+  const done = await complete(app, writer, b.uploadId)
+  t.equal(done.statusCode, 201, done.body)
+  t.same(await usage(app, owner.id), { used: 6000, reserved: 0, reservations: 0 }, 'usage exact after the grantee\'s uploads')
+  t.equal(await hold(writer.id), null, 'the hold row goes at 0')
+  t.equal((await usage(app, writer.id)).used, 0)
+
+  // The writer's multipart version (held only while it streams) fits again; an abandoned
+  // upload is released by the sweep, hold included.
+  const v = await addVersion(app, writer, id, randomBytes(800))
+  t.equal(v.statusCode, 201, v.body)
+  const abandoned = (await start(app, writer, 2500, id)).json() as Ticket
+  t.equal(await hold(writer.id), 2500)
+  await sweep.process(app, { data: { now: new Date(Date.parse(abandoned.expiresAt) + 3600_000).toISOString() } } as never)
+  t.equal(await hold(writer.id), null, 'the sweep releases an expired upload\'s hold')
+  t.same(await usage(app, owner.id), { used: 6800, reserved: 0, reservations: 0 })
+
+  // Eight reservations of 1000 at once against the 3000 cap: exactly three pass, the others are refused (no deadlock, no overshoot).
+  const many = await Promise.allSettled(Array.from({ length: 8 }, async () => await app.quota.reserve(owner.id, 1000, { heldBy: writer.id })))
+  const passed = many.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])
+  t.equal(passed.length, 3)
+  t.same(many.flatMap(r => r.status === 'rejected' ? [(r.reason as { code?: string }).code] : []), Array(5).fill('shared_upload_limit'))
+  t.equal(await hold(writer.id), 3000)
+  for (const r of passed) t.equal(await app.quota.release(r), true)
+  t.equal(await hold(writer.id), null)
+
+  // An owner without a quota has nothing to tie up: no cap.
+  await app.db.update(users).set({ quotaBytes: 0 }).where(eq(users.id, owner.id))
+  const free = await Promise.all([start(app, writer, 2500, id), start(app, writer, 2500, id)])
+  t.same(free.map(r => r.statusCode), [201, 201], free.map(r => r.body).join(' | '))
+  for (const r of free) t.equal((await app.inject({ method: 'DELETE', url: `/uploads/${(r.json() as Ticket).uploadId}`, headers: writer.headers })).statusCode, 204)
+  t.same(await usage(app, owner.id), { used: 6800, reserved: 0, reservations: 0 })
+  t.equal(await hold(writer.id), null)
 })
 
 t.test('trash keeps counting; purge and version pruning give the bytes back; same bytes add nothing', async (t) => {
