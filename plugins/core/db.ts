@@ -45,6 +45,8 @@ export default fp(async (fastify) => {
     }))
   fastify.decorateRequest('readHint', null)
   if (replicaPool !== null) {
+    // What Redis holds after a reconnect or a cluster node change may predate the last publish.
+    for (const event of ['ready', '-node', '+node']) fastify.redis.on(event, () => { fastify.reads.distrust() })
     // Every request that may have written publishes the primary's position before its answer
     // goes out, so that a list on any process, arriving after that answer, waits for it.
     fastify.addHook('onSend', async (request, reply, payload) => {

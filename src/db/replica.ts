@@ -43,6 +43,12 @@ export interface ReadRouter {
   hint: () => Promise<string | null> | null
   /** After a write committed, before its answer: publishes the primary's position for the reads (with a replica). */
   afterWrite: () => Promise<void>
+  /**
+   * Redis (re)connected, or a cluster node changed: what it holds may be older than what was
+   * published (a failover, a restart from a snapshot). Reads ask the primary until this process
+   * has published a position of its own again.
+   */
+  distrust: () => void
   /** null without a replica. */
   state: () => ReplicaState | null
   /**
@@ -72,6 +78,7 @@ export function primaryOnly (primary: Db): ReadRouter {
     read: async (fn) => { n++; return await fn(primary) },
     hint: () => null,
     afterWrite: async () => {},
+    distrust: () => {},
     state: () => null,
     stats: () => ({ replica: 0, primary: n, discarded: 0, positions: 0, published: 0 }),
     check: async () => null,
@@ -123,11 +130,19 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
   })
   const published = opts.published
   let publishing: { pos: string, done: Promise<void> } | null = null
-  /** Stores `pos` as the newest published position (one store per position, however many ask). */
-  async function publish (f: Flavour, pos: string): Promise<void> {
+  /** False after `distrust()`, until this process published again (a store begun after it). */
+  let trusted = true
+  let distrusts = 0
+  /**
+   * Stores `pos` as the newest published position (one store per position, however many ask);
+   * `since`: the count of distrusts read before `pos` was (trust comes back only with a newer position).
+   */
+  async function publish (f: Flavour, pos: string, since: number): Promise<void> {
     if (published === undefined) return
     if (publishing?.pos !== pos) {
-      const done: Promise<void> = published.set(f, pos).finally(() => { if (publishing?.done === done) publishing = null })
+      const done: Promise<void> = published.set(f, pos)
+        .then(() => { if (distrusts === since) trusted = true })
+        .finally(() => { if (publishing?.done === done) publishing = null })
       publishing = { pos, done }
     }
     await publishing.done
@@ -141,12 +156,13 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
   async function wanted (f: Flavour, hint?: Promise<string | null> | null): Promise<string> {
     if (hint === undefined || hint === null) return await position()
     const pub = await hint.catch(() => null)
-    if (pub !== null) {
+    if (pub !== null && trusted) {
       counts.published++
       return pub
     }
+    const since = distrusts // before the query: only a position read after a distrust restores trust
     const pos = await position()
-    publish(f, pos).catch(() => { /* the next read tries again */ })
+    publish(f, pos, since).catch(() => { /* the next read tries again */ })
     return pos
   }
 
@@ -248,11 +264,17 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
       return await fn(primary)
     },
     hint: () => published === undefined || unsupported ? null : published.get().catch(() => null),
+    distrust: () => {
+      trusted = false
+      distrusts++
+      publishing = null
+    },
     afterWrite: async () => {
       if (published === undefined) return
       const f = await detect()
       if (f === null) return
-      await publish(f, await position()) // a query that starts after the write committed
+      const since = distrusts
+      await publish(f, await position(), since) // a query that starts after the write committed
     },
     state: () => state,
     stats: () => ({ ...counts }),

@@ -144,6 +144,32 @@ t.test('Redis loses the published position: lists ask the primary, stay fresh, a
   await rep.caughtUp()
 })
 
+t.test('after a Redis reconnect, a published position older than the last write is not trusted', async (t) => {
+  // As after a failover to a Redis that missed the last publish: the key goes back to an older position.
+  const owner = await createUser(a, 'editor')
+  const key = `${overrides.REDIS_PREFIX}:replica:position`
+  await create(a, owner)
+  const older = await a.redis.get(key)
+  t.ok(older, 'a position is published')
+  await rep.pause()
+  t.teardown(async () => { await rep.resume().catch(() => undefined) })
+  const id = await create(a, owner)
+  await a.redis.set(key, older!)
+  const ready = new Promise(resolve => b.redis.once('ready', resolve))
+  b.redis.disconnect(true) // the connection drops and comes back: b distrusts what Redis holds
+  await ready
+  t.ok((await list(b, owner)).includes(id), 'the list has the document written before the regression')
+  await eventually('a fresh position is published again', async () => await a.redis.get(key) !== older)
+  await rep.resume()
+  await rep.caughtUp()
+  await sleep(300) // past DATABASE_REPLICA_RETRY_MS of the lag above
+  const before = b.reads.stats()
+  await eventually('b takes published positions again', async () => {
+    await list(b, owner)
+    return b.reads.stats().published > before.published
+  })
+})
+
 t.test('a list run alongside the position query is thrown away when a write came in before it', async (t) => {
   // The router alone, on a table of its own: while no write comes in, a read runs its list on the
   // replica next to the position query; a write just before a read makes that list stale.
