@@ -1,0 +1,114 @@
+import t, { type Test } from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
+import { runMigrations } from '../../drizzle/migrate.js'
+import { startReplication } from '../../scripts/mariadb-replica.js'
+import { build, createUser, testPrefix, type TestUser } from '../helper.js'
+import { upload } from '../documents/helpers.js'
+import { openAttempt } from '../../src/jobs/ingestion/attempt.js'
+import { eventsChannel, type StatusMessage } from '../../src/domain/ingestion-events.js'
+
+/*
+ * Writes whose answer (or announcement) reaches a client before their position is published
+ * (src/db/replica-fence.ts): a list that comes after must still have them, though the replica
+ * lags and the position published before the write is one the replica has reached. A real
+ * MariaDB primary and replica of this file's own on 127.0.0.1:7390/7391.
+ */
+const rep = await startReplication({ primaryPort: 7390, replicaPort: 7391 })
+t.teardown(async () => await rep.stop())
+await runMigrations(rep.primaryUrl)
+await rep.caughtUp()
+
+const overrides = { REDIS_PREFIX: testPrefix('replica-attack'), DATABASE_URL: rep.primaryUrl, DATABASE_REPLICA_URL: rep.replicaUrl, DATABASE_REPLICA_MAX_WAIT_MS: 300, DATABASE_REPLICA_RETRY_MS: 200 }
+// a takes the write, b the list (two API processes on one primary, one replica, one Redis).
+const a = await build(t, overrides)
+const b = await build(t, overrides)
+const admin = await createUser(a, 'admin')
+
+const items = async (app: FastifyInstance, user: TestUser, url: string): Promise<Array<Record<string, unknown>>> => {
+  const res = await app.inject({ method: 'GET', url, headers: user.headers })
+  if (res.statusCode !== 200) throw new Error(`${url}: ${res.statusCode} ${res.body}`)
+  return (res.json() as { items: Array<Record<string, unknown>> }).items
+}
+const eventually = async (what: string, fn: () => Promise<boolean>, ms = 60_000): Promise<void> => {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (await fn()) return
+    await sleep(100)
+  }
+  throw new Error(`timed out: ${what}`)
+}
+const replicaCount = async (sql: string): Promise<number> => Number((await rep.replica.query(sql) as Array<{ n: number }>)[0]?.n)
+
+/**
+ * From here on the replica lags: it has applied everything written so far, the newest position
+ * published is one b has seen the replica reach, and then the replica stops applying.
+ */
+async function lagFromHere (t: Test): Promise<void> {
+  await rep.caughtUp()
+  await a.reads.afterWrite()
+  await eventually('b reads the replica at the published position', async () => {
+    const n = b.reads.stats().replica
+    await items(b, admin, '/audit-events?limit=1')
+    return b.reads.stats().replica > n
+  })
+  await rep.pause()
+  t.teardown(async () => {
+    await rep.resume().catch(() => undefined)
+    await rep.caughtUp()
+  })
+}
+
+t.test('a failed login (401) writes its audit row: the audit list after the answer has it', async (t) => {
+  const victim = await createUser(a, 'viewer')
+  await lagFromHere(t)
+  const res = await a.inject({ method: 'POST', url: '/auth/login', payload: { email: victim.email, password: 'not-the-password' } })
+  t.equal(res.statusCode, 401)
+  const query = `SELECT COUNT(*) AS n FROM quire.audit_events WHERE action = 'auth.login_failed' AND subject = 'user:${victim.id}'`
+  t.equal(await replicaCount(query), 0, 'the replica has not applied the audit row')
+  const listed = await items(b, admin, `/audit-events?action=auth.login_failed&subject=user:${victim.id}`)
+  t.equal(listed.length, 1, 'the failed login is in the audit list')
+})
+
+t.test('a download (GET) writes its audit row: the audit list after the bytes came has it', async (t) => {
+  const owner = await createUser(a, 'editor')
+  const up = await upload(a, owner.headers, { filename: 'd.txt', contentType: 'text/plain', data: 'download me' })
+  t.equal(up.statusCode, 201)
+  const id = (up.json() as { id: string }).id
+  await lagFromHere(t)
+  const res = await a.inject({ method: 'GET', url: `/documents/${id}/content`, headers: owner.headers })
+  t.equal(res.statusCode, 200)
+  t.equal(res.body, 'download me')
+  t.equal(await replicaCount(`SELECT COUNT(*) AS n FROM quire.audit_events WHERE action = 'document.download' AND subject = 'document:${id}'`), 0, 'the replica has not applied the audit row')
+  const listed = await items(b, admin, `/audit-events?action=document.download&subject=document:${id}`)
+  t.equal(listed.length, 1, 'the download is in the audit list')
+})
+
+t.test('an ingestion status announced to SSE clients (the worker starts an attempt) is in the list after the message', async (t) => {
+  const owner = await createUser(a, 'editor')
+  const up = await upload(a, owner.headers, { filename: 'i.txt', contentType: 'text/plain', data: 'ingest me' })
+  t.equal(up.statusCode, 201)
+  const docId = (up.json() as { id: string }).id
+  const trig = await a.inject({ method: 'POST', url: `/documents/${docId}/ingestions`, headers: owner.headers, payload: {} })
+  t.ok(trig.statusCode === 201 || trig.statusCode === 202, `ingestion triggered (${trig.statusCode})`)
+  const ingestionId = (trig.json() as { id: string }).id
+  t.equal((await items(b, owner, `/ingestions?documentId=${docId}`))[0]?.status, 'queued')
+
+  // An SSE client's view: the status messages every API process relays.
+  const sub = (a.redis as Redis).duplicate({ enableOfflineQueue: true })
+  t.teardown(() => { sub.disconnect() })
+  const seen: StatusMessage[] = []
+  sub.on('message', (_channel: string, raw: string) => { seen.push(JSON.parse(raw) as StatusMessage) })
+  await sub.subscribe(eventsChannel(a.redisKey))
+
+  await lagFromHere(t)
+  // The dispatch job's first step (the job then calls the backend, which may take long, and only
+  // publishes the position when it ends).
+  const opened = await openAttempt(a, ingestionId)
+  t.equal(opened?.kind, 'started')
+  await eventually('the SSE client is told the ingestion runs', async () => seen.some(m => m.id === ingestionId && m.status === 'running'))
+  t.equal(await replicaCount(`SELECT COUNT(*) AS n FROM quire.ingestions WHERE id = '${ingestionId}' AND status = 'running'`), 0, 'the replica has not applied it')
+  const listed = await items(b, owner, `/ingestions?documentId=${docId}`)
+  t.equal(listed[0]?.status, 'running', 'the list says running, as the message did')
+})
