@@ -8,6 +8,8 @@ import { build, createUser, testPrefix, type TestUser } from '../helper.js'
 import { upload } from '../documents/helpers.js'
 import { openAttempt } from '../../src/jobs/ingestion/attempt.js'
 import { eventsChannel, type StatusMessage } from '../../src/domain/ingestion-events.js'
+import { covers, rank } from '../../src/db/gtid.js'
+import { redisPosition } from '../../src/db/replica-fence.js'
 
 /*
  * Writes whose answer (or announcement) reaches a client before their position is published
@@ -111,4 +113,27 @@ t.test('an ingestion status announced to SSE clients (the worker starts an attem
   t.equal(await replicaCount(`SELECT COUNT(*) AS n FROM quire.ingestions WHERE id = '${ingestionId}' AND status = 'running'`), 0, 'the replica has not applied it')
   const listed = await items(b, owner, `/ingestions?documentId=${docId}`)
   t.equal(listed[0]?.status, 'running', 'the list says running, as the message did')
+})
+
+t.test('MySQL tagged GTIDs (8.3+): a newer position is never dropped for an older one', async (t) => {
+  const u = '3e11fa47-71ca-11e1-9e33-c80aa9429562'
+  // gtid_executed once a transaction ran with a tag (SET gtid_next = 'AUTOMATIC:<tag>').
+  const older = `${u}:1-100`
+  const newer = `${u}:1-101:audit:1`
+  t.ok(covers('mysql', newer, older), 'the newer set covers the older')
+  t.notOk(covers('mysql', older, newer), 'the older does not cover the newer')
+  t.ok(rank('mysql', newer) > rank('mysql', older), 'and ranks above it')
+  t.ok(covers('mysql', `${u}:1-101:Audit:1-2`, newer), 'tags are case-insensitive')
+  t.notOk(covers('mysql', `${u}:1-101:other:1`, newer), 'another tag is another source')
+
+  // Whatever the position looks like, the published one is never older than the last one stored.
+  const key = `${overrides.REDIS_PREFIX}:attack:position`
+  t.teardown(async () => { await a.redis.del(key) })
+  const published = redisPosition(a.redis, key)
+  await published.set('mysql', older)
+  await published.set('mysql', newer)
+  t.equal(await published.get(), newer, 'the newer position is published')
+  const odd = `${u}:1-102:audit:1:???`
+  await published.set('mysql', odd)
+  t.ok([null, odd].includes(await published.get()), 'an unparsable position does not leave an older one behind (lists wait for it, or ask the primary)')
 })
