@@ -1,4 +1,8 @@
 import t, { type Test } from 'tap'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import { Webhook } from 'standardwebhooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
@@ -10,6 +14,8 @@ import { openAttempt } from '../../src/jobs/ingestion/attempt.js'
 import { eventsChannel, type StatusMessage } from '../../src/domain/ingestion-events.js'
 import { covers, rank } from '../../src/db/gtid.js'
 import { redisPosition } from '../../src/db/replica-fence.js'
+import { sendEvent } from '../../src/domain/webhooks/deliver.js'
+import { newId } from '../../src/lib/ids.js'
 
 /*
  * Writes whose answer (or announcement) reaches a client before their position is published
@@ -151,4 +157,27 @@ t.test('a process without DATABASE_REPLICA_URL (a worker set up for writes only,
   t.equal((await c.inject({ method: 'DELETE', url: `/documents/${id}/shares/${grantee.id}`, headers: owner.headers })).statusCode, 204)
   const listed = (await items(b, grantee, '/documents?limit=100')).map(d => d.id)
   t.notOk(listed.includes(id), 'the revoked share is gone from the grantee\'s list')
+})
+
+t.test('a webhook goes out after the position of its event is published: a receiver that lists on it finds it', async (t) => {
+  // The event's write, committed by a writer that has not published yet (a job still running).
+  const [rows] = await a.db.$client.query('SELECT @@GLOBAL.gtid_binlog_pos AS p') as unknown as [Array<{ p: string }>]
+  await a.db.$client.query("INSERT INTO webhook_events (id, type, subject, data, created_at) VALUES (?, 'document.created', 'document:x', '{}', NOW(3))", [newId()])
+  const [after] = await a.db.$client.query('SELECT @@GLOBAL.gtid_binlog_pos AS p') as unknown as [Array<{ p: string }>]
+  t.not(after[0]!.p, rows[0]!.p, 'the write moved the primary')
+  const key = `${overrides.REDIS_PREFIX}:replica:position`
+  // The receiver looks up what a list of its would wait for, as it receives the event.
+  let seen: string | null = null
+  const receiver = createServer((req, res) => {
+    a.redis.get(key).then((v) => { seen = v === null ? null : v.slice(v.indexOf('|') + 1) }).finally(() => { res.writeHead(204).end() })
+  })
+  await new Promise<void>(resolve => receiver.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { receiver.close() })
+  const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`
+  const secret = `whsec_${randomBytes(24).toString('base64')}`
+  const deps = { ...a.webhooks.deliver, config: { ...a.webhooks.deliver.config, WEBHOOK_ALLOW_PRIVATE: true } }
+  const event = { id: newId(), type: 'document.created', subject: 'document:x', data: {}, seq: null, createdAt: new Date() } as unknown as Parameters<typeof sendEvent>[2]
+  const result = await sendEvent(deps, { url, webhook: new Webhook(secret) }, event)
+  t.equal(result.statusCode, 204)
+  t.ok(seen !== null && covers('mariadb', seen, after[0]!.p), `the published position (${String(seen)}) covers the event's write (${after[0]!.p})`)
 })
