@@ -181,3 +181,13 @@ t.test('a webhook goes out after the position of its event is published: a recei
   t.equal(result.statusCode, 204)
   t.ok(seen !== null && covers('mariadb', seen, after[0]!.p), `the published position (${String(seen)}) covers the event's write (${after[0]!.p})`)
 })
+
+t.test('requests turned away before a handler (no such route, no credentials, a bad body) do not ask the primary for its position', async (t) => {
+  const before = a.reads.stats().positions
+  for (let i = 0; i < 5; i++) {
+    t.equal((await a.inject({ method: 'POST', url: '/no-such-route' })).statusCode, 404)
+    t.equal((await a.inject({ method: 'DELETE', url: `/documents/${newId()}` })).statusCode, 401)
+    t.equal((await a.inject({ method: 'POST', url: '/auth/login', payload: { email: 'not an email' } })).statusCode, 400)
+  }
+  t.equal(a.reads.stats().positions, before, 'no position query')
+})
