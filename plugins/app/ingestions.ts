@@ -21,6 +21,7 @@ export default fp(async (fastify) => {
   fastify.decorate('ingestions', createIngestionService({
     db: fastify.db,
     reads: fastify.reads.read,
+    published: fastify.reads.afterWrite,
     redis: fastify.redis,
     key: fastify.redisKey,
     queue: {

@@ -46,6 +46,6 @@ export default fp(async (fastify) => {
   fastify.decorate('webhooks', {
     service: webhookService({ db: fastify.db, box, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, retryMs, enqueueDelivery, clock, log: fastify.log, audit: fastify.recordAudit }),
     relay: { db: fastify.db, retryMs, clock, enqueueBatches, jobsExist, sweep: { intervalMs: config.WEBHOOK_SWEEP_INTERVAL_MS, last: 0, cursor: '' } },
-    deliver: { db: fastify.db, redis: fastify.redis, key: fastify.redisKey, box, config, clock, audit: fastify.recordAudit, gate: endpointGate(), enqueueOwn, enqueueBatch },
+    deliver: { db: fastify.db, redis: fastify.redis, key: fastify.redisKey, box, config, clock, audit: fastify.recordAudit, gate: endpointGate(), enqueueOwn, enqueueBatch, published: fastify.reads.afterWrite },
   })
 }, { name: 'webhooks', dependencies: ['config', 'db', 'redis', 'audit', 'queue'] })

@@ -17,10 +17,14 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** A list route's `reads.hint()`, started with the request's first Redis round trip (plugins/external/rate-limit.ts). */
     readHint: Promise<string | null> | null
+    /** The request reached its handler and may write: its answer waits for the primary's position to be published. */
+    mayWrite: boolean
   }
   interface FastifyContextConfig {
     /** A list that reads the replica: its request fetches the published position early (`readHint`). */
     replicaRead?: boolean
+    /** A GET (or HEAD) that writes (a download's audit row): it publishes the primary's position as the other methods do. */
+    writes?: boolean
   }
 }
 
@@ -44,14 +48,20 @@ export default fp(async (fastify) => {
       published: redisPosition(fastify.redis, fastify.redisKey('replica', 'position')),
     }))
   fastify.decorateRequest('readHint', null)
+  fastify.decorateRequest('mayWrite', false)
   if (replicaPool !== null) {
     // What Redis holds after a reconnect or a cluster node change may predate the last publish.
     for (const event of ['ready', '-node', '+node']) fastify.redis.on(event, () => { fastify.reads.distrust() })
     // Every request that may have written publishes the primary's position before its answer
-    // goes out, so that a list on any process, arriving after that answer, waits for it.
+    // goes out, so that a list on any process, arriving after that answer, waits for it. Whatever
+    // its status: a failed login answers 401 after its audit row is written. A request turned away
+    // before its handler (authentication, rate limit, validation, no such route) wrote nothing.
+    fastify.addHook('preHandler', async (request) => {
+      const read = request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS'
+      if (!request.is404 && (!read || request.routeOptions.config?.writes === true)) request.mayWrite = true
+    })
     fastify.addHook('onSend', async (request, reply, payload) => {
-      if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS') return payload
-      if (reply.statusCode === 401 || reply.statusCode === 429) return payload // turned away before any handler
+      if (!request.mayWrite) return payload
       await fastify.reads.afterWrite().catch((err: unknown) => { request.log.error({ err }, 'could not publish the primary\'s position for the read replica') })
       return payload
     })

@@ -10,7 +10,8 @@ const contentRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   const { db, storage, config } = fastify
 
   fastify.get('/:id/content', {
-    config: { permission: 'documents:read' },
+    // writes the download's audit row: published for the lists (plugins/core/db.ts)
+    config: { permission: 'documents:read', writes: true },
     schema: {
       tags: ['documents'],
       summary: 'Download the bytes (Range, If-None-Match; redirect=true gives a pre-signed URL on S3)',

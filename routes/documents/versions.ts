@@ -99,7 +99,8 @@ const versionRoutes: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/:id/versions/:n/content', {
-    config: { permission: 'documents:read' },
+    // writes the download's audit row: published for the lists (plugins/core/db.ts)
+    config: { permission: 'documents:read', writes: true },
     schema: {
       tags: ['documents'],
       summary: 'Download one version\'s bytes (as GET /documents/:id/content: Range, If-None-Match, redirect=true)',

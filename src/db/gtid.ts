@@ -14,19 +14,35 @@ function mariadbSeqs (pos: string): Map<string, bigint> | null {
   return seqs
 }
 
-/** MySQL `uuid:1-5:7,uuid2:1-3`: the intervals of each server uuid; null when unparsable. */
+// A GTID tag (MySQL 8.3+: `uuid:1-5:tag:1-3`), case-insensitive.
+const TAG = /^[a-z_][a-z0-9_]{0,31}$/i
+
+/**
+ * MySQL `uuid:1-5:7,uuid2:1-3`, tagged `uuid:1-5:tag:1-3`: the intervals of each source (uuid, or
+ * uuid and tag); null when unparsable.
+ */
 function mysqlSets (pos: string): Map<string, Array<[bigint, bigint]>> | null {
   const out = new Map<string, Array<[bigint, bigint]>>()
   for (const g of items(pos)) {
-    const [uuid, ...ranges] = g.split(':')
-    if (uuid === undefined || ranges.length === 0) return null
-    const list = out.get(uuid.toLowerCase()) ?? []
-    for (const r of ranges) {
+    const [uuid, ...parts] = g.split(':')
+    if (uuid === undefined || parts.length === 0) return null
+    let source = uuid.toLowerCase()
+    let intervals = 0
+    for (const r of parts) {
+      if (TAG.test(r)) {
+        if (source !== uuid.toLowerCase() && intervals === 0) return null // a tag without intervals
+        source = `${uuid.toLowerCase()}:${r.toLowerCase()}`
+        intervals = 0
+        continue
+      }
       const m = /^(\d+)(?:-(\d+))?$/.exec(r)
       if (m === null) return null
+      const list = out.get(source) ?? []
       list.push([BigInt(m[1]!), BigInt(m[2] ?? m[1]!)])
+      out.set(source, list)
+      intervals++
     }
-    out.set(uuid.toLowerCase(), list)
+    if (intervals === 0) return null
   }
   return out
 }
@@ -61,7 +77,7 @@ export function covers (flavour: Flavour, have: string, want: string): boolean {
 /**
  * A number that grows with the position of one primary, to keep the newer of two positions it
  * gave: MariaDB, the sum of the domains' sequence numbers; MySQL, the number of GTIDs in the set.
- * -1 when unparsable (never kept over a parsable one).
+ * -1 when unparsable: such a position is not published (replica-fence.ts drops the published one).
  */
 export function rank (flavour: Flavour, pos: string): number {
   if (flavour === 'mariadb') {

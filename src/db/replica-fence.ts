@@ -15,8 +15,14 @@ export interface PublishedPosition {
 }
 
 // `rank|position`; the newer (higher rank) of the two stays. The TTL bounds how long a position a
-// primary will not reach again (a restore from a backup) can make lists wait for the replica.
-const SET_NEWER = `local cur = redis.call('GET', KEYS[1])
+// primary will not reach again (a restore from a backup) can make lists wait for the replica. A
+// position that cannot be ranked (-1) removes the published one, which may be older than it: lists
+// then ask the primary.
+const SET_NEWER = `if tonumber(ARGV[1]) < 0 then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+local cur = redis.call('GET', KEYS[1])
 if cur then
   local r = tonumber(string.match(cur, '^(-?%d+)|'))
   if r ~= nil and r >= tonumber(ARGV[1]) then return 0 end

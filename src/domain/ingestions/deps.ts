@@ -27,6 +27,8 @@ export interface IngestionDeps {
   db: Db
   /** The list reads: on the read replica when it caught up (src/db/replica.ts), else on `db`. */
   reads?: <T>(fn: (db: Db) => Promise<T>, hint?: Promise<string | null> | null) => Promise<T>
+  /** With a read replica, the router's `afterWrite`: publishes the primary's position before a status message leaves. */
+  published?: () => Promise<void>
   /** Status messages to SSE clients (published on `key('ingestion-events')`), the callbacks' replay claims. */
   redis: Pick<Redis, 'publish' | 'set' | 'get' | 'eval'>
   key: (...parts: string[]) => string

@@ -6,7 +6,7 @@ import { canMove, isFinal, type IngestionStatus } from './state-machine.js'
 import { ingestionEventStatements } from '../webhooks/outbox.js'
 import { indexRefreshStatements, refreshIndexQuietly } from './index-state.js'
 
-type Deps = Pick<IngestionDeps, 'db' | 'redis' | 'key' | 'log' | 'clock'>
+type Deps = Pick<IngestionDeps, 'db' | 'redis' | 'key' | 'log' | 'clock' | 'published'>
 /** The final statuses, each announced by a webhook event written in the transition's transaction. */
 type Final = 'succeeded' | 'failed' | 'cancelled'
 const FINAL: ReadonlySet<IngestionStatus> = new Set<Final>(['succeeded', 'failed', 'cancelled'])
@@ -66,20 +66,38 @@ export async function transition (deps: Deps, id: string, t: Transition): Promis
   if (isFinal(t.to) && !fold && documentId !== undefined) await refreshIndexQuietly(deps, documentId)
   // One connection writes the commands in call order: subscribers get them in this order.
   const at = now.toISOString()
+  await publishPosition(deps)
   await Promise.all([
-    ...(t.before ?? []).map(async e => await announce(deps, { id, status: t.from[0] ?? t.to, type: e.type, message: e.message, at })),
-    announce(deps, { id, status: t.to, type: t.event.type, message: t.event.message, at }),
+    ...(t.before ?? []).map(async e => await send(deps, { id, status: t.from[0] ?? t.to, type: e.type, message: e.message, at })),
+    send(deps, { id, status: t.to, type: t.event.type, message: t.event.message, at }),
   ])
   return true
 }
 
-/** Publishes a status message; a Redis outage only delays SSE clients, it never fails the change. */
-export async function announce (deps: Pick<Deps, 'redis' | 'key' | 'log'>, msg: StatusMessage): Promise<void> {
+/**
+ * With a read replica: the primary's position is published before a status message leaves, so a
+ * list that a client sends on the message (on any process) has the change (src/db/replica.ts).
+ */
+async function publishPosition (deps: Pick<Deps, 'published' | 'log'>): Promise<void> {
+  try {
+    await deps.published?.()
+  } catch (err) {
+    deps.log.error({ err }, 'could not publish the primary\'s position for the read replica')
+  }
+}
+
+async function send (deps: Pick<Deps, 'redis' | 'key' | 'log'>, msg: StatusMessage): Promise<void> {
   try {
     await publishStatus(deps.redis, eventsChannel(deps.key), msg)
   } catch (err) {
     deps.log.warn({ err, ingestionId: msg.id }, 'could not publish ingestion status')
   }
+}
+
+/** Publishes a status message (after the position of what it announces); a Redis outage only delays SSE clients, it never fails the change. */
+export async function announce (deps: Pick<Deps, 'redis' | 'key' | 'log' | 'published'>, msg: StatusMessage): Promise<void> {
+  await publishPosition(deps)
+  await send(deps, msg)
 }
 
 /** Records an event that is not a status change (an attempt, a scheduled retry) and tells SSE clients. */

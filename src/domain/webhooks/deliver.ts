@@ -27,6 +27,8 @@ export interface DeliverDeps {
   clock: () => Date
   audit: RecordAudit
   gate: EndpointGate
+  /** With a read replica, the router's `afterWrite`: the primary's position is published before an event goes out. */
+  published?: () => Promise<void>
 }
 
 /** What became of one run: settled, or to run again after `delayMs` (not an attempt when waiting or busy). */
@@ -98,8 +100,11 @@ export function senderOf (deps: Pick<DeliverDeps, 'box'>, endpoint: Pick<Endpoin
 }
 
 /** One signed POST of the event (Standard Webhooks headers, signed now). */
-export async function sendEvent (deps: Pick<DeliverDeps, 'clock' | 'config'>, to: Sender, event: EventRow): Promise<AttemptResult> {
+export async function sendEvent (deps: Pick<DeliverDeps, 'clock' | 'config' | 'published'>, to: Sender, event: EventRow): Promise<AttemptResult> {
   if (to.webhook === null) return { statusCode: null, durationMs: 0, error: 'the signing secret cannot be decrypted (JWT_SECRET changed?): rotate it with PATCH /webhooks/:id {rotateSecret: true}', response: null }
+  // The event's write may not be published yet (its writer is still running): a receiver that lists
+  // on the event must find it (src/db/replica.ts). Best effort, as for a request's answer.
+  await deps.published?.().catch(() => { /* the lists then wait for an older position: as before */ })
   const body = payloadOf(event)
   const sentAt = deps.clock()
   return await postWebhook(to.url, body, {
