@@ -13,6 +13,7 @@ import { newId } from '../src/lib/ids.js'
 import { createSession } from '../src/domain/sessions.js'
 import { hashPassword } from '../src/domain/passwords.js'
 import type { Role } from '../src/domain/permissions.js'
+import { createRedis } from '../src/redis.js'
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'mysql://root@127.0.0.1:3306/quire_test'
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -146,5 +147,20 @@ export async function countConnections<T> (pool: Pool, fn: () => Promise<T>): Pr
     return { result, taken }
   } finally {
     pool.getConnection = getConnection
+  }
+}
+
+/**
+ * For the read replica's tests: the deployment under `prefix` has had replica readers for a
+ * minute, so its lists trust published positions at once (a new deployment waits
+ * READERS_TRUST_AFTER_MS for every process to learn it; src/db/replica-fence.ts). Call it before
+ * building the apps.
+ */
+export async function longStandingReplicaReaders (prefix: string): Promise<void> {
+  const redis = createRedis(TEST_REDIS_URL, { enableOfflineQueue: true })
+  try {
+    await redis.set(`${prefix}:replica:readers`, String(Date.now() - 60_000), 'EX', 120)
+  } finally {
+    redis.disconnect()
   }
 }

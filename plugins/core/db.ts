@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { Pool } from 'mysql2/promise'
 import { createDb, createPool, type Db } from '../../src/db.js'
 import { primaryOnly, replicaRouter, type ReadRouter } from '../../src/db/replica.js'
-import { redisPosition } from '../../src/db/replica-fence.js'
+import { announceReader, readersExist, READERS_CHECK_MS, READERS_TRUST_AFTER_MS, redisPosition } from '../../src/db/replica-fence.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -39,32 +39,65 @@ export default fp(async (fastify) => {
   const replicaPool = config.DATABASE_REPLICA_URL === '' ? null : createPool(config.DATABASE_REPLICA_URL, config.DATABASE_POOL_SIZE, { connectTimeout: 2000 })
   fastify.decorate('dbPool', pool)
   fastify.decorate('db', db)
+  const published = redisPosition(fastify.redis, fastify.redisKey('replica', 'position'))
+  const readersKey = fastify.redisKey('replica', 'readers')
+  /** With a replica: since when the deployment has replica readers (Redis); without: whether it has. */
+  let readersSince = Number.POSITIVE_INFINITY
+  let readersElsewhere = false
   fastify.decorate('reads', replicaPool === null
-    ? primaryOnly(db)
+    ? primaryOnly(db, { published, elsewhere: () => readersElsewhere })
     : replicaRouter(db, createDb(replicaPool), {
       maxWaitMs: config.DATABASE_REPLICA_MAX_WAIT_MS,
       retryMs: config.DATABASE_REPLICA_RETRY_MS,
       log: fastify.log,
-      published: redisPosition(fastify.redis, fastify.redisKey('replica', 'position')),
+      published,
+      trustFrom: () => readersSince + READERS_TRUST_AFTER_MS,
     }))
   fastify.decorateRequest('readHint', null)
   fastify.decorateRequest('mayWrite', false)
+  // Lists on a replica (here or in another process of the deployment) must have every write
+  // answered before them: a process that reads a replica says so in Redis, and one without a
+  // replica that sees it publishes after its writes too (a worker, an older process during a
+  // rolling deploy). Checked at start and every READERS_CHECK_MS.
+  const check = async (): Promise<void> => {
+    if (replicaPool !== null) {
+      readersSince = await announceReader(fastify.redis, readersKey)
+      return
+    }
+    const seen = await readersExist(fastify.redis, readersKey)
+    if (seen && !readersElsewhere) fastify.log.error('other processes of this deployment read a replica (DATABASE_REPLICA_URL) but this one has none: it publishes the position of its writes for their lists; set DATABASE_REPLICA_URL here too')
+    readersElsewhere = seen
+  }
+  const checks = setInterval(() => { check().catch(() => { /* Redis down: the next check */ }) }, READERS_CHECK_MS)
+  checks.unref()
+  fastify.addHook('onReady', async () => { await check().catch(() => {}) })
   if (replicaPool !== null) {
     // What Redis holds after a reconnect or a cluster node change may predate the last publish.
     for (const event of ['ready', '-node', '+node']) fastify.redis.on(event, () => { fastify.reads.distrust() })
-    // Every request that may have written publishes the primary's position before its answer
-    // goes out, so that a list on any process, arriving after that answer, waits for it. Whatever
-    // its status: a failed login answers 401 after its audit row is written. A request turned away
-    // before its handler (authentication, rate limit, validation, no such route) wrote nothing.
-    fastify.addHook('preHandler', async (request) => {
+  }
+  // Every request that may have written publishes the primary's position before its answer
+  // goes out, so that a list on any process, arriving after that answer, waits for it. Whatever
+  // its status: a failed login answers 401 after its audit row is written. A request turned away
+  // before its handler (authentication, rate limit, validation, no such route) wrote nothing.
+  // (Callback hooks: with no replica anywhere they cost a call, not a promise, per request.)
+  fastify.addHook('preHandler', (request, _reply, done) => {
+    if (replicaPool !== null || readersElsewhere) {
       const read = request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS'
       if (!request.is404 && (!read || request.routeOptions.config?.writes === true)) request.mayWrite = true
-    })
-    fastify.addHook('onSend', async (request, reply, payload) => {
-      if (!request.mayWrite) return payload
-      await fastify.reads.afterWrite().catch((err: unknown) => { request.log.error({ err }, 'could not publish the primary\'s position for the read replica') })
-      return payload
-    })
-  }
-  fastify.addHook('onClose', async () => { await Promise.all([pool.end(), batch.end(), replicaPool?.end()]) })
+    }
+    done()
+  })
+  fastify.addHook('onSend', (request, _reply, payload, done) => {
+    if (!request.mayWrite) {
+      done(null, payload)
+      return
+    }
+    fastify.reads.afterWrite()
+      .catch((err: unknown) => { request.log.error({ err }, 'could not publish the primary\'s position for the read replica') })
+      .finally(() => { done(null, payload) })
+  })
+  fastify.addHook('onClose', async () => {
+    clearInterval(checks)
+    await Promise.all([pool.end(), batch.end(), replicaPool?.end()])
+  })
 }, { name: 'db', dependencies: ['config', 'redis'] })

@@ -43,3 +43,26 @@ export function redisPosition (redis: RedisClient, key: string, ttlSeconds = 360
     },
   }
 }
+
+/**
+ * Processes that read a replica say so in Redis (`key`, holding when the first of them did, ms):
+ * a process without DATABASE_REPLICA_URL that sees it publishes after its writes too, so that
+ * their lists have them; the readers trust published positions only once every process had
+ * time to see it (`READERS_TRUST_AFTER_MS`, three of the others' checks).
+ */
+export const READERS_CHECK_MS = 10_000
+export const READERS_TRUST_AFTER_MS = 3 * READERS_CHECK_MS
+const READERS_TTL_S = 120
+
+/** A reader's announcement (at start and every READERS_CHECK_MS): since when the deployment has readers. */
+export async function announceReader (redis: RedisClient, key: string, now = Date.now()): Promise<number> {
+  await redis.set(key, String(now), 'EX', READERS_TTL_S, 'NX')
+  const since = Number(await redis.get(key))
+  await redis.expire(key, READERS_TTL_S)
+  return Number.isFinite(since) && since > 0 ? since : now
+}
+
+/** Whether some process of the deployment reads a replica. */
+export async function readersExist (redis: RedisClient, key: string): Promise<boolean> {
+  return await redis.exists(key) === 1
+}

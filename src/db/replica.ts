@@ -69,15 +69,26 @@ export interface ReplicaOptions {
   now?: () => number
   /** Where writers publish the primary's position (Redis); without it every read asks the primary. */
   published?: PublishedPosition
+  /** Before this time (ms) published positions are not trusted (every process had to learn that this one reads a replica). */
+  trustFrom?: () => number
 }
 
-/** Without a replica every read is the primary's. */
-export function primaryOnly (primary: Db): ReadRouter {
+/**
+ * Without a replica every read is the primary's. `publisher`: when other processes of the
+ * deployment read a replica (`elsewhere()`), writes publish the primary's position for them.
+ */
+export function primaryOnly (primary: Db, publisher?: { published: PublishedPosition, elsewhere: () => boolean }): ReadRouter {
   let n = 0
+  let flavour: Flavour | null = null
+  const position = joinNext(async () => String(await scalar(primary, POSITION[flavour ?? 'mariadb']) ?? ''))
   return {
     read: async (fn) => { n++; return await fn(primary) },
     hint: () => null,
-    afterWrite: async () => {},
+    afterWrite: async () => {
+      if (publisher === undefined || !publisher.elsewhere()) return
+      flavour ??= /mariadb/i.test(String(await scalar(primary, 'SELECT VERSION()'))) ? 'mariadb' : 'mysql'
+      await publisher.published.set(flavour, await position())
+    },
     distrust: () => {},
     state: () => null,
     stats: () => ({ replica: 0, primary: n, discarded: 0, positions: 0, published: 0 }),
@@ -156,7 +167,7 @@ export function replicaRouter (primary: Db, replica: Db, opts: ReplicaOptions): 
   async function wanted (f: Flavour, hint?: Promise<string | null> | null): Promise<string> {
     if (hint === undefined || hint === null) return await position()
     const pub = await hint.catch(() => null)
-    if (pub !== null && trusted) {
+    if (pub !== null && trusted && now() >= (opts.trustFrom?.() ?? 0)) {
       counts.published++
       return pub
     }

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { runMigrations } from '../../drizzle/migrate.js'
 import { startReplication } from '../../scripts/mariadb-replica.js'
-import { build, createUser, testPrefix, type TestUser } from '../helper.js'
+import { build, createUser, longStandingReplicaReaders, testPrefix, type TestUser } from '../helper.js'
 import { createDb, createPool, type Db } from '../../src/db.js'
 import { replicaRouter } from '../../src/db/replica.js'
 import { upload } from '../documents/helpers.js'
@@ -22,6 +22,7 @@ await rep.caughtUp()
 // One Redis prefix: the two processes share their auth state and its invalidations, as deployed ones do.
 const overrides = { REDIS_PREFIX: testPrefix('replica'), DATABASE_URL: rep.primaryUrl, DATABASE_REPLICA_URL: rep.replicaUrl, DATABASE_REPLICA_MAX_WAIT_MS: 300, DATABASE_REPLICA_RETRY_MS: 200 }
 // Two API processes on the same primary and replica: one takes the write, the other the list.
+await longStandingReplicaReaders(overrides.REDIS_PREFIX)
 const a = await build(t, overrides)
 const b = await build(t, overrides)
 
@@ -126,6 +127,19 @@ t.test('lists take the position to wait for from Redis (the writers publish it),
   t.equal(after.positions - before.positions, 0, 'no list asked the primary for its position')
   t.equal(after.published - before.published, 10, 'each took the published one')
   t.equal(after.replica - before.replica, 10, 'and read the replica')
+})
+
+t.test('a deployment whose replica readers are new: lists ask the primary until every process had time to learn it', async (t) => {
+  // (every other test here runs in a deployment whose readers are a minute old: longStandingReplicaReaders)
+  const prefix = testPrefix('replica-new')
+  const c = await build(t, { ...overrides, REDIS_PREFIX: prefix })
+  const owner = await createUser(c, 'editor')
+  const id = await create(c, owner)
+  const before = c.reads.stats()
+  for (let i = 0; i < 3; i++) t.ok((await list(c, owner)).includes(id))
+  const after = c.reads.stats()
+  t.equal(after.published - before.published, 0, 'no list trusted the published position')
+  t.ok(after.positions > before.positions, 'they asked the primary')
 })
 
 t.test('Redis loses the published position: lists ask the primary, stay fresh, and publish it again', async (t) => {
