@@ -109,16 +109,20 @@ export class ConfigError extends Error {
  */
 export function loadConfig (env: Record<string, string | undefined> = process.env, overrides: Partial<Config> = {}): Config {
   const raw: Record<string, unknown> = {}
-  for (const key of Object.keys(ConfigSchema.properties)) {
+  // Whole numbers are taken as written: TypeBox's conversion would read "1.5" or "1e300" as 1.
+  const notWhole: string[] = []
+  for (const [key, schema] of Object.entries(ConfigSchema.properties)) {
     const v = env[key]
-    if (v !== undefined && v !== '') raw[key] = v
+    if (v === undefined || v === '') continue
+    if ((schema as { type?: string }).type === 'integer' && !/^\s*[+-]?\d+\s*$/.test(v)) notWhole.push(`${key}: expected a whole number, got ${JSON.stringify(v)}`)
+    raw[key] = v
   }
   Object.assign(raw, overrides)
   const withDefaults = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, raw))
   const errors = [...Value.Errors(ConfigSchema, withDefaults)]
-  if (errors.length > 0) {
-    const seen = new Set<string>()
-    const problems: string[] = []
+  if (errors.length > 0 || notWhole.length > 0) {
+    const seen = new Set<string>(notWhole.map(p => p.slice(0, p.indexOf(':'))))
+    const problems: string[] = [...notWhole]
     for (const e of errors) {
       const name = e.path.replace(/^\//, '') || '(root)'
       if (seen.has(name)) continue

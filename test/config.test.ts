@@ -31,6 +31,11 @@ test('missing and bad values name the variable', async (t) => {
   t.match(text, /DATABASE_URL/)
   t.throws(() => loadConfig({ ...base, JWT_SECRET: 'short' }), /JWT_SECRET/)
   t.throws(() => loadConfig({ ...base, RATE_LIMIT_MAX: '0' }), /RATE_LIMIT_MAX/)
+  // whole numbers as written: not read as 1 from "1.5" or "1e300"
+  for (const v of ['1.5', '1e300', '12abc', '0x10']) {
+    t.throws(() => loadConfig({ ...base, DATABASE_POOL_SIZE: v }), { message: /DATABASE_POOL_SIZE: expected a whole number/ }, `DATABASE_POOL_SIZE=${v}`)
+  }
+  t.equal(loadConfig({ ...base, DATABASE_POOL_SIZE: ' 12 ' }).DATABASE_POOL_SIZE, 12, 'spaces around a whole number are fine')
 })
 
 test('the server refuses to start on bad config, naming the variable', async (t) => {
