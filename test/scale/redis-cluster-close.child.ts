@@ -25,14 +25,34 @@ const config = testConfig({
 })
 const prefix = bullPrefix(config)
 const ignore = (): void => {}
+/** Says on stderr when each close resolved: which one hangs shows in the parent's output. */
+const step = async (what: string, p: Promise<unknown>): Promise<void> => {
+  const started = Date.now()
+  await p
+  console.error(`${what} closed in ${Date.now() - started} ms`)
+}
 
 /** A QueueEvents on its own connection, made as the workers' connections are. */
-function queueEvents (): { close: () => Promise<void> } {
+function queueEvents (): { ready: () => Promise<void>, close: () => Promise<void> } {
   const connection = createRedis(config, { maxRetriesPerRequest: null, enableOfflineQueue: true })
   connection.on('error', ignore)
   const events = new QueueEvents('ingestion', { connection, prefix })
   events.on('error', ignore)
-  return { close: async () => { await events.close(); connection.disconnect() } }
+  return {
+    ready: async () => { await events.waitUntilReady() },
+    close: async () => {
+      // diagnostic: the state of its clients when its close takes more than 10 s
+      const timer = setTimeout(() => {
+        const b = (events as unknown as { backend: { connection: { _client: unknown, status: string } } }).backend
+        const c = b.connection._client as { status: string, manuallyClosing: boolean, nodes: () => Array<{ status: string }> }
+        console.error(`queue events still closing: RedisConnection ${b.connection.status}, its client ${c.status} manuallyClosing=${String(c.manuallyClosing)} nodes=${c.nodes().map(n => n.status).join(',')}; the shared one ${connection.status}`)
+      }, 10_000)
+      timer.unref()
+      await events.close()
+      clearTimeout(timer)
+      connection.disconnect()
+    },
+  }
 }
 
 let close: () => Promise<void>
@@ -52,7 +72,7 @@ if (mode === 'connecting') {
   const subscriber = lazySubscriber(config, 'quire-close-test', ignore, ignore)
   subscriber.ready().catch(ignore)
   close = async () => {
-    await Promise.all([queue.close(), worker.close(), events.close()])
+    await Promise.all([step('queue', queue.close()), step('worker', worker.close()), step('queue events', events.close())])
     subscriber.close()
     for (const c of [redis, shared, workerConnection]) c.disconnect()
   }
@@ -63,6 +83,10 @@ if (mode === 'connecting') {
   await workerApp.ready()
   const running = await startWorkers(workerApp, QUEUE_NAMES)
   const events = queueEvents()
+  // Not closed before its connection is ready: a QueueEvents (or Worker) whose BullMQ-made connection
+  // never got ready while the nodes are down cannot close yet (RedisConnection.disconnect awaits its
+  // init, which waits for a `ready` that never comes; see scripts/probe-cluster.ts).
+  await events.ready()
   // a job goes through, so every connection has been used
   await api.queues.cleanup.add('close-test', {}, { removeOnComplete: true, removeOnFail: true }).catch(ignore)
   console.log('READY')
@@ -71,8 +95,8 @@ if (mode === 'connecting') {
   lines.close()
   close = async () => {
     // as src/worker.ts and src/server.ts shut down
-    await running.close()
-    await Promise.all([workerApp.close(), api.close(), events.close()])
+    await step('workers', running.close())
+    await Promise.all([step('worker instance', workerApp.close()), step('api', api.close()), step('queue events', events.close())])
   }
 } else {
   throw new Error(`unknown mode ${String(mode)}`)

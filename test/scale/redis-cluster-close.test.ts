@@ -43,7 +43,7 @@ const check = (t: Test, o: Outcome, what: string): void => {
   t.ok((o.closedIn ?? Infinity) < 30_000, `${what}: within 30 s (${String(o.closedIn)} ms)`)
   t.equal(o.signal, null, `${what}: the process ended on its own, not killed after 60 s`)
   t.equal(o.code, 0, `${what}: exit code 0`)
-  if (o.code !== 0) t.comment(o.output.slice(-3000))
+  if (o.code !== 0 || o.closedIn === null) t.comment(o.output.slice(-3000))
 }
 
 t.test('closed right after creation, while connecting: the clients end and the process exits', async (t) => {
