@@ -44,7 +44,7 @@ export function createRedis (target: string | RedisTarget, overrides: RedisOptio
   if (!isCluster(t)) return new Redis(t.REDIS_URL, options)
   const url = new URL(t.REDIS_URL)
   const { enableOfflineQueue, enableAutoPipelining, lazyConnect, retryStrategy, ...nodeOptions } = options
-  return new Cluster(clusterSeeds(t), {
+  return closingCluster(new Cluster(clusterSeeds(t), {
     enableOfflineQueue,
     enableAutoPipelining,
     lazyConnect,
@@ -59,7 +59,57 @@ export function createRedis (target: string | RedisTarget, overrides: RedisOptio
       ...(url.password !== '' ? { password: decodeURIComponent(url.password) } : {}),
       ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
     },
-  })
+  }))
+}
+
+/** The parts of ioredis' Cluster that `closingCluster` reaches (private in its typings). */
+interface ClusterInternals {
+  status: string
+  manuallyClosing: boolean
+  setStatus: (status: string) => void
+  handleCloseEvent: (reason?: Error) => void
+  nodes: () => unknown[]
+}
+
+/**
+ * Makes a closed Cluster client always reach the status `end`, and its duplicates (BullMQ makes
+ * one for a worker's blocking connection) too.
+ *
+ * ioredis 6's Cluster leaves `close` and `end` to its node pool: `disconnect()`/`quit()` disconnect
+ * the nodes and the pool's `drain` (its last node ended) moves the client to `close`, then `end`.
+ * A client closed while its pool is empty (between two attempts to reach a cluster whose nodes
+ * are down, status `reconnecting`, or still resolving its seeds) has no node to end: it stays in
+ * `disconnecting` for ever and never emits `end`, which BullMQ awaits (`Worker.close()` interrupts
+ * the blocking connection with `disconnect()` and waits for its `end`). The close hangs, and what
+ * should have been closed after it (the other clients, which retry the stopped nodes for ever)
+ * keeps the process alive. Likewise a client whose pool drained after the connect attempt that
+ * would have ended it stays in `close`. Here such a client ends, on the next turn of the event
+ * loop (a `connect()` right after `disconnect()`, as BullMQ's cluster recovery does, wins).
+ */
+function closingCluster (cluster: Cluster): Cluster {
+  const c = cluster as unknown as ClusterInternals
+  const endIfStuck = (): void => {
+    setImmediate(() => {
+      if (!c.manuallyClosing) return
+      // its `close` event comes back here: a connect attempt still waiting for it may end it first
+      if (c.status === 'disconnecting' && c.nodes().length === 0) c.setStatus('close')
+      // `close` with nobody to move it on (a connect attempt's close handler would have, at once)
+      else if (c.status === 'close') c.handleCloseEvent()
+    })
+  }
+  const { disconnect, quit, duplicate } = cluster
+  cluster.disconnect = (reconnect = false): void => {
+    disconnect.call(cluster, reconnect)
+    if (!reconnect) endIfStuck()
+  }
+  cluster.quit = async (callback?: Parameters<Cluster['quit']>[0]): Promise<'OK'> => {
+    const done = quit.call(cluster, callback)
+    endIfStuck()
+    return await done
+  }
+  cluster.duplicate = ((...args: Parameters<Cluster['duplicate']>) => closingCluster(duplicate.apply(cluster, args))) as Cluster['duplicate']
+  cluster.on('close', () => { if (c.manuallyClosing) endIfStuck() })
+  return cluster
 }
 
 /** Resolves when the connection is ready, or after `ms` (the process boots without Redis). */
