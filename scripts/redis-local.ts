@@ -119,24 +119,26 @@ export async function startCluster (ports: readonly number[] = CLUSTER_PORTS): P
   }
   if ((await Promise.all(ports.map(clusterOk))).every(Boolean)) return { nodes: [], seeds, masterOf, stop: async () => {} }
   const nodes: LocalRedis[] = []
+  // The nodes keep their directory across restarts (stop/start): it goes with the cluster's stop.
+  const dirs: string[] = []
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(nodes.map(async n => await n.stop()))
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  }
   try {
     for (const port of ports) {
       const dir = mkdtempSync(join(tmpdir(), `quire-cluster-${port}-`))
+      dirs.push(dir)
       nodes.push(await startRedisServer(port, { persistent: true, dir, extra: ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '3000'] }))
     }
     const made = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map(p => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' })
     if (made.status !== 0) throw new Error(`redis-cli --cluster create failed: ${made.stdout}${made.stderr}`)
     await until('cluster_state:ok on every node', async () => (await Promise.all(ports.map(clusterOk))).every(Boolean))
   } catch (err) {
-    await Promise.all(nodes.map(async n => await n.stop()))
+    await stopAll()
     throw err
   }
-  return {
-    nodes,
-    seeds,
-    masterOf,
-    stop: async () => { await Promise.all(nodes.map(async n => await n.stop())) },
-  }
+  return { nodes, seeds, masterOf, stop: stopAll }
 }
 
 if (process.argv[1]?.endsWith('redis-local.ts') === true) {

@@ -62,9 +62,9 @@ export async function startWorkers (app: FastifyInstance, only: readonly QueueNa
       kept.stop()
       // Finishes active jobs (up to the grace delay enforced by the caller) before returning.
       const graceful = Promise.allSettled(workers.map(async w => await w.close()))
-      // On a Redis Cluster BullMQ's graceful close can wait forever for the end of its blocking
-      // connection (a Cluster client does not always report it): once no job runs any more and
-      // their results had a moment to be written, the connections are closed anyway.
+      // With Redis unreachable, BullMQ's graceful close waits for the commands in the offline queue
+      // of the worker's connection (maxRetriesPerRequest: null), which never finish: once no job
+      // runs any more and their results had a moment to be written, the connections are closed anyway.
       const idle = (async () => {
         while (running.jobs > 0) await sleep(50)
         await sleep(1000)
