@@ -7,7 +7,9 @@
  * the request's Redis round trip, the replica's wait when it has not reached it yet, the fallback
  * bookkeeping), not a gain from a second machine.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { runMigrations } from '../../drizzle/migrate.js'
+import { READERS_TRUST_AFTER_MS } from '../../src/db/replica-fence.js'
 import { startReplication } from '../../scripts/mariadb-replica.js'
 import { fmt, onCleanup, type LoadTarget } from '../lib.js'
 import { seed } from '../seed.js'
@@ -26,6 +28,9 @@ async function run (_ctx: BaseCtx): Promise<void> {
   await rep.caughtUp(600_000)
   const plain = await startServer({ DATABASE_URL: rep.primaryUrl, STORAGE_DRIVER: 'local' })
   const routed = await startServer({ DATABASE_URL: rep.primaryUrl, DATABASE_REPLICA_URL: rep.replicaUrl, STORAGE_DRIVER: 'local' })
+  // A new deployment's lists trust published positions once its replica readers are
+  // READERS_TRUST_AFTER_MS old (every process had time to learn it): the steady state is measured.
+  await sleep(READERS_TRUST_AFTER_MS + 1000)
   const auth = { authorization: `Bearer ${await tokenFor(plain, seeded.userIds[0]!)}` }
   const targets: LoadTarget[] = PATHS.flatMap(([name, path]) => [
     { name: `${name} (primary only)`, base: plain.base, pid: plain.pid, path, headers: auth },
