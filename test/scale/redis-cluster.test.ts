@@ -107,8 +107,10 @@ t.test('SSE on B follows an ingestion triggered on A; idempotency keys and callb
   const pending = (await trigger(A, { async: true })).json().id as string
   await waitForStatus(A, ed.headers, pending, ['running'], 30_000)
   const body = { status: 'succeeded', result: { via: 'callback' } }
-  t.equal((await postCallback(A, pending, body)).statusCode, 200)
-  const replay = await postCallback(B, pending, body)
+  // A replay is the same signed request: one timestamp for both (two clocks a second apart sign differently).
+  const now = Date.now()
+  t.equal((await postCallback(A, pending, body, { now })).statusCode, 200)
+  const replay = await postCallback(B, pending, body, { now })
   t.equal(replay.statusCode, 409)
   t.equal(replay.json().code, 'callback_replayed', 'a replay on the other API is refused')
 })
