@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Pool } from 'mysql2/promise'
 import { createDb, createPool, type Db } from '../../src/db.js'
 import { primaryOnly, replicaRouter, type ReadRouter } from '../../src/db/replica.js'
@@ -79,15 +80,13 @@ export default fp(async (fastify) => {
   // goes out, so that a list on any process, arriving after that answer, waits for it. Whatever
   // its status: a failed login answers 401 after its audit row is written. A request turned away
   // before its handler (authentication, rate limit, validation, no such route) wrote nothing.
-  // (Callback hooks: with no replica anywhere they cost a call, not a promise, per request.)
-  fastify.addHook('preHandler', (request, _reply, done) => {
-    if (replicaPool !== null || readersElsewhere) {
-      const read = request.method === 'GET' || request.method === 'HEAD' || request.method === 'OPTIONS'
-      if (!request.is404 && (!read || request.routeOptions.config?.writes === true)) request.mayWrite = true
-    }
+  // Route hooks, on the routes that may write only (not GET/HEAD/OPTIONS, unless `config.writes`):
+  // the reads pay nothing.
+  const markWrite = (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void => {
+    if (replicaPool !== null || readersElsewhere) request.mayWrite = true
     done()
-  })
-  fastify.addHook('onSend', (request, _reply, payload, done) => {
+  }
+  const publishWrite = (request: FastifyRequest, _reply: FastifyReply, payload: unknown, done: (err: Error | null, payload?: unknown) => void): void => {
     if (!request.mayWrite) {
       done(null, payload)
       return
@@ -95,6 +94,14 @@ export default fp(async (fastify) => {
     fastify.reads.afterWrite()
       .catch((err: unknown) => { request.log.error({ err }, 'could not publish the primary\'s position for the read replica') })
       .finally(() => { done(null, payload) })
+  }
+  const READS = new Set(['GET', 'HEAD', 'OPTIONS'])
+  fastify.addHook('onRoute', (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    if (methods.every(m => READS.has(m)) && route.config?.writes !== true) return
+    const list = <T>(h: T | T[] | undefined): T[] => h === undefined ? [] : Array.isArray(h) ? h : [h]
+    route.preHandler = [...list(route.preHandler), markWrite] as typeof route.preHandler
+    route.onSend = [...list(route.onSend), publishWrite] as typeof route.onSend
   })
   fastify.addHook('onClose', async () => {
     clearInterval(checks)
