@@ -32,7 +32,7 @@ export const testPrefix = (tag = 'app'): string => `${TEST_PREFIX_ROOT}${tag}-${
 /** A new temp directory of this run's own. */
 export const testTempDir = (tag = 'tmp'): string => mkdtempSync(join(tmpdir(), `${TEST_TMP_ROOT}${tag}-`))
 
-interface Teardownable { teardown: (fn: () => unknown) => void }
+export interface Teardownable { teardown: (fn: () => unknown) => void }
 
 /** A config for tests: the test database, a Redis key prefix of its own, fast bcrypt, a temp storage dir. */
 export function testConfig (overrides: Partial<Config> = {}): Config {

@@ -6,9 +6,8 @@ import { Webhook } from 'standardwebhooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
-import { runMigrations } from '../../drizzle/migrate.js'
-import { startReplication } from '../../scripts/mariadb-replica.js'
-import { build, createUser, longStandingReplicaReaders, testPrefix, type TestUser } from '../helper.js'
+import { build, createUser, type TestUser } from '../helper.js'
+import { replicaDeployment } from '../helpers/replica.js'
 import { upload } from '../documents/helpers.js'
 import { openAttempt } from '../../src/jobs/ingestion/attempt.js'
 import { eventsChannel, type StatusMessage } from '../../src/domain/ingestion-events.js'
@@ -23,16 +22,8 @@ import { newId } from '../../src/lib/ids.js'
  * lags and the position published before the write is one the replica has reached. A real
  * MariaDB primary and replica of this file's own on 127.0.0.1:7390/7391.
  */
-const rep = await startReplication({ primaryPort: 7390, replicaPort: 7391 })
-t.teardown(async () => await rep.stop())
-await runMigrations(rep.primaryUrl)
-await rep.caughtUp()
-
-const overrides = { REDIS_PREFIX: testPrefix('replica-attack'), DATABASE_URL: rep.primaryUrl, DATABASE_REPLICA_URL: rep.replicaUrl, DATABASE_REPLICA_MAX_WAIT_MS: 300, DATABASE_REPLICA_RETRY_MS: 200 }
 // a takes the write, b the list (two API processes on one primary, one replica, one Redis).
-await longStandingReplicaReaders(overrides.REDIS_PREFIX)
-const a = await build(t, overrides)
-const b = await build(t, overrides)
+const { rep, overrides, a, b } = await replicaDeployment(t, { primaryPort: 7390, replicaPort: 7391, tag: 'replica-attack' })
 const admin = await createUser(a, 'admin')
 
 const items = async (app: FastifyInstance, user: TestUser, url: string): Promise<Array<Record<string, unknown>>> => {

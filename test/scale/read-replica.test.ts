@@ -1,9 +1,8 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
-import { runMigrations } from '../../drizzle/migrate.js'
-import { startReplication } from '../../scripts/mariadb-replica.js'
-import { build, createUser, longStandingReplicaReaders, testPrefix, type TestUser } from '../helper.js'
+import { build, createUser, testPrefix, type TestUser } from '../helper.js'
+import { replicaDeployment } from '../helpers/replica.js'
 import { createDb, createPool, type Db } from '../../src/db.js'
 import { replicaRouter } from '../../src/db/replica.js'
 import { upload } from '../documents/helpers.js'
@@ -14,17 +13,8 @@ import { upload } from '../documents/helpers.js'
  * with the primary, so a writer always lists its own writes and a lagging replica never serves a
  * stale authorization; a dead replica sends the lists to the primary.
  */
-const rep = await startReplication({ primaryPort: 3407, replicaPort: 3408 })
-t.teardown(async () => await rep.stop())
-await runMigrations(rep.primaryUrl)
-await rep.caughtUp()
-
-// One Redis prefix: the two processes share their auth state and its invalidations, as deployed ones do.
-const overrides = { REDIS_PREFIX: testPrefix('replica'), DATABASE_URL: rep.primaryUrl, DATABASE_REPLICA_URL: rep.replicaUrl, DATABASE_REPLICA_MAX_WAIT_MS: 300, DATABASE_REPLICA_RETRY_MS: 200 }
-// Two API processes on the same primary and replica: one takes the write, the other the list.
-await longStandingReplicaReaders(overrides.REDIS_PREFIX)
-const a = await build(t, overrides)
-const b = await build(t, overrides)
+// a takes the write, b the list (two API processes on one primary, one replica, one Redis).
+const { rep, overrides, a, b } = await replicaDeployment(t, { primaryPort: 3407, replicaPort: 3408, tag: 'replica' })
 
 const ids = (res: { json: () => unknown }): string[] => (res.json() as { items: Array<{ id: string }> }).items.map(d => d.id)
 const list = async (app: FastifyInstance, user: TestUser, url = '/documents?limit=100'): Promise<string[]> => {
