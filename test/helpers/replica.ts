@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { runMigrations } from '../../drizzle/migrate.js'
 import { startReplication, type LocalReplication } from '../../scripts/mariadb-replica.js'
@@ -19,4 +20,14 @@ export async function replicaDeployment (t: Teardownable, opts: { primaryPort: n
   const a: FastifyInstance = await build(t, overrides)
   const b: FastifyInstance = await build(t, overrides)
   return { rep, overrides, a, b }
+}
+
+/** Polls `fn` until true (generous bound: the machine may be loaded). */
+export async function eventually (what: string, fn: () => Promise<boolean>, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (await fn()) return
+    await sleep(100)
+  }
+  throw new Error(`timed out: ${what}`)
 }

@@ -3,11 +3,10 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { Webhook } from 'standardwebhooks'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import { build, createUser, type TestUser } from '../helper.js'
-import { replicaDeployment } from '../helpers/replica.js'
+import { eventually, replicaDeployment } from '../helpers/replica.js'
 import { upload } from '../documents/helpers.js'
 import { openAttempt } from '../../src/jobs/ingestion/attempt.js'
 import { eventsChannel, type StatusMessage } from '../../src/domain/ingestion-events.js'
@@ -30,14 +29,6 @@ const items = async (app: FastifyInstance, user: TestUser, url: string): Promise
   const res = await app.inject({ method: 'GET', url, headers: user.headers })
   if (res.statusCode !== 200) throw new Error(`${url}: ${res.statusCode} ${res.body}`)
   return (res.json() as { items: Array<Record<string, unknown>> }).items
-}
-const eventually = async (what: string, fn: () => Promise<boolean>, ms = 60_000): Promise<void> => {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await fn()) return
-    await sleep(100)
-  }
-  throw new Error(`timed out: ${what}`)
 }
 const replicaCount = async (sql: string): Promise<number> => Number((await rep.replica.query(sql) as Array<{ n: number }>)[0]?.n)
 

@@ -2,7 +2,7 @@ import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import { build, createUser, testPrefix, type TestUser } from '../helper.js'
-import { replicaDeployment } from '../helpers/replica.js'
+import { eventually, replicaDeployment } from '../helpers/replica.js'
 import { createDb, createPool, type Db } from '../../src/db.js'
 import { replicaRouter } from '../../src/db/replica.js'
 import { upload } from '../documents/helpers.js'
@@ -26,15 +26,6 @@ const create = async (app: FastifyInstance, user: TestUser, visibility = 'privat
   const res = await upload(app, user.headers, { filename: 'r.txt', contentType: 'text/plain', data: `replica ${Math.random()}` }, [['visibility', visibility]])
   if (res.statusCode !== 201) throw new Error(`upload: ${res.statusCode} ${res.body}`)
   return (res.json() as { id: string }).id
-}
-/** Polls `fn` until true (generous bound: the machine may be loaded). */
-const eventually = async (what: string, fn: () => Promise<boolean>, ms = 60_000): Promise<void> => {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await fn()) return
-    await sleep(100)
-  }
-  throw new Error(`timed out: ${what}`)
 }
 const ready = async (app: FastifyInstance): Promise<{ status: string, checks: Record<string, string>, warnings?: string[] }> =>
   (await app.inject({ method: 'GET', url: '/health/ready' })).json()
