@@ -92,6 +92,14 @@ export default class ProgressReporter extends Transform {
       }
       this.push(`  full TAP: .tap/test-results/${f.name}.tap\n`)
     }
+    // The failures again, one line each, right above the counts: a log cut to its last lines (a CI
+    // summary) still names every one of them with its message.
+    const lines = this.#files.flatMap(f => f.failures.map(res => `  not ok - ${res.fullname}`))
+    if (lines.length > 0) {
+      this.push(`\n# ${lines.length} failed:\n`)
+      for (const l of lines.slice(0, 20)) this.push(`${l.length > 300 ? `${l.slice(0, 300)}…` : l}\n`)
+      if (lines.length > 20) this.push(`  … and ${lines.length - 20} more\n`)
+    }
     const t = this.#totals
     // A failure outside any file (a bail-out, the before/after script) still fails the summary.
     const fail = Math.max(t.fail, results.ok ? 0 : 1)
