@@ -87,6 +87,7 @@ export const ConfigSchema = Type.Object({
   WEBHOOK_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60_000, description: 'how often the relay looks for pending webhook deliveries whose job Redis lost (a restart without persistence) and queues them again; 0 = never' }),
   SHUTDOWN_GRACE_MS: Type.Integer({ minimum: 0, default: 10000 }),
   HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 20000, description: 'a client must have sent its complete request headers within this long (408 and close)' }),
+  HEALTH_READY_CACHE_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000, description: 'GET /health/ready: probes that arrive while a check runs, or within this long after it, get its result (a flood of the public route costs the database, Redis and storage one check per interval); 0 = only concurrent probes share' }),
   HTTP_IDLE_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 120000, description: 'a socket with no byte in either direction for this long is closed (a stalled body, a client that stopped reading); 0 = off' }),
   HTTP_REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 3600000, description: 'the whole request (headers and body) must have arrived within this long; a generous cap for large uploads; 0 = off' }),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 72000, description: 'an idle keep-alive connection is closed after this long (above the load balancer\'s own idle timeout)' }),

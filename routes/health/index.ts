@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { readiness } from '../../src/domain/health.js'
+import { sharedReadiness } from '../../src/domain/health.js'
 import { evictionWarning } from '../../src/redis.js'
 
 const Check = Type.Union([Type.Literal('ok'), Type.Literal('fail')])
@@ -15,14 +15,14 @@ const Ready = Type.Object({
 })
 
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
-  const checks = {
+  const ready = sharedReadiness({
     db: async () => await fastify.dbPool.query('SELECT 1'),
     redis: async () => await fastify.redis.ping(),
     storage: async () => await fastify.storage.check(),
     warnings: async () => [evictionWarning(await fastify.redisPolicy())],
     replica: async () => await fastify.reads.check(),
     log: fastify.log,
-  }
+  }, fastify.config.HEALTH_READY_CACHE_MS)
   fastify.get('/', {
     config: { public: true, rateLimit: false },
     schema: { tags: ['operations'], summary: 'Liveness: the process answers', security: [], response: { 200: Type.Object({ status: Type.Literal('ok') }) } },
@@ -30,9 +30,9 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/ready', {
     config: { public: true, rateLimit: false },
-    schema: { tags: ['operations'], summary: 'Readiness: db, redis and storage', security: [], response: { 200: Ready, 503: Ready } },
+    schema: { tags: ['operations'], summary: 'Readiness: db, redis and storage', description: 'Probes that arrive while a check runs, or within HEALTH_READY_CACHE_MS (1 s) after it, get its result.', security: [], response: { 200: Ready, 503: Ready } },
   }, async (_request, reply) => {
-    const r = await readiness(checks)
+    const r = await ready()
     return await reply.code(r.ok ? 200 : 503).send({ status: r.ok ? 'ok' : 'unavailable', checks: r.checks, ...(r.warnings.length > 0 ? { warnings: r.warnings } : {}) })
   })
 }

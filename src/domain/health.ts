@@ -37,3 +37,27 @@ export async function readiness (deps: ReadinessDeps): Promise<{ ok: boolean, ch
   if (replica !== null && replica !== 'ok') found.push(`read replica ${replica}: list reads go to the primary`)
   return { ok: db === 'ok' && redis === 'ok' && storage === 'ok', checks: { db, redis, storage, ...(replica !== null ? { replica } : {}) }, warnings: found }
 }
+
+export type Readiness = Awaited<ReturnType<typeof readiness>>
+
+/**
+ * Readiness for a public, unlimited route: a probe that arrives while a check runs shares it, and
+ * one within `reuseMs` after it ended gets its result, so a flood of probes costs the dependencies
+ * one check per `reuseMs` (with 0, one per check's duration).
+ */
+export function sharedReadiness (deps: ReadinessDeps, reuseMs: number, now: () => number = Date.now): () => Promise<Readiness> {
+  let running: Promise<Readiness> | null = null
+  let last: { at: number, result: Readiness } | null = null
+  return async () => {
+    if (running !== null) return await running
+    if (last !== null && now() - last.at < reuseMs) return last.result
+    running = readiness(deps)
+    try {
+      const result = await running
+      last = { at: now(), result }
+      return result
+    } finally {
+      running = null
+    }
+  }
+}

@@ -8,14 +8,15 @@ import { build, longStandingReplicaReaders, testPrefix, type Teardownable } from
  * A deployment on a read replica of its own (scripts/mariadb-replica.ts: a MariaDB primary and GTID
  * replica on the given loopback ports, stopped at the end): two API processes sharing it, one Redis
  * prefix (their auth state and its invalidations, as deployed ones share them) and replica readers
- * a minute old (lists trust published positions at once). Short waits, so a lag shows quickly.
+ * a minute old (lists trust published positions at once). Short waits, so a lag shows quickly, and
+ * every readiness probe checks afresh (HEALTH_READY_CACHE_MS 0), so each one sees the replica's state now.
  */
 export async function replicaDeployment (t: Teardownable, opts: { primaryPort: number, replicaPort: number, tag: string }) {
   const rep: LocalReplication = await startReplication({ primaryPort: opts.primaryPort, replicaPort: opts.replicaPort })
   t.teardown(async () => await rep.stop())
   await runMigrations(rep.primaryUrl)
   await rep.caughtUp()
-  const overrides = { REDIS_PREFIX: testPrefix(opts.tag), DATABASE_URL: rep.primaryUrl, DATABASE_REPLICA_URL: rep.replicaUrl, DATABASE_REPLICA_MAX_WAIT_MS: 300, DATABASE_REPLICA_RETRY_MS: 200 }
+  const overrides = { REDIS_PREFIX: testPrefix(opts.tag), DATABASE_URL: rep.primaryUrl, DATABASE_REPLICA_URL: rep.replicaUrl, DATABASE_REPLICA_MAX_WAIT_MS: 300, DATABASE_REPLICA_RETRY_MS: 200, HEALTH_READY_CACHE_MS: 0 }
   await longStandingReplicaReaders(overrides.REDIS_PREFIX)
   const a: FastifyInstance = await build(t, overrides)
   const b: FastifyInstance = await build(t, overrides)
