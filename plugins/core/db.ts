@@ -2,7 +2,8 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { Pool } from 'mysql2/promise'
 import { createDb, createPool, type Db } from '../../src/db.js'
-import { primaryOnly, replicaRouter, type ReadRouter } from '../../src/db/replica.js'
+import { primaryOnly, type ReadRouter } from '../../src/db/read-router.js'
+import { replicaRouter } from '../../src/db/replica.js'
 import { announceReader, readersExist, READERS_CHECK_MS, READERS_TRUST_AFTER_MS, redisPosition } from '../../src/db/replica-fence.js'
 
 declare module 'fastify' {
