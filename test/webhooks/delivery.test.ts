@@ -98,3 +98,34 @@ test('410 disables the endpoint (audited); a 302 is not followed and is retried'
   const log = (await app.inject({ method: 'GET', url: `/webhooks/${b.id}/deliveries`, headers: admin.headers })).json()
   t.equal(log.items[0].attempts[0].statusCode, 302)
 })
+
+test('a ping and a redelivery are sent once: the API queues them itself and the relay leaves them alone', async (t) => {
+  // The relay queues every pending delivery not marked queued, every 10 ms here: a delivery the API
+  // wrote unmarked before adding its own job was queued twice and could be sent twice.
+  const { app, worker } = await apiAndWorker(t, { WEBHOOK_RELAY_INTERVAL_MS: 10, WEBHOOK_SWEEP_INTERVAL_MS: 0 })
+  const admin = await createUser(app, 'admin')
+  const rx = await receiver(t)
+  const hook = await register(t, app, admin, rx.url(), ['user.created'])
+  const n = 30
+  const ids: string[] = []
+  for (let i = 0; i < n; i++) {
+    const ping = await app.inject({ method: 'POST', url: `/webhooks/${hook.id}/test`, headers: admin.headers })
+    t.equal(ping.statusCode, 202)
+    ids.push(ping.json().deliveryId as string)
+  }
+  type Delivery = { id: string, status: string, attempts: unknown[] }
+  const log = async (): Promise<Delivery[]> => (await app.inject({ method: 'GET', url: `/webhooks/${hook.id}/deliveries?limit=100`, headers: admin.headers })).json().items as Delivery[]
+  const settled = async (): Promise<void> => {
+    await eventually(async () => (await log()).filter(d => ids.includes(d.id) && d.status === 'delivered').length === ids.length, 60_000)
+    // every job but the relay's own schedule done: a second job of a delivery would have run by now
+    await eventually(async () => (await worker.app.queues.webhooks.getJobs(['active', 'waiting', 'delayed', 'prioritized'])).every(j => j.name === 'webhook-relay'), 60_000)
+  }
+  await settled()
+  t.equal(rx.received.filter(r => r.body.type === 'webhook.ping').length, n, `${n} pings, each sent once`)
+  t.ok((await log()).filter(d => ids.includes(d.id)).every(d => d.attempts.length === 1), 'one attempt each')
+
+  for (const id of ids) t.equal((await app.inject({ method: 'POST', url: `/webhooks/${hook.id}/deliveries/${id}/redeliver`, headers: admin.headers })).statusCode, 202)
+  await settled()
+  t.equal(rx.received.filter(r => r.body.type === 'webhook.ping').length, 2 * n, `${n} redeliveries, each sent once`)
+  t.ok((await log()).filter(d => ids.includes(d.id)).every(d => d.attempts.length === 2), 'two attempts each')
+})

@@ -124,3 +124,23 @@ test('ingestion.cancelled: the ingestion as the API returns it, in its document\
   t.ok(typeof got[1]!.body.data.finishedAt === 'string')
   t.ok(got[1]!.body.data.events.some((e: { type: string }) => e.type === 'cancelled'), 'with its events')
 })
+
+test('a ping while the API cannot reach Redis: 202, and the relay (on a worker that can) sends it, once', async (t) => {
+  const { proxy, url } = await proxyFor(t, TEST_REDIS_URL, 6379)
+  const { app } = await apiAndWorker(t, { REDIS_URL: url }, { REDIS_URL: TEST_REDIS_URL })
+  const admin = await createUser(app, 'admin')
+  const rx = await receiver(t)
+  const hook = await register(t, app, admin, rx.url(), ['user.created'])
+  await proxy.cut()
+  const ping = await app.inject({ method: 'POST', url: `/webhooks/${hook.id}/test`, headers: admin.headers })
+  t.equal(ping.statusCode, 202, ping.body)
+  const sent = await eventually(async () => rx.received.find(r => r.body.type === 'webhook.ping'), 30_000)
+  t.equal(sent.body.data.webhookId, hook.id)
+  const deliveryId = ping.json().deliveryId as string
+  await proxy.restore()
+  const delivered = await eventually(async () => {
+    const items = (await app.inject({ method: 'GET', url: `/webhooks/${hook.id}/deliveries`, headers: admin.headers })).json().items as Array<{ id: string, status: string, attempts: unknown[] }>
+    return items.find(d => d.id === deliveryId && d.status === 'delivered')
+  }, 30_000)
+  t.equal(delivered.attempts.length, 1, 'sent once')
+})

@@ -18,7 +18,7 @@ export interface WebhookServiceDeps {
   /** adds the delivery's job (one per retry window: a redelivery's job is another); may throw when Redis is down */
   enqueueDelivery: (d: { id: string, endpointId: string, retryUntil: Date }) => Promise<void>
   clock: () => Date
-  log: { warn: (obj: object, msg: string) => void }
+  log: { warn: (obj: object, msg: string) => void, error: (obj: object, msg: string) => void }
   audit: RecordAudit
 }
 
@@ -95,13 +95,19 @@ export function webhookService (deps: WebhookServiceDeps) {
     await audit(ctx, { action: 'webhook.delete', subject: subject(row.id), payload: { url: row.url } })
   }
 
-  /** Adds the job; when Redis is down the relay adds it later (the delivery stays `enqueued = false`). */
+  /**
+   * Adds the job of a delivery written `enqueued = true` (so the relay, which queues the rows that
+   * are not, leaves it alone: both queueing it was a double send). When Redis is down the row is
+   * handed to the relay (`enqueued = false`), which queues it once Redis answers.
+   */
   async function enqueue (d: { id: string, endpointId: string, retryUntil: Date }): Promise<void> {
     try {
       await deps.enqueueDelivery(d)
-      await db.update(webhookDeliveries).set({ enqueued: true }).where(eq(webhookDeliveries.id, d.id))
     } catch (err) {
       deps.log.warn({ err, deliveryId: d.id }, 'webhook delivery not queued yet; the relay queues it once Redis answers')
+      // If even that fails, the lost-job sweep finds the job missing and hands the row over.
+      await db.update(webhookDeliveries).set({ enqueued: false }).where(and(eq(webhookDeliveries.id, d.id), eq(webhookDeliveries.status, 'pending')))
+        .catch((e: unknown) => deps.log.error({ err: e, deliveryId: d.id }, 'webhook delivery left for the lost-job sweep'))
     }
   }
 
@@ -111,7 +117,7 @@ export function webhookService (deps: WebhookServiceDeps) {
     if (row === null) throw notFound('Webhook')
     const now = deps.clock()
     const event = { id: newId(), type: 'webhook.ping', subject: null, seq: null, data: { webhookId: row.id, url: row.url }, hydrate: null, createdAt: now, relayedAt: now }
-    const delivery = newDelivery(row.id, event, now, deps.retryMs)
+    const delivery = { ...newDelivery(row.id, event, now, deps.retryMs), enqueued: true }
     await db.transaction(async (tx) => {
       await tx.insert(webhookEvents).values(event)
       await tx.insert(webhookDeliveries).values(delivery)
@@ -138,7 +144,7 @@ export function webhookService (deps: WebhookServiceDeps) {
     const now = deps.clock()
     const retryUntil = new Date(now.getTime() + deps.retryMs)
     // Guarded on the status read: of two redeliveries at once, one wins.
-    const [res] = await db.update(webhookDeliveries).set({ status: 'pending', enqueued: false, jobId: null, updatedAt: now, retryUntil })
+    const [res] = await db.update(webhookDeliveries).set({ status: 'pending', enqueued: true, jobId: null, updatedAt: now, retryUntil })
       .where(and(eq(webhookDeliveries.id, d.id), eq(webhookDeliveries.status, d.status)))
     if (res.affectedRows !== 1) throw pending()
     await enqueue({ id: d.id, endpointId: row.id, retryUntil })
