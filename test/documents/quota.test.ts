@@ -8,15 +8,19 @@ import { and, eq, sql } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import { auditEvents, documents, documentVersions, quotaReservations, quotaSharedHolds, uploads, users } from '../../drizzle/schema/index.js'
 import type { Config } from '../../src/config.js'
-import { assertErrorShape, createUser, type TestUser } from '../helper.js'
+import { assertErrorShape, createUser, privateDatabase, type TestUser } from '../helper.js'
 import { addVersion, buildWith, objects, upload } from './helpers.js'
 import sweep from '../../src/jobs/uploads-sweep.js'
 
 interface Ticket { uploadId: string, url: string, headers: Record<string, string>, expiresAt: string }
 interface Setup { app: FastifyInstance, port: number }
 
+// A database of this file's own: the uploads sweep it runs with a clock days ahead would release
+// every reservation and delete every pending upload of the files running beside it.
+const DATABASE_URL = await privateDatabase('quota', t)
+
 async function setup (t: Test, overrides: Partial<Config> = {}): Promise<Setup> {
-  const app = await buildWith(t, 'local', overrides)
+  const app = await buildWith(t, 'local', { DATABASE_URL, ...overrides })
   await app.listen({ port: 0, host: '127.0.0.1' })
   return { app, port: (app.server.address() as { port: number }).port }
 }

@@ -3,11 +3,15 @@ import { createHash } from 'node:crypto'
 import { eq } from 'drizzle-orm'
 import type { FastifyInstance } from 'fastify'
 import { uploads } from '../../drizzle/schema/index.js'
-import { createUser, assertErrorShape, type TestUser } from '../helper.js'
+import { createUser, assertErrorShape, privateDatabase, type TestUser } from '../helper.js'
 import { buildWith } from './helpers.js'
 import sweep from '../../src/jobs/uploads-sweep.js'
 import { originalKey } from '../../src/domain/documents.js'
 import { stagingKey } from '../../src/domain/upload-staging.js'
+
+// A database of this file's own: the uploads sweep it runs with a clock hours ahead would release
+// the reservations and delete the pending uploads of the files running beside it.
+const DATABASE_URL = await privateDatabase('staging', t)
 
 // issue 18: a pre-signed upload URL stayed usable after complete, and a second PUT replaced the
 // finished document's bytes. Bytes now land on a staging key; only complete moves them.
@@ -17,7 +21,7 @@ const sha = (b: string | Buffer) => createHash('sha256').update(b).digest('hex')
 interface Ticket { uploadId: string, url: string, headers: Record<string, string> }
 
 async function setup (t: Test, driver: 'local' | 's3') {
-  const app = await buildWith(t, driver)
+  const app = await buildWith(t, driver, { DATABASE_URL })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   const ed = await createUser(app, 'editor')
