@@ -30,7 +30,7 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.get('/ready', {
     config: { public: true, rateLimit: false },
-    schema: { tags: ['operations'], summary: 'Readiness: db, redis and storage', description: 'Probes that arrive while a check runs, or within HEALTH_READY_CACHE_MS (1 s) after it, get its result.', security: [], response: { 200: Ready, 503: Ready } },
+    schema: { tags: ['operations'], summary: 'Readiness: db, redis and storage', description: `Probes that arrive while a check runs, or within HEALTH_READY_CACHE_MS (${fastify.config.HEALTH_READY_CACHE_MS} ms here) after it, get its result.`, security: [], response: { 200: Ready, 503: Ready } },
   }, async (_request, reply) => {
     const r = await ready()
     return await reply.code(r.ok ? 200 : 503).send({ status: r.ok ? 'ok' : 'unavailable', checks: r.checks, ...(r.warnings.length > 0 ? { warnings: r.warnings } : {}) })

@@ -1,7 +1,7 @@
 import { withTimeout } from '../lib/timeout.js'
+import type { ReplicaState } from '../db/read-router.js'
 
 export type CheckStatus = 'ok' | 'fail'
-export type ReplicaCheck = 'ok' | 'lagging' | 'down' | 'unsupported'
 
 /** What readiness checks: one cheap call per dependency, and where to say what failed. */
 export interface ReadinessDeps {
@@ -11,12 +11,12 @@ export interface ReadinessDeps {
   /** Conditions that do not make the process unready but that an operator must fix (e.g. Redis may evict keys). */
   warnings?: () => Promise<Array<string | null>>
   /** The read replica, when there is one: its state, which never makes the process unready (lists then read the primary). */
-  replica?: () => Promise<ReplicaCheck | null>
+  replica?: () => Promise<ReplicaState | null>
   log: { warn: (obj: object, msg: string) => void }
 }
 
 /** Readiness: each dependency answered within a short timeout. */
-export async function readiness (deps: ReadinessDeps): Promise<{ ok: boolean, checks: Record<'db' | 'redis' | 'storage', CheckStatus> & { replica?: ReplicaCheck }, warnings: string[] }> {
+export async function readiness (deps: ReadinessDeps): Promise<{ ok: boolean, checks: Record<'db' | 'redis' | 'storage', CheckStatus> & { replica?: ReplicaState }, warnings: string[] }> {
   const run = async (fn: () => Promise<unknown>): Promise<CheckStatus> => {
     try {
       await withTimeout(fn(), 2000)
@@ -31,7 +31,7 @@ export async function readiness (deps: ReadinessDeps): Promise<{ ok: boolean, ch
     run(deps.redis),
     run(deps.storage),
     withTimeout(deps.warnings?.() ?? Promise.resolve([]), 2000).catch((): Array<string | null> => []),
-    withTimeout(deps.replica?.() ?? Promise.resolve(null), 4000).catch((): ReplicaCheck => 'down'),
+    withTimeout(deps.replica?.() ?? Promise.resolve(null), 4000).catch((): ReplicaState => 'down'),
   ])
   const found = warnings.filter((w): w is string => w !== null)
   if (replica !== null && replica !== 'ok') found.push(`read replica ${replica}: list reads go to the primary`)
